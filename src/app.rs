@@ -1,0 +1,81 @@
+//! Wiring: connect the database, build the state, serve HTTP on a listener the caller bound.
+//! Tests bind port 0 and call `start` directly; `main` does the same with the configured address.
+
+use crate::clock::SharedClock;
+use crate::http::{self, AppState, HttpSettings};
+use crate::store::Db;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub struct AppConfig {
+    pub database_url: String,
+    pub db_connections: u32,
+    /// Base URL people and providers reach; `None` = the listen address.
+    pub public_url: Option<String>,
+    pub max_import_bytes: u64,
+    pub session_ttl_ms: i64,
+    pub clock: SharedClock,
+}
+
+pub struct RunningApp {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningApp {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+        self.state.db.close().await;
+    }
+
+    /// Serves until the server stops (Ctrl-C in `main`).
+    pub async fn wait(mut self) {
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+pub async fn start(cfg: AppConfig, listener: TcpListener) -> anyhow::Result<RunningApp> {
+    let db = Db::connect(&cfg.database_url, cfg.db_connections).await?;
+    start_with_db(cfg, db, listener).await
+}
+
+pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> anyhow::Result<RunningApp> {
+    let addr = listener.local_addr()?;
+    let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+    let settings = HttpSettings {
+        secure_cookies: public_url.starts_with("https://"),
+        public_url,
+        max_import_bytes: cfg.max_import_bytes,
+        session_ttl_ms: cfg.session_ttl_ms,
+    };
+    let state = Arc::new(AppState { db, clock: cfg.clock.clone(), settings });
+    let router = http::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            tokio::select! {
+                _ = rx => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(RunningApp { addr, state, shutdown: Some(tx), server: Some(server) })
+}

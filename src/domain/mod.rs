@@ -1,0 +1,11 @@
+//! Pure types and rules. Nothing here does IO or imports another module of the crate.
+
+pub mod contact;
+pub mod error;
+pub mod phone;
+pub mod render;
+pub mod sms;
+pub mod tenant;
+pub mod time;
+
+pub use error::{Error, Kind, Result};

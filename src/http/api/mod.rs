@@ -1,0 +1,30 @@
+//! JSON API routes.
+
+mod admin;
+mod contacts;
+mod health;
+mod session;
+mod store;
+
+use super::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/login", post(session::login))
+        .route("/api/logout", post(session::logout))
+        .route("/api/store", get(store::get_store).patch(store::patch_store))
+        .route("/api/keys", get(store::list_keys).post(store::create_key))
+        .route("/api/keys/{id}", axum::routing::delete(store::revoke_key))
+        .route("/api/keys/{id}/revoke", post(store::revoke_key))
+        .route("/api/contacts", get(contacts::list).post(contacts::create))
+        .route("/api/contacts/import", post(contacts::import).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/api/contacts/tags", post(contacts::bulk_tags))
+        .route("/api/contacts/{id}", get(contacts::get).patch(contacts::update).delete(contacts::delete))
+        .route("/api/contacts/{id}/consent-history", get(contacts::consent_history))
+        .route("/api/admin/stores", get(admin::list_stores).post(admin::create_store))
+}

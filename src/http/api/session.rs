@@ -1,0 +1,44 @@
+//! Login sessions: a random token in an HttpOnly cookie, a hashed row on the server.
+
+use crate::domain::{Error, Kind};
+use crate::http::AppState;
+use crate::http::error::ApiResult;
+use crate::http::extract::{ApiJson, SESSION_COOKIE, session_cookie};
+use crate::store::auth;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+pub async fn login(State(state): State<Arc<AppState>>, ApiJson(req): ApiJson<Login>) -> ApiResult<Response> {
+    let now = state.clock.now_ms();
+    let Some(session) = auth::login(&state.db, &req.email, &req.password, now, state.settings.session_ttl_ms).await? else {
+        return Err(Error::new(Kind::Unauthorized, "invalid_credentials", "The email or password is not correct.").into());
+    };
+    let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", session.token, state.settings.session_ttl_ms / 1000);
+    let mut res = Json(json!({"ok": true, "expires_at": crate::domain::time::rfc3339(session.expires_at)})).into_response();
+    res.headers_mut().insert(SET_COOKIE, HeaderValue::from_str(&cookie).map_err(Error::internal)?);
+    Ok(res)
+}
+
+pub async fn logout(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
+    if let Some(token) = session_cookie(&parts) {
+        auth::logout(&state.db, &token).await?;
+    }
+    let mut res = Json(json!({"ok": true})).into_response();
+    res.headers_mut().insert(SET_COOKIE, HeaderValue::from_static("smscast_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"));
+    Ok(res)
+}

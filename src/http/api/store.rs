@@ -1,0 +1,53 @@
+//! The calling store's settings and API keys.
+
+use crate::domain::time::rfc3339;
+use crate::http::AppState;
+use crate::http::error::ApiResult;
+use crate::http::extract::{ApiJson, Auth, Id};
+use crate::store::auth::{self, ApiKeyRow};
+use crate::store::stores::{self, StoreJson, StorePatch};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub async fn get_store(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<StoreJson>> {
+    Ok(Json(stores::get(&state.db, p.store).await?.into()))
+}
+
+pub async fn patch_store(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiJson(patch): ApiJson<StorePatch>) -> ApiResult<Json<StoreJson>> {
+    Ok(Json(stores::update(&state.db, p.store, patch, state.clock.now_ms()).await?.into()))
+}
+
+fn key_json(k: ApiKeyRow) -> Value {
+    json!({
+        "id": k.id, "name": k.name, "prefix": k.prefix, "created_at": rfc3339(k.created_at),
+        "last_used_at": k.last_used_at.map(rfc3339), "revoked_at": k.revoked_at.map(rfc3339),
+        "active": k.revoked_at.is_none(),
+    })
+}
+
+pub async fn list_keys(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    let keys = auth::list_api_keys(&state.db, p.store).await?;
+    Ok(Json(json!({"items": keys.into_iter().map(key_json).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    name: String,
+}
+
+/// The secret is in this answer only; it is stored hashed.
+pub async fn create_key(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiJson(req): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (row, key) = auth::create_api_key(&state.db, p.store, &req.name, state.clock.now_ms()).await?;
+    let mut v = key_json(row);
+    v["key"] = json!(key);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+pub async fn revoke_key(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(key_json(auth::revoke_api_key(&state.db, p.store, id, state.clock.now_ms()).await?)))
+}

@@ -1,0 +1,175 @@
+//! Extractors that fail in the one error shape: JSON bodies, query strings, path ids, and
+//! authentication (API key, session cookie, operator key).
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::{Error, Kind};
+use crate::store::auth::{self, Principal};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::sync::Arc;
+
+pub const SESSION_COOKIE: &str = "smscast_session";
+
+/// A JSON body. Wrong content type → 415; malformed JSON → 400; unknown fields and wrong types →
+/// 422 naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+            let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            ct == "application/json" || ct.ends_with("+json")
+        });
+        if !is_json {
+            return Err(Error::new(Kind::UnsupportedMediaType, "unsupported_media_type", "Send the request body as JSON with Content-Type: application/json.").into());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::new(Kind::PayloadTooLarge, "payload_too_large", "The request body is too large.")
+            } else {
+                Error::new(Kind::BadRequest, "invalid_body", "The request body could not be read.")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson).map_err(ApiError)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let msg = inner.to_string();
+                // serde reports unknown fields at the parent's path; name the field itself.
+                let field = msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                    .map(|f| if path == "." { f.to_string() } else { format!("{path}.{f}") })
+                    .or_else(|| msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(str::to_string))
+                    .unwrap_or(path);
+                let clean = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                Error::invalid("invalid_field", format!("{field}: {clean}")).with_details(json!({"field": field}))
+            }
+            _ if bytes.iter().all(u8::is_ascii_whitespace) => Error::new(Kind::BadRequest, "invalid_json", "The request body is empty; send a JSON object."),
+            _ => Error::new(Kind::BadRequest, "invalid_json", format!("The request body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// A query string; bad values are 422 naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let field = e.path().to_string();
+            let msg = e.inner().to_string();
+            let field = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string).unwrap_or(field);
+            ApiError(Error::invalid("invalid_query", format!("{field}: {msg}")).with_details(json!({"field": field})))
+        })
+    }
+}
+
+/// A numeric id in the path. Anything else is "not found", the same answer as a missing id.
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError(Error::not_found("object")))?;
+        params
+            .iter()
+            .find(|(k, _)| *k == "id")
+            .and_then(|(_, v)| v.parse::<i64>().ok())
+            .map(Id)
+            .ok_or_else(|| ApiError(Error::not_found("object")))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+pub fn session_cookie(parts: &Parts) -> Option<String> {
+    parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// A store-level caller, by API key or login session.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let now = state.clock.now_ms();
+        if let Some(key) = bearer(parts) {
+            return auth::authenticate_key(&state.db, key, now)
+                .await?
+                .map(Auth)
+                .ok_or_else(|| ApiError(Error::new(Kind::Unauthorized, "invalid_api_key", "This API key is not valid or has been revoked.")));
+        }
+        if let Some(token) = session_cookie(parts) {
+            return auth::authenticate_session(&state.db, &token, now)
+                .await?
+                .map(Auth)
+                .ok_or_else(|| ApiError(Error::new(Kind::Unauthorized, "session_expired", "Your session has expired; please log in again.")));
+        }
+        Err(ApiError(Error::unauthorized("Authenticate with an API key (Authorization: Bearer sk_live_…) or log in.")))
+    }
+}
+
+/// The platform operator, by an admin key.
+pub struct Admin;
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let Some(key) = bearer(parts) else {
+            return Err(ApiError(Error::unauthorized("Operator endpoints need an admin API key (Authorization: Bearer sk_admin_…).")));
+        };
+        if auth::authenticate_admin(&state.db, key).await? {
+            Ok(Admin)
+        } else {
+            // Store keys are not admin keys: same answer as an unknown key, nothing to probe.
+            Err(ApiError(Error::new(Kind::Unauthorized, "invalid_api_key", "This admin API key is not valid or has been revoked.")))
+        }
+    }
+}
+
+/// The `Idempotency-Key` header, when present.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(IdempotencyKey(None)),
+            Some(v) => {
+                let k = v.to_str().map(str::trim).unwrap_or("");
+                if k.is_empty() || k.len() > 255 {
+                    Err(ApiError(Error::new(Kind::BadRequest, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible characters.")))
+                } else {
+                    Ok(IdempotencyKey(Some(k.to_string())))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP surface: JSON API under /api, health probes. Handlers are thin: they authenticate,
+//! parse, call one `store`/`ledger` function and shape the answer.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+
+use crate::clock::SharedClock;
+use crate::domain::{Error, Kind};
+use crate::store::Db;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// Settings the HTTP layer needs, resolved from the command line.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub public_url: String,
+    pub max_import_bytes: u64,
+    pub session_ttl_ms: i64,
+    /// Whether the session cookie is marked Secure (when the public URL is https).
+    pub secure_cookies: bool,
+}
+
+pub struct AppState {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub settings: HttpSettings,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .fallback(|| async { error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address.")) })
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::from_fn(request_id))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::error_response(Error::internal("handler panicked"))))
+        .with_state(state)
+}
+
+/// Gives every request an id, visible in the `x-request-id` header and in internal-error logs.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 64).map(str::to_string).unwrap_or_else(|| crate::secrets::random_token(16));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let mut res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if res.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED && res.headers().get(axum::http::header::CONTENT_TYPE).is_none_or(|v| v != "application/json") {
+        res = error::REQUEST_ID.scope(id.clone(), async { error::error_response(Error::new(Kind::BadRequest, "method_not_allowed", format!("{method} is not supported at {path}."))) }).await;
+        *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    }
+    tracing::debug!(request_id = %id, %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    if let Ok(v) = id.parse() {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res.into_response()
+}

@@ -1,0 +1,10 @@
+//! smscast: SMS campaigns for many stores. See ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod secrets;
+pub mod store;

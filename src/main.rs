@@ -1,0 +1,129 @@
+//! The `smscast` binary: parse the command line, set up logging, dispatch.
+
+use anyhow::Context;
+use clap::Parser;
+use smscast::app::{self, AppConfig};
+use smscast::clock::{Clock, SystemClock};
+use smscast::config::{Cli, Command, DbArgs, LogFormat, StoreCommand};
+use smscast::store::{Db, StoreId, import, stores};
+use std::io::Write;
+use std::sync::Arc;
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMSCAST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn connect(db: &DbArgs) -> anyhow::Result<Db> {
+    Db::connect(&db.url(), db.db_connections).await.with_context(|| format!("cannot open the database at {}", redact(&db.database_url)))
+}
+
+/// Hides a password in a database URL before printing it.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let clock = Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve(args) => {
+            let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+            let db = connect(&args.db).await?;
+            let cfg = AppConfig {
+                database_url: args.db.url(),
+                db_connections: args.db.db_connections,
+                public_url: args.public_url.clone(),
+                max_import_bytes: args.max_import_mb * 1024 * 1024,
+                session_ttl_ms: args.session_hours * 3_600_000,
+                clock: clock.clone(),
+            };
+            if args.demo {
+                let demo = smscast::demo::ensure_demo(&db, clock.now_ms()).await.map_err(|e| anyhow::anyhow!("demo seeding failed: {e}"))?;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "Login: {} / {}", demo.email, demo.password)?;
+                writeln!(out, "API key: {}", demo.api_key)?;
+                writeln!(out, "Admin API key: {}", demo.admin_key)?;
+                out.flush()?;
+            }
+            let running = app::start_with_db(cfg, db, listener).await?;
+            tracing::info!(url = %running.url(), "smscast is serving");
+            println!("smscast is running on {}", running.url());
+            running.wait().await;
+        }
+        Command::Migrate(db) => {
+            connect(&db).await?;
+            println!("Migrations applied to {}", redact(&db.database_url));
+        }
+        Command::Store(StoreCommand::Create(args)) => {
+            let db = connect(&args.db).await?;
+            let created = stores::create(
+                &db,
+                clock.now_ms(),
+                stores::CreateStore { name: &args.name, email: &args.email, country: &args.country, language: &args.language, timezone: "Europe/Athens", sender_name: None },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("Store: {} ({})", created.store.id, created.store.name);
+            println!("Login: {} / {}", created.email, created.password);
+            println!("API key: {}", created.api_key);
+        }
+        Command::AdminKey(db) => {
+            let db = connect(&db).await?;
+            let key = smscast::store::auth::create_admin_key(&db, "operator", clock.now_ms()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("Admin API key: {key}");
+        }
+        Command::ImportContacts(args) => {
+            let db = connect(&args.db).await?;
+            let store = stores::get(&db, StoreId(args.store)).await.map_err(|_| anyhow::anyhow!("there is no store with id {}", args.store))?;
+            let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let counter = CountingReader { inner: file, read: Arc::new(std::sync::atomic::AtomicU64::new(0)) };
+            let read = counter.read.clone();
+            let ctx = import::ImportContext {
+                db,
+                store: store.store_id(),
+                country: smscast::domain::phone::parse_country(&store.default_country).unwrap_or(phonenumber::country::Id::GR),
+                actor: smscast::store::auth::Actor::Operator,
+                now: clock.now_ms(),
+            };
+            let report = import::import(ctx, counter, move |rows| progress_bar(read.load(std::sync::atomic::Ordering::Relaxed), size, rows))
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            eprintln!();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(())
+}
+
+struct CountingReader<R> {
+    inner: R,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn progress_bar(done: u64, total: u64, rows: u64) {
+    let pct = if total == 0 { 100 } else { (done * 100 / total).min(100) };
+    let filled = (pct / 4) as usize;
+    eprint!("\r[{}{}] {pct:>3}%  {rows} rows", "#".repeat(filled), " ".repeat(25 - filled));
+}

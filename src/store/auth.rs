@@ -1,0 +1,190 @@
+//! Credentials: store API keys, operator keys, users and login sessions.
+
+use super::{Db, StoreId, Tx, db_err, on_db, on_tx};
+use crate::domain::Error;
+use crate::secrets;
+
+/// Who made a request: recorded in consent history and status history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    User(i64),
+    ApiKey(i64),
+    Operator,
+    System(&'static str),
+}
+
+impl Actor {
+    pub fn label(&self) -> String {
+        match self {
+            Actor::User(id) => format!("user:{id}"),
+            Actor::ApiKey(id) => format!("api_key:{id}"),
+            Actor::Operator => "operator".into(),
+            Actor::System(what) => (*what).into(),
+        }
+    }
+}
+
+/// An authenticated store-level caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub store: StoreId,
+    pub actor: Actor,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn insert_api_key(tx: &mut Tx, store: StoreId, name: &str, key: &str, now: i64) -> Result<ApiKeyRow, Error> {
+    on_tx!(tx, |c| sqlx::query_as(
+        "INSERT INTO api_keys (store_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, prefix, created_at, last_used_at, revoked_at"
+    )
+    .bind(store.0)
+    .bind(name)
+    .bind(secrets::display_prefix(key))
+    .bind(secrets::sha256_hex(key))
+    .bind(now)
+    .fetch_one(c)
+    .await)
+    .map_err(db_err)
+}
+
+/// Creates a key and returns it with its secret, which is never retrievable again.
+pub async fn create_api_key(db: &Db, store: StoreId, name: &str, now: i64) -> Result<(ApiKeyRow, String), Error> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::invalid_field("name", "A key name must be 1 to 100 characters."));
+    }
+    let key = secrets::new_api_key(secrets::STORE_KEY_PREFIX);
+    let mut tx = db.begin().await?;
+    let row = insert_api_key(&mut tx, store, name, &key, now).await?;
+    tx.commit().await?;
+    Ok((row, key))
+}
+
+pub async fn list_api_keys(db: &Db, store: StoreId) -> Result<Vec<ApiKeyRow>, Error> {
+    on_db!(db, |p| sqlx::query_as(
+        "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE store_id = $1 ORDER BY id"
+    )
+    .bind(store.0)
+    .fetch_all(p)
+    .await)
+    .map_err(db_err)
+}
+
+/// Revoking is idempotent: revoking a revoked key answers with the key as it is.
+pub async fn revoke_api_key(db: &Db, store: StoreId, id: i64, now: i64) -> Result<ApiKeyRow, Error> {
+    on_db!(db, |p| sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND store_id = $2
+         RETURNING id, name, prefix, created_at, last_used_at, revoked_at"
+    )
+    .bind(id)
+    .bind(store.0)
+    .bind(now)
+    .fetch_optional(p)
+    .await)
+    .map_err(db_err)?
+    .ok_or_else(|| Error::not_found("API key"))
+}
+
+pub async fn authenticate_key(db: &Db, key: &str, now: i64) -> Result<Option<Principal>, Error> {
+    let found: Option<(i64, i64)> = on_db!(db, |p| sqlx::query_as("SELECT id, store_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        .bind(secrets::sha256_hex(key))
+        .fetch_optional(p)
+        .await)
+    .map_err(db_err)?;
+    let Some((id, store)) = found else { return Ok(None) };
+    // Recorded at minute precision so reads don't turn into a write per request.
+    on_db!(db, |p| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
+        .bind(id)
+        .bind(now)
+        .bind(now - 60_000)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    Ok(Some(Principal { store: StoreId(store), actor: Actor::ApiKey(id) }))
+}
+
+pub async fn create_admin_key(db: &Db, name: &str, now: i64) -> Result<String, Error> {
+    let key = secrets::new_api_key(secrets::ADMIN_KEY_PREFIX);
+    on_db!(db, |p| sqlx::query("INSERT INTO admin_keys (name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(name)
+        .bind(secrets::display_prefix(&key))
+        .bind(secrets::sha256_hex(&key))
+        .bind(now)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    Ok(key)
+}
+
+pub async fn authenticate_admin(db: &Db, key: &str) -> Result<bool, Error> {
+    let found: Option<(i64,)> = on_db!(db, |p| sqlx::query_as("SELECT id FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        .bind(secrets::sha256_hex(key))
+        .fetch_optional(p)
+        .await)
+    .map_err(db_err)?;
+    Ok(found.is_some())
+}
+
+pub struct Session {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+/// Checks email and password; on success opens a server-side session. A wrong email and a wrong
+/// password are indistinguishable to the caller.
+pub async fn login(db: &Db, email: &str, password: &str, now: i64, ttl_ms: i64) -> Result<Option<Session>, Error> {
+    let user: Option<(i64, i64, String)> = on_db!(db, |p| sqlx::query_as("SELECT id, store_id, password_hash FROM users WHERE email = $1")
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(p)
+        .await)
+    .map_err(db_err)?;
+    let Some((user_id, store_id, hash)) = user else {
+        // Spend the same time as a real check so response timing does not reveal which emails exist.
+        let password = password.to_string();
+        let _ = tokio::task::spawn_blocking(move || secrets::verify_password(&password, secrets::dummy_hash())).await;
+        return Ok(None);
+    };
+    let ok = {
+        let (password, hash) = (password.to_string(), hash.clone());
+        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash)).await.map_err(Error::internal)?
+    };
+    if !ok {
+        return Ok(None);
+    }
+    let token = secrets::random_token(40);
+    let expires_at = now + ttl_ms;
+    on_db!(db, |p| sqlx::query("INSERT INTO sessions (token_hash, user_id, store_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(secrets::sha256_hex(&token))
+        .bind(user_id)
+        .bind(store_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    Ok(Some(Session { token, expires_at }))
+}
+
+pub async fn authenticate_session(db: &Db, token: &str, now: i64) -> Result<Option<Principal>, Error> {
+    let found: Option<(i64, i64)> = on_db!(db, |p| sqlx::query_as("SELECT user_id, store_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+        .bind(secrets::sha256_hex(token))
+        .bind(now)
+        .fetch_optional(p)
+        .await)
+    .map_err(db_err)?;
+    Ok(found.map(|(user, store)| Principal { store: StoreId(store), actor: Actor::User(user) }))
+}
+
+pub async fn logout(db: &Db, token: &str) -> Result<(), Error> {
+    on_db!(db, |p| sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(secrets::sha256_hex(token)).execute(p).await.map(|r| r.rows_affected())).map_err(db_err)?;
+    Ok(())
+}

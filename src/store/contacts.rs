@@ -1,0 +1,383 @@
+//! Contacts, their tags and their consent history.
+
+use super::auth::Actor;
+use super::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on_tx, parse_cursor, placeholders};
+use crate::domain::contact::{self, Consent};
+use crate::domain::{Error, phone, time::rfc3339};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContactRow {
+    pub id: i64,
+    pub store_id: i64,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub consent: String,
+    pub consent_changed_at: Option<i64>,
+    pub consent_source: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContactJson {
+    pub id: i64,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub tags: Vec<String>,
+    pub consent: String,
+    pub consent_changed_at: Option<String>,
+    pub consent_source: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl ContactJson {
+    fn new(r: ContactRow, tags: Vec<String>) -> Self {
+        ContactJson {
+            id: r.id,
+            phone: r.phone,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            email: r.email,
+            tags,
+            consent: r.consent,
+            consent_changed_at: r.consent_changed_at.map(rfc3339),
+            consent_source: r.consent_source,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewContact {
+    pub phone: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub consent: Option<Consent>,
+}
+
+/// `Some(None)` = the field was sent as null (clear it); `None` = not sent (keep it).
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatch {
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub email: Option<Option<String>>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub consent: Option<Consent>,
+}
+
+const COLUMNS: &str = "id, store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at";
+
+fn duplicate_phone(phone: &str) -> Error {
+    Error::conflict("duplicate_phone", format!("A contact with the number {phone} already exists in this store.")).with_details(json!({"field": "phone", "phone": phone}))
+}
+
+pub async fn create(db: &Db, store: StoreId, country: phonenumber::country::Id, actor: &Actor, input: NewContact, now: i64) -> Result<ContactJson, Error> {
+    let phone = phone::parse(&input.phone, country)?;
+    let first = contact::clean_text("first_name", input.first_name.as_deref(), contact::MAX_NAME)?;
+    let last = contact::clean_text("last_name", input.last_name.as_deref(), contact::MAX_NAME)?;
+    let email = contact::clean_email(input.email.as_deref())?;
+    let tags = contact::normalize_tags(input.tags.iter().map(String::as_str))?;
+    let consent = input.consent.unwrap_or(Consent::Unknown);
+    let mut tx = db.begin().await?;
+    let row: Result<ContactRow, _> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO contacts (store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+    )))
+    .bind(store.0)
+    .bind(&phone.e164)
+    .bind(&first)
+    .bind(&last)
+    .bind(&email)
+    .bind(consent.as_str())
+    .bind(input.consent.map(|_| now))
+    .bind(input.consent.map(|_| "api"))
+    .bind(now)
+    .fetch_one(c)
+    .await);
+    let row = row.map_err(|e| if is_unique_violation(&e) { duplicate_phone(&phone.e164) } else { db_err(e) })?;
+    if input.consent.is_some() {
+        record_consent(&mut tx, store, row.id, &row.phone, None, consent, "api", &actor.label(), now).await?;
+    }
+    set_tags(&mut tx, store, row.id, &tags).await?;
+    tx.commit().await?;
+    Ok(ContactJson::new(row, tags))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn record_consent(tx: &mut Tx, store: StoreId, contact: i64, phone: &str, from: Option<Consent>, to: Consent, source: &str, actor: &str, now: i64) -> Result<(), Error> {
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO consent_events (store_id, contact_id, phone, from_consent, to_consent, source, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    )
+    .bind(store.0)
+    .bind(contact)
+    .bind(phone)
+    .bind(from.map(Consent::as_str))
+    .bind(to.as_str())
+    .bind(source)
+    .bind(actor)
+    .bind(now)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn set_tags(tx: &mut Tx, store: StoreId, contact: i64, tags: &[String]) -> Result<(), Error> {
+    on_tx!(tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2").bind(contact).bind(store.0).execute(c).await.map(|r| r.rows_affected())).map_err(db_err)?;
+    for tag in tags {
+        on_tx!(tx, |c| sqlx::query("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES ($1, $2, $3)")
+            .bind(contact)
+            .bind(store.0)
+            .bind(tag)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+async fn tags_for(db: &Db, store: StoreId, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>, Error> {
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!("SELECT contact_id, tag FROM contact_tags WHERE store_id = $1 AND contact_id IN ({}) ORDER BY contact_id, tag", placeholders(2, ids.len()));
+    let rows: Vec<(i64, String)> = on_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+    .map_err(db_err)?;
+    for (id, tag) in rows {
+        out.entry(id).or_default().push(tag);
+    }
+    Ok(out)
+}
+
+async fn fetch_row(tx: &mut Tx, store: StoreId, id: i64) -> Result<ContactRow, Error> {
+    on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND store_id = $2"))).bind(id).bind(store.0).fetch_optional(c).await)
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found("contact"))
+}
+
+pub async fn get(db: &Db, store: StoreId, id: i64) -> Result<ContactJson, Error> {
+    let row: ContactRow = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND store_id = $2"))).bind(id).bind(store.0).fetch_optional(p).await)
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found("contact"))?;
+    let mut tags = tags_for(db, store, &[id]).await?;
+    Ok(ContactJson::new(row, tags.remove(&id).unwrap_or_default()))
+}
+
+pub async fn update(db: &Db, store: StoreId, country: phonenumber::country::Id, actor: &Actor, id: i64, patch: ContactPatch, now: i64) -> Result<ContactJson, Error> {
+    let phone = patch.phone.as_deref().map(|p| phone::parse(p, country)).transpose()?;
+    let first = patch.first_name.map(|v| contact::clean_text("first_name", v.as_deref(), contact::MAX_NAME)).transpose()?;
+    let last = patch.last_name.map(|v| contact::clean_text("last_name", v.as_deref(), contact::MAX_NAME)).transpose()?;
+    let email = patch.email.map(|v| contact::clean_email(v.as_deref())).transpose()?;
+    let tags = patch.tags.as_ref().map(|t| contact::normalize_tags(t.iter().map(String::as_str))).transpose()?;
+    let mut tx = db.begin().await?;
+    let current = fetch_row(&mut tx, store, id).await?;
+    let old_consent = Consent::parse(&current.consent).unwrap_or(Consent::Unknown);
+    let consent_changed = patch.consent.filter(|c| *c != old_consent);
+    let row: Result<ContactRow, _> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE contacts SET phone = $3, first_name = $4, last_name = $5, email = $6, consent = $7,
+            consent_changed_at = $8, consent_source = $9, updated_at = $10
+         WHERE id = $1 AND store_id = $2 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(store.0)
+    .bind(phone.as_ref().map_or(current.phone.as_str(), |p| p.e164.as_str()))
+    .bind(first.unwrap_or(current.first_name.clone()))
+    .bind(last.unwrap_or(current.last_name.clone()))
+    .bind(email.unwrap_or(current.email.clone()))
+    .bind(consent_changed.unwrap_or(old_consent).as_str())
+    .bind(if consent_changed.is_some() { Some(now) } else { current.consent_changed_at })
+    .bind(if consent_changed.is_some() { Some("api".to_string()) } else { current.consent_source.clone() })
+    .bind(now)
+    .fetch_one(c)
+    .await);
+    let row = row.map_err(|e| if is_unique_violation(&e) { duplicate_phone(&phone.as_ref().map(|p| p.e164.clone()).unwrap_or_default()) } else { db_err(e) })?;
+    if let Some(to) = consent_changed {
+        record_consent(&mut tx, store, id, &row.phone, Some(old_consent), to, "api", &actor.label(), now).await?;
+    }
+    if let Some(tags) = &tags {
+        set_tags(&mut tx, store, id, tags).await?;
+    }
+    tx.commit().await?;
+    get(db, store, row.id).await
+}
+
+pub async fn delete(db: &Db, store: StoreId, id: i64) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2").bind(id).bind(store.0).execute(c).await.map(|r| r.rows_affected())).map_err(db_err)?;
+    let done = on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contacts WHERE id = $1 AND store_id = $2").bind(id).bind(store.0).execute(c).await.map(|r| r.rows_affected())).map_err(db_err)?;
+    if done == 0 {
+        return Err(Error::not_found("contact"));
+    }
+    tx.commit().await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactFilter {
+    pub consent: Option<String>,
+    pub tag: Option<String>,
+    /// Free text over name, phone and email.
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<ContactJson>, Error> {
+    let limit = clamp_limit(f.limit, 50, 500)?;
+    let after = parse_cursor(f.cursor.as_deref())?;
+    let consent = match f.consent.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            Consent::parse(c)
+                .ok_or_else(|| Error::invalid("invalid_consent", format!("\"{c}\" is not a consent state (opted_in, opted_out, unknown).")).with_details(json!({"field": "consent"})))?
+                .as_str(),
+        ),
+    };
+    let tag = f.tag.as_deref().filter(|t| !t.trim().is_empty()).map(contact::normalize_tag).transpose()?;
+    // LOWER() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM contacts c WHERE c.store_id = $1 AND c.id > $2
+           AND ($3 IS NULL OR c.consent = $3)
+           AND ($4 IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.store_id = $1 AND t.tag = $4))
+           AND ($5 IS NULL OR LOWER(COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')) LIKE $5 ESCAPE '\\'
+                OR c.phone LIKE $5 ESCAPE '\\' OR LOWER(COALESCE(c.email, '')) LIKE $5 ESCAPE '\\')
+         ORDER BY c.id LIMIT $6"
+    );
+    let mut rows: Vec<ContactRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0).bind(after).bind(consent).bind(&tag).bind(&q).bind(limit + 1).fetch_all(p).await).map_err(db_err)?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut tags = tags_for(db, store, &ids).await?;
+    let items = rows.into_iter().map(|r| {
+        let t = tags.remove(&r.id).unwrap_or_default();
+        ContactJson::new(r, t)
+    });
+    Ok(Page { items: items.collect(), next_cursor })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkTags {
+    pub ids: Vec<i64>,
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// Adds and removes tags on many contacts at once. Ids of other stores are not touched and are
+/// reported as not found, exactly like ids that do not exist.
+pub async fn bulk_tags(db: &Db, store: StoreId, req: BulkTags) -> Result<serde_json::Value, Error> {
+    if req.ids.is_empty() || req.ids.len() > 10_000 {
+        return Err(Error::invalid_field("ids", "Give between 1 and 10,000 contact ids."));
+    }
+    if req.add.is_empty() && req.remove.is_empty() {
+        return Err(Error::invalid_field("add", "Give tags to add or to remove."));
+    }
+    let add = contact::normalize_tags(req.add.iter().map(String::as_str))?;
+    let remove = contact::normalize_tags(req.remove.iter().map(String::as_str))?;
+    let mut tx = db.begin().await?;
+    let mut found = Vec::with_capacity(req.ids.len());
+    for chunk in req.ids.chunks(500) {
+        let sql = format!("SELECT id FROM contacts WHERE store_id = $1 AND id IN ({})", placeholders(2, chunk.len()));
+        let rows: Vec<(i64,)> = on_tx!(&mut tx, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(c).await
+        })
+        .map_err(db_err)?;
+        found.extend(rows.into_iter().map(|(id,)| id));
+    }
+    for id in &found {
+        for tag in &add {
+            on_tx!(&mut tx, |c| sqlx::query("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(*id)
+                .bind(store.0)
+                .bind(tag)
+                .execute(c)
+                .await.map(|r| r.rows_affected()))
+            .map_err(db_err)?;
+        }
+        for tag in &remove {
+            on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2 AND tag = $3").bind(*id).bind(store.0).bind(tag).execute(c).await.map(|r| r.rows_affected()))
+                .map_err(db_err)?;
+        }
+    }
+    tx.commit().await?;
+    let not_found: Vec<i64> = req.ids.iter().copied().filter(|id| !found.contains(id)).collect();
+    Ok(json!({"updated": found.len(), "not_found": not_found}))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct ConsentEvent {
+    pub id: i64,
+    pub from_consent: Option<String>,
+    pub to_consent: String,
+    pub source: String,
+    pub actor: String,
+    #[serde(skip)]
+    pub at: i64,
+}
+
+pub async fn consent_history(db: &Db, store: StoreId, id: i64) -> Result<Vec<serde_json::Value>, Error> {
+    // The contact must exist in this store; history of deleted contacts is kept for regulators
+    // but is not browsable through this endpoint.
+    get(db, store, id).await?;
+    let rows: Vec<ConsentEvent> = on_db!(db, |p| sqlx::query_as("SELECT id, from_consent, to_consent, source, actor, at FROM consent_events WHERE store_id = $1 AND contact_id = $2 ORDER BY id")
+        .bind(store.0)
+        .bind(id)
+        .fetch_all(p)
+        .await)
+    .map_err(db_err)?;
+    Ok(rows.into_iter().map(|e| json!({"from": e.from_consent, "to": e.to_consent, "source": e.source, "actor": e.actor, "at": rfc3339(e.at)})).collect())
+}

@@ -1,0 +1,319 @@
+//! Streaming CSV import of contacts: bounded memory for any file size, upsert by E.164.
+//!
+//! A blocking thread parses the CSV and the phone numbers and hands batches of rows over a bounded
+//! channel to an async writer, so parsing and writing overlap and memory stays flat. Each batch is
+//! one transaction: a crash loses at most the batch in flight, and a re-run upserts the same rows.
+
+use super::auth::Actor;
+use super::{Db, StoreId, Tx, db_err, on_tx, placeholders};
+use crate::domain::contact::{self, Consent};
+use crate::domain::{Error, phone};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
+const BATCH: usize = 1000;
+/// Row errors kept in the answer; the count of all of them is reported beside.
+const MAX_ERRORS: usize = 1000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowError {
+    pub row: u64,
+    pub column: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub total: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub errors: Vec<RowError>,
+    /// All row errors, including those beyond the first 1,000 listed in `errors`.
+    pub error_count: u64,
+}
+
+impl ImportReport {
+    fn error(&mut self, row: u64, column: &str, code: &str, message: String) {
+        self.skipped += 1;
+        self.error_count += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(RowError { row, column: column.into(), code: code.into(), message });
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Phone,
+    FirstName,
+    LastName,
+    Email,
+    Tags,
+    Consent,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Phone => "phone",
+            Field::FirstName => "first_name",
+            Field::LastName => "last_name",
+            Field::Email => "email",
+            Field::Tags => "tags",
+            Field::Consent => "consent",
+        }
+    }
+}
+
+/// Maps a header cell to a field, accepting the names common exports use.
+fn field_for(header: &str) -> Option<Field> {
+    let h = header.trim().trim_start_matches('\u{feff}').trim().to_lowercase().replace([' ', '-', '.'], "_");
+    Some(match h.as_str() {
+        "phone" | "phone_number" | "phonenumber" | "mobile" | "mobile_number" | "mobile_phone" | "msisdn" | "tel" | "telephone" | "cell" | "cellphone" | "number"
+        | "τηλέφωνο" | "τηλεφωνο" | "κινητό" | "κινητο" => Field::Phone,
+        "first_name" | "firstname" | "first" | "given_name" | "name" | "όνομα" | "ονομα" => Field::FirstName,
+        "last_name" | "lastname" | "last" | "surname" | "family_name" | "επώνυμο" | "επωνυμο" => Field::LastName,
+        "email" | "e_mail" | "email_address" | "mail" => Field::Email,
+        "tags" | "tag" | "labels" | "groups" => Field::Tags,
+        "consent" | "sms_consent" | "opt_in" | "optin" | "accepts_sms" | "accepts_marketing" | "subscribed" | "marketing_consent" => Field::Consent,
+        _ => return None,
+    })
+}
+
+/// A row that passed validation, ready to be written.
+#[derive(Debug)]
+struct Row {
+    phone: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    tags: Vec<String>,
+    consent: Option<Consent>,
+}
+
+pub struct ImportContext {
+    pub db: Db,
+    pub store: StoreId,
+    pub country: phonenumber::country::Id,
+    pub actor: Actor,
+    pub now: i64,
+}
+
+enum Msg {
+    Rows(Vec<Row>),
+    Progress(u64),
+}
+
+/// Imports CSV from a blocking reader. `progress` is called with the number of rows read so far.
+pub async fn import<R: Read + Send + 'static>(ctx: ImportContext, reader: R, mut progress: impl FnMut(u64) + Send) -> Result<ImportReport, Error> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
+    let country = ctx.country;
+    let parser = tokio::task::spawn_blocking(move || parse(reader, country, tx));
+    let mut written = ImportReport::default();
+    let mut write_error = None;
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Progress(n) => progress(n),
+            Msg::Rows(rows) => {
+                if write_error.is_some() {
+                    continue;
+                }
+                match write_batch(&ctx, rows).await {
+                    Ok((created, updated)) => {
+                        written.created += created;
+                        written.updated += updated;
+                    }
+                    Err(e) => write_error = Some(e),
+                }
+            }
+        }
+    }
+    let mut report = parser.await.map_err(Error::internal)??;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    report.created = written.created;
+    report.updated = written.updated;
+    Ok(report)
+}
+
+fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync::mpsc::Sender<Msg>) -> Result<ImportReport, Error> {
+    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
+    let mut report = ImportReport::default();
+    let mut record = csv::ByteRecord::new();
+    let read = |csv: &mut csv::Reader<R>, record: &mut csv::ByteRecord| -> Result<bool, Error> {
+        csv.read_byte_record(record).map_err(|e| Error::invalid("invalid_csv", format!("The file is not valid CSV: {e}")))
+    };
+    if !read(&mut csv, &mut record)? {
+        return Err(Error::invalid("empty_file", "The file is empty: it needs a header row with at least a phone column."));
+    }
+    let columns: Vec<Option<Field>> = record.iter().map(|h| field_for(&String::from_utf8_lossy(h))).collect();
+    let index = |f: Field| columns.iter().position(|c| *c == Some(f));
+    let Some(phone_col) = index(Field::Phone) else {
+        return Err(Error::invalid("missing_phone_column", "The file has no phone column. Name one column \"phone\" (or mobile, msisdn, tel).")
+            .with_details(serde_json::json!({"columns": record.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect::<Vec<_>>()})));
+    };
+    let cols = [Field::FirstName, Field::LastName, Field::Email, Field::Tags, Field::Consent].map(|f| (f, index(f)));
+    // Numbers already seen in this file, as integers to keep memory small: number → first row.
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut line = 1u64;
+    while read(&mut csv, &mut record)? {
+        line += 1;
+        if record.iter().all(|c| c.iter().all(u8::is_ascii_whitespace)) {
+            continue; // blank lines are not rows
+        }
+        report.total += 1;
+        let mut cells: [Option<&str>; 6] = [None; 6];
+        let mut bad_utf8 = None;
+        for (slot, col) in std::iter::once((0usize, Some(phone_col))).chain(cols.iter().enumerate().map(|(i, (_, c))| (i + 1, *c))) {
+            if let Some(c) = col {
+                match std::str::from_utf8(record.get(c).unwrap_or(b"")) {
+                    Ok(s) => cells[slot] = Some(s),
+                    Err(_) => bad_utf8 = Some(if slot == 0 { Field::Phone } else { cols[slot - 1].0 }),
+                }
+            }
+        }
+        if let Some(f) = bad_utf8 {
+            report.error(line, f.name(), "invalid_encoding", "This cell is not valid UTF-8 text; save the file as UTF-8.".into());
+            continue;
+        }
+        match validate(&cells, country) {
+            Err((field, code, message)) => report.error(line, field.name(), code, message),
+            Ok(row) => {
+                let key: u64 = row.phone[1..].parse().unwrap_or(0);
+                if let Some(first) = seen.get(&key) {
+                    report.error(line, "phone", "duplicate_in_file", format!("{} already appears on row {first}; this row was skipped.", row.phone));
+                    continue;
+                }
+                seen.insert(key, line);
+                batch.push(row);
+                if batch.len() == BATCH {
+                    if tx.blocking_send(Msg::Rows(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).is_err() {
+                        break; // the writer stopped on an error; it reports it
+                    }
+                    let _ = tx.blocking_send(Msg::Progress(report.total));
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Msg::Rows(batch));
+    }
+    let _ = tx.blocking_send(Msg::Progress(report.total));
+    Ok(report)
+}
+
+type RowFailure = (Field, &'static str, String);
+
+fn validate(cells: &[Option<&str>; 6], country: phonenumber::country::Id) -> Result<Row, RowFailure> {
+    let phone = phone::parse(cells[0].unwrap_or(""), country).map_err(|e| (Field::Phone, "invalid_phone", e.message))?;
+    let text = |i: usize, f: Field, max: usize| contact::clean_text(f.name(), cells[i], max).map_err(|e| (f, "too_long", e.message));
+    let first_name = text(1, Field::FirstName, contact::MAX_NAME)?;
+    let last_name = text(2, Field::LastName, contact::MAX_NAME)?;
+    let email = contact::clean_email(cells[3]).map_err(|e| (Field::Email, "invalid_email", e.message))?;
+    let tags = match cells[4] {
+        Some(t) if !t.trim().is_empty() => contact::normalize_tags(t.split([',', ';', '|']).filter(|s| !s.trim().is_empty())).map_err(|e| (Field::Tags, "invalid_tag", e.message))?,
+        _ => Vec::new(),
+    };
+    // An empty consent cell means "not stated", which never changes an existing contact's consent.
+    let consent = match cells[5].map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(Consent::parse_loose(c).ok_or_else(|| (Field::Consent, "invalid_consent", format!("\"{c}\" is not a consent value (use opted_in, opted_out or unknown).")))?),
+    };
+    Ok(Row { phone: phone.e164, first_name, last_name, email, tags, consent })
+}
+
+/// Writes one batch in one transaction. Returns (created, updated).
+async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), Error> {
+    let mut tx = ctx.db.begin().await?;
+    let existing = existing_consent(&mut tx, ctx.store, &rows).await?;
+    let actor = ctx.actor.label();
+    let mut events: Vec<(usize, Option<Consent>, Consent)> = Vec::new();
+    let mut consents = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let before = existing.get(row.phone.as_str()).copied();
+        // Only an explicit consent cell changes consent: an opted-out contact is never re-opted-in silently.
+        let after = match (before, row.consent) {
+            (Some(b), None) => b,
+            (None, None) => Consent::Unknown,
+            (_, Some(c)) => c,
+        };
+        if row.consent.is_some() && before != Some(after) {
+            events.push((i, before, after));
+        }
+        consents.push((after, before != Some(after) && row.consent.is_some()));
+    }
+    let sql = format!(
+        "INSERT INTO contacts (store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at) VALUES {}
+         ON CONFLICT (store_id, phone) DO UPDATE SET
+            first_name = COALESCE(excluded.first_name, contacts.first_name),
+            last_name = COALESCE(excluded.last_name, contacts.last_name),
+            email = COALESCE(excluded.email, contacts.email),
+            consent = excluded.consent,
+            consent_changed_at = COALESCE(excluded.consent_changed_at, contacts.consent_changed_at),
+            consent_source = COALESCE(excluded.consent_source, contacts.consent_source),
+            updated_at = excluded.updated_at
+         RETURNING id, phone",
+        (0..rows.len()).map(|i| format!("($1, {}, $2, $2)", placeholders(3 + i * 8, 8))).collect::<Vec<_>>().join(",")
+    );
+    let ids: Vec<(i64, String)> = on_tx!(&mut tx, |c| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0).bind(ctx.now);
+        for (row, (consent, changed)) in rows.iter().zip(&consents) {
+            q = q
+                .bind(&row.phone)
+                .bind(&row.first_name)
+                .bind(&row.last_name)
+                .bind(&row.email)
+                .bind(consent.as_str())
+                .bind(changed.then_some(ctx.now))
+                .bind(changed.then_some("import"))
+                .bind(ctx.now);
+        }
+        q.fetch_all(c).await
+    })
+    .map_err(db_err)?;
+    let id_of: HashMap<&str, i64> = ids.iter().map(|(id, p)| (p.as_str(), *id)).collect();
+    let tags: Vec<(i64, &str)> = rows.iter().flat_map(|r| r.tags.iter().map(|t| (id_of[r.phone.as_str()], t.as_str()))).collect();
+    for chunk in tags.chunks(BATCH) {
+        let sql = format!(
+            "INSERT INTO contact_tags (contact_id, store_id, tag) VALUES {} ON CONFLICT DO NOTHING",
+            (0..chunk.len()).map(|i| format!("({}, $1)", placeholders(2 + i * 2, 2))).collect::<Vec<_>>().join(",")
+        );
+        on_tx!(&mut tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0);
+            for (id, tag) in chunk {
+                q = q.bind(*id).bind(*tag);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
+        })
+        .map_err(db_err)?;
+    }
+    for (i, from, to) in &events {
+        let row = &rows[*i];
+        super::contacts::record_consent(&mut tx, ctx.store, id_of[row.phone.as_str()], &row.phone, *from, *to, "import", &actor, ctx.now).await?;
+    }
+    tx.commit().await?;
+    let updated = rows.iter().filter(|r| existing.contains_key(r.phone.as_str())).count() as u64;
+    Ok((rows.len() as u64 - updated, updated))
+}
+
+async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> Result<HashMap<&'r str, Consent>, Error> {
+    let sql = format!("SELECT phone, consent FROM contacts WHERE store_id = $1 AND phone IN ({})", placeholders(2, rows.len()));
+    let found: Vec<(String, String)> = on_tx!(tx, |c| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
+        for r in rows {
+            q = q.bind(&r.phone);
+        }
+        q.fetch_all(c).await
+    })
+    .map_err(db_err)?;
+    let by_phone: HashSet<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+    Ok(found
+        .into_iter()
+        .filter_map(|(p, c)| by_phone.get(p.as_str()).map(|k| (*k, Consent::parse(&c).unwrap_or(Consent::Unknown))))
+        .collect())
+}

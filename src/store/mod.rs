@@ -1,0 +1,175 @@
+//! All SQL lives under `store/`. One SQL text per operation serves both databases; the few dialect
+//! differences (DDL, lock suffixes) live in `migrations/` and in `Db::lock_suffix`.
+//!
+//! Tenant scoping is structural: every store-level function takes a `StoreId`, and the only way to
+//! get one in a request is the authentication extractor.
+
+pub mod auth;
+pub mod contacts;
+pub mod import;
+pub mod stores;
+
+use crate::domain::Error;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A store (tenant) id. Obtained from authentication or from an operator command, never from a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct StoreId(pub i64);
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Pg(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to the transaction's connection, once per dialect arm, so one
+/// query text and one set of binds serve both databases.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Pg(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `on_tx!` for reads straight from the pool.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($c) => $body,
+            $crate::store::Db::Pg($c) => $body,
+        }
+    };
+}
+
+pub use crate::{on_db, on_tx};
+
+impl Db {
+    /// Connects and applies the embedded migrations (idempotent).
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?
+                // A transaction must never stay open across a provider call; this catches bugs.
+                .options([("idle_in_transaction_session_timeout", "60000")]);
+            let pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await?;
+            Db::Pg(pool)
+        } else {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30))
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory");
+            let pool = SqlitePoolOptions::new().max_connections(max_connections.clamp(1, 8)).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await?;
+            Db::Sqlite(pool)
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
+            Db::Pg(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Every business operation is one transaction. SQLite transactions start as writers
+    /// (`BEGIN IMMEDIATE`) so a read-then-write never fails with SQLITE_BUSY halfway.
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
+            Db::Pg(p) => Tx::Pg(p.begin().await.map_err(db_err)?),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+
+    /// True when the database answers and every embedded migration is applied.
+    pub async fn ready(&self) -> bool {
+        let expected = match self {
+            Db::Sqlite(_) => sqlx::migrate!("migrations/sqlite").iter().count() as i64,
+            Db::Pg(_) => sqlx::migrate!("migrations/postgres").iter().count() as i64,
+        };
+        let applied: Result<(i64,), _> = on_db!(self, |p| sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(p).await);
+        matches!(applied, Ok((n,)) if n >= expected)
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, |p| p.close().await)
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await.map_err(db_err),
+            Tx::Pg(t) => t.commit().await.map_err(db_err),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Pg(_))
+    }
+}
+
+/// Database failures are internal errors: logged, never shown.
+pub fn db_err(e: sqlx::Error) -> Error {
+    Error::internal(format!("database: {e}"))
+}
+
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+/// `$first, $first+1, …` placeholders for a dynamic IN list or multi-row VALUES.
+pub fn placeholders(first: usize, count: usize) -> String {
+    let mut s = String::with_capacity(count * 5);
+    for i in 0..count {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('$');
+        s.push_str(&(first + i).to_string());
+    }
+    s
+}
+
+/// Keyset cursors are opaque to clients but are simply the last id seen.
+pub fn parse_cursor(cursor: Option<&str>) -> Result<i64, Error> {
+    match cursor {
+        None | Some("") => Ok(0),
+        Some(c) => c.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| Error::invalid("invalid_cursor", "The cursor is not one this API returned.")),
+    }
+}
+
+pub fn clamp_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, Error> {
+    match limit {
+        None => Ok(default),
+        Some(l) if (1..=max).contains(&l) => Ok(l),
+        Some(_) => Err(Error::invalid("invalid_limit", format!("limit must be between 1 and {max}.")).with_details(serde_json::json!({"field": "limit"}))),
+    }
+}

@@ -1,0 +1,167 @@
+//! Stores (tenants) and their settings.
+
+use super::{Db, StoreId, db_err, is_unique_violation, on_db, on_tx};
+use crate::domain::{Error, tenant};
+use crate::secrets;
+use serde::Serialize;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoreRow {
+    pub id: i64,
+    pub name: String,
+    pub default_country: String,
+    pub timezone: String,
+    pub language: String,
+    pub sender_name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl StoreRow {
+    pub fn store_id(&self) -> StoreId {
+        StoreId(self.id)
+    }
+}
+
+/// What a new store's owner needs to get in: shown once, stored hashed.
+pub struct NewStore {
+    pub store: StoreRow,
+    pub email: String,
+    pub password: String,
+    pub api_key: String,
+}
+
+pub struct CreateStore<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub country: &'a str,
+    pub language: &'a str,
+    pub timezone: &'a str,
+    pub sender_name: Option<&'a str>,
+}
+
+/// Sender ids are at most 11 alphanumerics; derive one from the store name.
+fn default_sender(name: &str) -> String {
+    let s: String = name.chars().filter(char::is_ascii_alphanumeric).take(11).collect();
+    if s.len() >= 3 && s.chars().any(|c| c.is_ascii_alphabetic()) { s } else { "SMSCAST".to_string() }
+}
+
+pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore, Error> {
+    let name = tenant::validate_name(req.name)?;
+    let email = crate::domain::contact::clean_email(Some(req.email))?
+        .ok_or_else(|| Error::invalid("invalid_email", "An email address is required.").with_details(serde_json::json!({"field": "email"})))?
+        .to_lowercase();
+    let country = tenant::validate_country(req.country)?;
+    let language = tenant::validate_language(req.language)?;
+    let timezone = tenant::validate_timezone(req.timezone)?;
+    let sender = match req.sender_name {
+        Some(s) => tenant::validate_sender(s)?,
+        None => default_sender(&name),
+    };
+    let password = secrets::random_token(16);
+    let api_key = secrets::new_api_key(secrets::STORE_KEY_PREFIX);
+    let mut tx = db.begin().await?;
+    let store: StoreRow = on_tx!(&mut tx, |c| sqlx::query_as(
+        "INSERT INTO stores (name, default_country, timezone, language, sender_name, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *"
+    )
+    .bind(&name)
+    .bind(&country)
+    .bind(&timezone)
+    .bind(&language)
+    .bind(&sender)
+    .bind(now)
+    .fetch_one(c)
+    .await)
+    .map_err(db_err)?;
+    let inserted = on_tx!(&mut tx, |c| sqlx::query("INSERT INTO users (store_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(store.id)
+        .bind(&email)
+        .bind(secrets::hash_password(&password))
+        .bind(now)
+        .execute(c)
+        .await.map(|r| r.rows_affected()));
+    if let Err(e) = inserted {
+        return Err(if is_unique_violation(&e) {
+            Error::conflict("email_taken", format!("A user with the email {email} already exists.")).with_details(serde_json::json!({"field": "email"}))
+        } else {
+            db_err(e)
+        });
+    }
+    super::auth::insert_api_key(&mut tx, store.store_id(), "Default", &api_key, now).await?;
+    tx.commit().await?;
+    Ok(NewStore { store, email, password, api_key })
+}
+
+pub async fn get(db: &Db, store: StoreId) -> Result<StoreRow, Error> {
+    on_db!(db, |p| sqlx::query_as("SELECT * FROM stores WHERE id = $1").bind(store.0).fetch_optional(p).await)
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found("store"))
+}
+
+pub async fn list(db: &Db) -> Result<Vec<StoreRow>, Error> {
+    on_db!(db, |p| sqlx::query_as("SELECT * FROM stores ORDER BY id").fetch_all(p).await).map_err(db_err)
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorePatch {
+    pub name: Option<String>,
+    pub default_country: Option<String>,
+    pub timezone: Option<String>,
+    pub language: Option<String>,
+    pub sender_name: Option<String>,
+}
+
+pub async fn update(db: &Db, store: StoreId, patch: StorePatch, now: i64) -> Result<StoreRow, Error> {
+    let name = patch.name.as_deref().map(tenant::validate_name).transpose()?;
+    let country = patch.default_country.as_deref().map(tenant::validate_country).transpose()?;
+    let timezone = patch.timezone.as_deref().map(tenant::validate_timezone).transpose()?;
+    let language = patch.language.as_deref().map(tenant::validate_language).transpose()?;
+    let sender = patch.sender_name.as_deref().map(tenant::validate_sender).transpose()?;
+    on_db!(db, |p| sqlx::query_as(
+        "UPDATE stores SET name = COALESCE($2, name), default_country = COALESCE($3, default_country),
+            timezone = COALESCE($4, timezone), language = COALESCE($5, language),
+            sender_name = COALESCE($6, sender_name), updated_at = $7
+         WHERE id = $1 RETURNING *"
+    )
+    .bind(store.0)
+    .bind(name)
+    .bind(country)
+    .bind(timezone)
+    .bind(language)
+    .bind(sender)
+    .bind(now)
+    .fetch_optional(p)
+    .await)
+    .map_err(db_err)?
+    .ok_or_else(|| Error::not_found("store"))
+}
+
+#[derive(Serialize)]
+pub struct StoreJson {
+    pub id: i64,
+    pub name: String,
+    pub default_country: String,
+    pub timezone: String,
+    pub language: String,
+    pub sender_name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<StoreRow> for StoreJson {
+    fn from(r: StoreRow) -> Self {
+        use crate::domain::time::rfc3339;
+        StoreJson {
+            id: r.id,
+            name: r.name,
+            default_country: r.default_country,
+            timezone: r.timezone,
+            language: r.language,
+            sender_name: r.sender_name,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
