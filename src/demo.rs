@@ -16,12 +16,52 @@ pub struct DemoCredentials {
 }
 
 const FIRST: [&str; 24] = [
-    "Γιώργος", "Μαρία", "Νίκος", "Ελένη", "Κώστας", "Κατερίνα", "Δημήτρης", "Σοφία", "Γιάννης", "Αναστασία", "Παναγιώτης", "Δέσποινα", "Χρήστος",
-    "Ιωάννα", "Βασίλης", "Αθηνά", "Anna", "John", "Lukas", "Emma", "Sofia", "Marco", "Olivia", "Noah",
+    "Γιώργος",
+    "Μαρία",
+    "Νίκος",
+    "Ελένη",
+    "Κώστας",
+    "Κατερίνα",
+    "Δημήτρης",
+    "Σοφία",
+    "Γιάννης",
+    "Αναστασία",
+    "Παναγιώτης",
+    "Δέσποινα",
+    "Χρήστος",
+    "Ιωάννα",
+    "Βασίλης",
+    "Αθηνά",
+    "Anna",
+    "John",
+    "Lukas",
+    "Emma",
+    "Sofia",
+    "Marco",
+    "Olivia",
+    "Noah",
 ];
 const LAST: [&str; 20] = [
-    "Παπαδόπουλος", "Παπαδοπούλου", "Γεωργίου", "Οικονόμου", "Νικολάου", "Δημητρίου", "Ιωάννου", "Κωνσταντίνου", "Βασιλείου", "Αθανασίου", "Μαυρίδης",
-    "Καραγιάννη", "Smith", "Müller", "Rossi", "Brown", "Schmidt", "Jones", "Dubois", "Novak",
+    "Παπαδόπουλος",
+    "Παπαδοπούλου",
+    "Γεωργίου",
+    "Οικονόμου",
+    "Νικολάου",
+    "Δημητρίου",
+    "Ιωάννου",
+    "Κωνσταντίνου",
+    "Βασιλείου",
+    "Αθανασίου",
+    "Μαυρίδης",
+    "Καραγιάννη",
+    "Smith",
+    "Müller",
+    "Rossi",
+    "Brown",
+    "Schmidt",
+    "Jones",
+    "Dubois",
+    "Novak",
 ];
 const TAGS: [&str; 8] = ["vip", "athens", "thessaloniki", "newsletter", "summer-sale", "loyalty", "wholesale", "returning"];
 
@@ -65,27 +105,52 @@ fn demo_csv(rows: usize) -> String {
 /// Seeds the demo store once; later runs return the credentials recorded the first time.
 pub async fn ensure_demo(db: &Db, now: i64) -> Result<DemoCredentials, Error> {
     let existing: Option<(i64, String, String, String, String)> =
-        on_db!(db, |p| sqlx::query_as("SELECT store_id, email, password, api_key, admin_key FROM demo_credentials WHERE id = 1").fetch_optional(p).await).map_err(db_err)?;
+        on_db!(db, |p| sqlx::query_as("SELECT store_id, email, password, api_key, admin_key FROM demo_credentials WHERE id = 1")
+            .fetch_optional(p)
+            .await)
+        .map_err(db_err)?;
     if let Some((store_id, email, password, api_key, admin_key)) = existing {
         return Ok(DemoCredentials { store_id, email, password, api_key, admin_key });
     }
     let created = stores::create(
         db,
         now,
-        CreateStore { name: "Demo Store", email: "demo@smscast.local", country: "GR", language: "el", timezone: "Europe/Athens", sender_name: Some("DemoStore") },
+        CreateStore {
+            name: "Demo Store",
+            email: "demo@smscast.local",
+            country: "GR",
+            language: "el",
+            timezone: "Europe/Athens",
+            sender_name: Some("DemoStore"),
+        },
     )
     .await?;
     let admin_key = auth::create_admin_key(db, "demo operator", now).await?;
-    let ctx = ImportContext { db: db.clone(), store: created.store.store_id(), country: phonenumber::country::Id::GR, actor: Actor::System("demo"), now };
+    let ctx = ImportContext {
+        db: db.clone(),
+        store: created.store.store_id(),
+        country: phonenumber::country::Id::GR,
+        actor: Actor::System("demo"),
+        now,
+    };
     import::import(ctx, std::io::Cursor::new(demo_csv(1000).into_bytes()), |_| {}).await?;
-    on_db!(db, |p| sqlx::query("INSERT INTO demo_credentials (id, store_id, email, password, api_key, admin_key) VALUES (1, $1, $2, $3, $4, $5)")
-        .bind(created.store.id)
-        .bind(&created.email)
-        .bind(&created.password)
-        .bind(&created.api_key)
-        .bind(&admin_key)
-        .execute(p)
-        .await.map(|r| r.rows_affected()))
+    on_db!(db, |p| sqlx::query(
+        "INSERT INTO demo_credentials (id, store_id, email, password, api_key, admin_key) VALUES (1, $1, $2, $3, $4, $5)"
+    )
+    .bind(created.store.id)
+    .bind(&created.email)
+    .bind(&created.password)
+    .bind(&created.api_key)
+    .bind(&admin_key)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
     .map_err(db_err)?;
-    Ok(DemoCredentials { store_id: created.store.id, email: created.email, password: created.password, api_key: created.api_key, admin_key })
+    Ok(DemoCredentials {
+        store_id: created.store.id,
+        email: created.email,
+        password: created.password,
+        api_key: created.api_key,
+        admin_key,
+    })
 }

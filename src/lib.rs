@@ -6,5 +6,6 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod provider;
 pub mod secrets;
 pub mod store;

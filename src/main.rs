@@ -10,7 +10,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SMSCAST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SMSCAST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -36,11 +37,13 @@ fn redact(url: &str) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    smscast::provider::install_crypto_provider();
     init_logging(cli.log_format);
     let clock = Arc::new(SystemClock);
     match cli.command {
         Command::Serve(args) => {
-            let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+            let listener =
+                tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             let db = connect(&args.db).await?;
             let cfg = AppConfig {
                 database_url: args.db.url(),
@@ -51,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
                 clock: clock.clone(),
             };
             if args.demo {
-                let demo = smscast::demo::ensure_demo(&db, clock.now_ms()).await.map_err(|e| anyhow::anyhow!("demo seeding failed: {e}"))?;
+                let demo =
+                    smscast::demo::ensure_demo(&db, clock.now_ms()).await.map_err(|e| anyhow::anyhow!("demo seeding failed: {e}"))?;
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "Login: {} / {}", demo.email, demo.password)?;
                 writeln!(out, "API key: {}", demo.api_key)?;
@@ -72,7 +76,14 @@ async fn main() -> anyhow::Result<()> {
             let created = stores::create(
                 &db,
                 clock.now_ms(),
-                stores::CreateStore { name: &args.name, email: &args.email, country: &args.country, language: &args.language, timezone: "Europe/Athens", sender_name: None },
+                stores::CreateStore {
+                    name: &args.name,
+                    email: &args.email,
+                    country: &args.country,
+                    language: &args.language,
+                    timezone: "Europe/Athens",
+                    sender_name: None,
+                },
             )
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -82,12 +93,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::AdminKey(db) => {
             let db = connect(&db).await?;
-            let key = smscast::store::auth::create_admin_key(&db, "operator", clock.now_ms()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let key = smscast::store::auth::create_admin_key(&db, "operator", clock.now_ms())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("Admin API key: {key}");
         }
         Command::ImportContacts(args) => {
             let db = connect(&args.db).await?;
-            let store = stores::get(&db, StoreId(args.store)).await.map_err(|_| anyhow::anyhow!("there is no store with id {}", args.store))?;
+            let store =
+                stores::get(&db, StoreId(args.store)).await.map_err(|_| anyhow::anyhow!("there is no store with id {}", args.store))?;
             let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
             let counter = CountingReader { inner: file, read: Arc::new(std::sync::atomic::AtomicU64::new(0)) };
@@ -99,9 +113,10 @@ async fn main() -> anyhow::Result<()> {
                 actor: smscast::store::auth::Actor::Operator,
                 now: clock.now_ms(),
             };
-            let report = import::import(ctx, counter, move |rows| progress_bar(read.load(std::sync::atomic::Ordering::Relaxed), size, rows))
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let report =
+                import::import(ctx, counter, move |rows| progress_bar(read.load(std::sync::atomic::Ordering::Relaxed), size, rows))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             eprintln!();
             println!("{}", serde_json::to_string_pretty(&report)?);
         }

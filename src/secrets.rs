@@ -3,8 +3,8 @@
 //! API keys and session tokens are 160-bit random values, so a plain SHA-256 is enough to store
 //! them (no brute force is possible); passwords are people-chosen, so they get argon2.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 

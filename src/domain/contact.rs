@@ -87,7 +87,8 @@ pub fn clean_email(value: Option<&str>) -> Result<Option<String>, Error> {
         let ok = e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
             && !e.contains(char::is_whitespace);
         if !ok {
-            return Err(Error::invalid("invalid_email", format!("\"{e}\" is not an email address.")).with_details(serde_json::json!({"field": "email"})));
+            return Err(Error::invalid("invalid_email", format!("\"{e}\" is not an email address."))
+                .with_details(serde_json::json!({"field": "email"})));
         }
     }
     Ok(v)

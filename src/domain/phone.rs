@@ -19,8 +19,7 @@ pub struct PhoneError {
 
 impl From<PhoneError> for Error {
     fn from(e: PhoneError) -> Self {
-        Error::invalid("invalid_phone", e.message)
-            .with_details(serde_json::json!({ "field": "phone", "reason": e.reason }))
+        Error::invalid("invalid_phone", e.message).with_details(serde_json::json!({ "field": "phone", "reason": e.reason }))
     }
 }
 
@@ -49,17 +48,16 @@ pub fn parse(raw: &str, country: Id) -> Result<Phone, PhoneError> {
     if digits > 17 {
         return Err(PhoneError { reason: "too_long", message: format!("The phone number \"{trimmed}\" is too long.") });
     }
-    let parsed = phonenumber::parse(Some(country), trimmed).map_err(|_| PhoneError {
-        reason: "unparsable",
-        message: format!("\"{trimmed}\" is not a phone number we can read."),
-    })?;
+    let parsed = phonenumber::parse(Some(country), trimmed)
+        .map_err(|_| PhoneError { reason: "unparsable", message: format!("\"{trimmed}\" is not a phone number we can read.") })?;
     if !phonenumber::is_valid(&parsed) {
         return Err(PhoneError {
             reason: "invalid_number",
             message: format!("\"{trimmed}\" is not a valid phone number for its country."),
         });
     }
-    let mobile = matches!(parsed.number_type(&phonenumber::metadata::DATABASE), PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile);
+    let mobile =
+        matches!(parsed.number_type(&phonenumber::metadata::DATABASE), PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile);
     Ok(Phone { e164: parsed.format().mode(Mode::E164).to_string(), mobile })
 }
 

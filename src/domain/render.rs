@@ -26,9 +26,7 @@ impl Tag {
     }
 
     fn from_name(name: &str) -> Option<Tag> {
-        [Tag::FirstName, Tag::LastName, Tag::DiscountCode]
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(name))
+        [Tag::FirstName, Tag::LastName, Tag::DiscountCode].into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -62,13 +60,8 @@ pub enum TemplateError {
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TemplateError::UnknownTag(name) => write!(
-                f,
-                "unknown merge tag {{{{{name}}}}}; use first_name, last_name or discount_code"
-            ),
-            TemplateError::Unclosed => {
-                f.write_str("merge tag opened with {{ is never closed with }}")
-            }
+            TemplateError::UnknownTag(name) => write!(f, "unknown merge tag {{{{{name}}}}}; use first_name, last_name or discount_code"),
+            TemplateError::Unclosed => f.write_str("merge tag opened with {{ is never closed with }}"),
             TemplateError::Empty => f.write_str("message is empty"),
         }
     }
@@ -107,16 +100,13 @@ impl Template {
                 pieces.push(Piece::Text(rest[..open].to_owned()));
             }
             let inner_start = open + 2;
-            let close = rest[inner_start..]
-                .find("}}")
-                .ok_or(TemplateError::Unclosed)?;
+            let close = rest[inner_start..].find("}}").ok_or(TemplateError::Unclosed)?;
             let inner = &rest[inner_start..inner_start + close];
             let (name, default) = match inner.split_once('|') {
                 Some((name, default)) => (name.trim(), default.trim()),
                 None => (inner.trim(), ""),
             };
-            let tag =
-                Tag::from_name(name).ok_or_else(|| TemplateError::UnknownTag(name.to_owned()))?;
+            let tag = Tag::from_name(name).ok_or_else(|| TemplateError::UnknownTag(name.to_owned()))?;
             pieces.push(Piece::Tag {
                 tag,
                 // A blank default behaves exactly like none, so store one form.
@@ -160,9 +150,7 @@ impl Template {
 
     /// True if the template uses `tag` anywhere (e.g. to require discount codes).
     pub fn has_tag(&self, tag: Tag) -> bool {
-        self.pieces
-            .iter()
-            .any(|p| matches!(p, Piece::Tag { tag: t, .. } if *t == tag))
+        self.pieces.iter().any(|p| matches!(p, Piece::Tag { tag: t, .. } if *t == tag))
     }
 
     /// The parsed pieces, in order.
@@ -228,10 +216,7 @@ mod tests {
     }
 
     fn tag(tag: Tag, default: Option<&str>) -> Piece {
-        Piece::Tag {
-            tag,
-            default: default.map(str::to_owned),
-        }
+        Piece::Tag { tag, default: default.map(str::to_owned) }
     }
 
     fn render(t: &Template, vars: Vars<'_>) -> String {
@@ -240,11 +225,7 @@ mod tests {
         out
     }
 
-    const MARIA: Vars<'static> = Vars {
-        first_name: Some("Maria"),
-        last_name: Some("Papadopoulou"),
-        discount_code: Some("SAVE20"),
-    };
+    const MARIA: Vars<'static> = Vars { first_name: Some("Maria"), last_name: Some("Papadopoulou"), discount_code: Some("SAVE20") };
 
     #[test]
     fn parse_table() {
@@ -252,44 +233,22 @@ mod tests {
         let cases: Vec<(&str, Vec<Piece>)> = vec![
             ("Hello", vec![text("Hello")]),
             ("{{first_name}}", vec![tag(FirstName, None)]),
-            (
-                "Hi {{first_name}}!",
-                vec![text("Hi "), tag(FirstName, None), text("!")],
-            ),
-            (
-                "{{ First_Name | there }}",
-                vec![tag(FirstName, Some("there"))],
-            ),
+            ("Hi {{first_name}}!", vec![text("Hi "), tag(FirstName, None), text("!")]),
+            ("{{ First_Name | there }}", vec![tag(FirstName, Some("there"))]),
             ("{{LAST_NAME}}", vec![tag(LastName, None)]),
             ("{{\tdiscount_code\n}}", vec![tag(DiscountCode, None)]),
             ("{{first_name|}}", vec![tag(FirstName, None)]),
             ("{{first_name|  }}", vec![tag(FirstName, None)]),
             // Only the first pipe splits; the default keeps inner spaces.
-            (
-                "{{first_name| dear friend | x }}",
-                vec![tag(FirstName, Some("dear friend | x"))],
-            ),
-            (
-                "{{first_name}}{{last_name}}",
-                vec![tag(FirstName, None), tag(LastName, None)],
-            ),
+            ("{{first_name| dear friend | x }}", vec![tag(FirstName, Some("dear friend | x"))]),
+            ("{{first_name}}{{last_name}}", vec![tag(FirstName, None), tag(LastName, None)]),
             // Lone braces and single-brace groups are literal.
             ("a { b } c", vec![text("a { b } c")]),
             ("{x} and {first_name}", vec![text("{x} and {first_name}")]),
             ("50% off }}", vec![text("50% off }}")]),
-            (
-                "{ {{first_name}} }",
-                vec![text("{ "), tag(FirstName, None), text(" }")],
-            ),
+            ("{ {{first_name}} }", vec![text("{ "), tag(FirstName, None), text(" }")]),
             // Newlines and spacing outside tags are preserved exactly.
-            (
-                "  Line 1\r\n\nLine 3 {{discount_code}}\n",
-                vec![
-                    text("  Line 1\r\n\nLine 3 "),
-                    tag(DiscountCode, None),
-                    text("\n"),
-                ],
-            ),
+            ("  Line 1\r\n\nLine 3 {{discount_code}}\n", vec![text("  Line 1\r\n\nLine 3 "), tag(DiscountCode, None), text("\n")]),
         ];
         for (input, pieces) in cases {
             let t = Template::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -309,18 +268,9 @@ mod tests {
             ("Hi {{}}", TemplateError::UnknownTag(String::new())),
             ("Hi {{ |there }}", TemplateError::UnknownTag(String::new())),
             ("Hi {{ Name }}", TemplateError::UnknownTag("Name".into())),
-            (
-                "Hi {{ FirstName|x }}",
-                TemplateError::UnknownTag("FirstName".into()),
-            ),
-            (
-                "{{first name}}",
-                TemplateError::UnknownTag("first name".into()),
-            ),
-            (
-                "{{first_name}} {{όνομα}}",
-                TemplateError::UnknownTag("όνομα".into()),
-            ),
+            ("Hi {{ FirstName|x }}", TemplateError::UnknownTag("FirstName".into())),
+            ("{{first name}}", TemplateError::UnknownTag("first name".into())),
+            ("{{first_name}} {{όνομα}}", TemplateError::UnknownTag("όνομα".into())),
         ];
         for (input, err) in cases {
             assert_eq!(Template::parse(input), Err(err), "{input:?}");
@@ -330,20 +280,13 @@ mod tests {
     #[test]
     fn error_messages_name_the_tag() {
         let err = Template::parse("{{ Name }}").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown merge tag {{Name}}; use first_name, last_name or discount_code"
-        );
+        assert_eq!(err.to_string(), "unknown merge tag {{Name}}; use first_name, last_name or discount_code");
     }
 
     #[test]
     fn render_table() {
         let none = Vars::default();
-        let blank = Vars {
-            first_name: Some(""),
-            last_name: Some("  "),
-            discount_code: Some(""),
-        };
+        let blank = Vars { first_name: Some(""), last_name: Some("  "), discount_code: Some("") };
         let cases: Vec<(&str, Vars<'_>, &str)> = vec![
             ("Hi {{first_name}}!", MARIA, "Hi Maria!"),
             ("Hi {{first_name}}!", none, "Hi !"),
@@ -351,11 +294,7 @@ mod tests {
             ("Hi {{ first_name | there }}!", none, "Hi there!"),
             ("Hi {{ first_name | there }}!", blank, "Hi there!"),
             ("{{LAST_NAME|x}}", blank, "x"),
-            (
-                "{{First_Name}} {{last_name}}: {{DISCOUNT_CODE}}",
-                MARIA,
-                "Maria Papadopoulou: SAVE20",
-            ),
+            ("{{First_Name}} {{last_name}}: {{DISCOUNT_CODE}}", MARIA, "Maria Papadopoulou: SAVE20"),
             ("Code\n{{discount_code|none}}\n\n", none, "Code\nnone\n\n"),
             ("{x} { } }}", MARIA, "{x} { } }}"),
         ];
@@ -368,11 +307,7 @@ mod tests {
     #[test]
     fn values_are_inserted_verbatim() {
         let t = Template::parse("Hi {{first_name}}").unwrap();
-        let vars = Vars {
-            first_name: Some(" {{last_name}} | x }} "),
-            last_name: Some("NOPE"),
-            ..Vars::default()
-        };
+        let vars = Vars { first_name: Some(" {{last_name}} | x }} "), last_name: Some("NOPE"), ..Vars::default() };
         assert_eq!(render(&t, vars), "Hi  {{last_name}} | x }} ");
     }
 
@@ -394,11 +329,7 @@ mod tests {
         assert!(t.has_tag(Tag::FirstName));
         assert!(t.has_tag(Tag::DiscountCode));
         assert!(!t.has_tag(Tag::LastName));
-        assert!(
-            !Template::parse("{discount_code}")
-                .unwrap()
-                .has_tag(Tag::DiscountCode)
-        );
+        assert!(!Template::parse("{discount_code}").unwrap().has_tag(Tag::DiscountCode));
     }
 
     #[test]
@@ -419,14 +350,8 @@ mod tests {
     #[test]
     fn footers_are_gsm7() {
         let url = "https://sms.example/u/Ab3_x-9";
-        assert_eq!(
-            unsubscribe_footer(Language::En, url),
-            format!("\nStop: {url}")
-        );
-        assert_eq!(
-            unsubscribe_footer(Language::El, url),
-            format!("\nΔIAΓPAΦH: {url}")
-        );
+        assert_eq!(unsubscribe_footer(Language::En, url), format!("\nStop: {url}"));
+        assert_eq!(unsubscribe_footer(Language::El, url), format!("\nΔIAΓPAΦH: {url}"));
         // The Greek label is exactly the look-alike form of the real word.
         assert_eq!(EL_UNSUBSCRIBE, greek_to_gsm("ΔΙΑΓΡΑΦΗ"));
         for lang in [Language::En, Language::El] {

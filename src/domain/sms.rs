@@ -70,11 +70,7 @@ pub struct SegmentInfo {
 /// the rare off-by-one is reconciled against the provider's part count anyway.
 pub fn analyze(text: &str) -> SegmentInfo {
     let characters = text.chars().count();
-    let encoding = if text.chars().all(is_gsm7_char) {
-        Encoding::Gsm7
-    } else {
-        Encoding::Ucs2
-    };
+    let encoding = if text.chars().all(is_gsm7_char) { Encoding::Gsm7 } else { Encoding::Ucs2 };
     let weight = |c: char| match encoding {
         // `unwrap_or` is unreachable: every char was checked above.
         Encoding::Gsm7 => gsm7_weight(c).unwrap_or(2),
@@ -103,12 +99,7 @@ pub fn analyze(text: &str) -> SegmentInfo {
         parts
     };
 
-    SegmentInfo {
-        encoding,
-        characters,
-        units,
-        segments,
-    }
+    SegmentInfo { encoding, characters, units, segments }
 }
 
 /// True if `c` is in the GSM-7 basic or extension table.
@@ -129,9 +120,10 @@ pub fn gsm7_weight(c: char) -> Option<usize> {
         '\u{000C}' | '€' => Some(2),
         // Non-ASCII part of the basic table. Note `Ç` is in but `ç` is not
         // (3GPP), and only ten Greek capitals are.
-        '£' | '¥' | 'è' | 'é' | 'ù' | 'ì' | 'ò' | 'Ç' | 'Ø' | 'ø' | 'Å' | 'å' | 'Δ' | 'Φ' | 'Γ'
-        | 'Λ' | 'Ω' | 'Π' | 'Ψ' | 'Σ' | 'Θ' | 'Ξ' | 'Æ' | 'æ' | 'ß' | 'É' | '¤' | '¡' | 'Ä'
-        | 'Ö' | 'Ñ' | 'Ü' | '§' | '¿' | 'ä' | 'ö' | 'ñ' | 'ü' | 'à' => Some(1),
+        '£' | '¥' | 'è' | 'é' | 'ù' | 'ì' | 'ò' | 'Ç' | 'Ø' | 'ø' | 'Å' | 'å' | 'Δ' | 'Φ' | 'Γ' | 'Λ' | 'Ω' | 'Π' | 'Ψ' | 'Σ' | 'Θ'
+        | 'Ξ' | 'Æ' | 'æ' | 'ß' | 'É' | '¤' | '¡' | 'Ä' | 'Ö' | 'Ñ' | 'Ü' | '§' | '¿' | 'ä' | 'ö' | 'ñ' | 'ü' | 'à' => {
+            Some(1)
+        }
         _ => None,
     }
 }
@@ -139,9 +131,7 @@ pub fn gsm7_weight(c: char) -> Option<usize> {
 /// Distinct chars that force UCS-2, in order of first appearance (UI highlighting).
 pub fn non_gsm_chars(text: &str) -> Vec<char> {
     let mut seen = HashSet::new();
-    text.chars()
-        .filter(|&c| !is_gsm7_char(c) && seen.insert(c))
-        .collect()
+    text.chars().filter(|&c| !is_gsm7_char(c) && seen.insert(c)).collect()
 }
 
 /// The per-campaign `greek_gsm` option: rewrites Greek into uppercase,
@@ -249,17 +239,13 @@ fn polytonic_base(c: char) -> Option<char> {
     let base = match c as u32 {
         0x1F00..=0x1F0F | 0x1F70..=0x1F71 | 0x1F80..=0x1F8F | 0x1FB0..=0x1FBC => 'Α',
         0x1F10..=0x1F1F | 0x1F72..=0x1F73 | 0x1FC8..=0x1FC9 => 'Ε',
-        0x1F20..=0x1F2F | 0x1F74..=0x1F75 | 0x1F90..=0x1F9F | 0x1FC2..=0x1FC7 | 0x1FCA..=0x1FCC => {
-            'Η'
-        }
+        0x1F20..=0x1F2F | 0x1F74..=0x1F75 | 0x1F90..=0x1F9F | 0x1FC2..=0x1FC7 | 0x1FCA..=0x1FCC => 'Η',
         // U+1FBE is the prosgegrammeni, a standalone iota.
         0x1F30..=0x1F3F | 0x1F76..=0x1F77 | 0x1FBE | 0x1FD0..=0x1FDB => 'Ι',
         0x1F40..=0x1F4F | 0x1F78..=0x1F79 | 0x1FF8..=0x1FF9 => 'Ο',
         0x1F50..=0x1F5F | 0x1F7A..=0x1F7B | 0x1FE0..=0x1FE3 | 0x1FE6..=0x1FEB => 'Υ',
         0x1FE4..=0x1FE5 | 0x1FEC => 'Ρ',
-        0x1F60..=0x1F6F | 0x1F7C..=0x1F7D | 0x1FA0..=0x1FAF | 0x1FF2..=0x1FF7 | 0x1FFA..=0x1FFC => {
-            'Ω'
-        }
+        0x1F60..=0x1F6F | 0x1F7C..=0x1F7D | 0x1FA0..=0x1FAF | 0x1FF2..=0x1FF7 | 0x1FFA..=0x1FFC => 'Ω',
         _ => return None,
     };
     Some(base)
@@ -327,20 +313,8 @@ mod tests {
             ("13a", format!("🇮🇹{}", digits(66)), Ucs2, 70, 1),
             ("13b", format!("🇮🇹{}", digits(67)), Ucs2, 71, 2),
             ("14", format!("{}😜", digits(152)), Ucs2, 154, 3),
-            (
-                "15",
-                format!("{}€{}", rep("a", 152), rep("a", 152)),
-                Gsm7,
-                306,
-                3,
-            ),
-            (
-                "16",
-                format!("{}😜{}", rep("a", 66), rep("a", 66)),
-                Ucs2,
-                134,
-                3,
-            ),
+            ("15", format!("{}€{}", rep("a", 152), rep("a", 152)), Gsm7, 306, 3),
+            ("16", format!("{}😜{}", rep("a", 66), rep("a", 66)), Ucs2, 134, 3),
             ("17", "ΓΕΙΑ ΣΑΣ".into(), Ucs2, 8, 1),
             ("18", "ΓEIA ΣAΣ".into(), Gsm7, 8, 1),
             ("19a", "Γεια σας".into(), Ucs2, 8, 1),
@@ -358,11 +332,7 @@ mod tests {
         ];
         for (id, input, encoding, units, segments) in cases {
             let info = analyze(&input);
-            assert_eq!(
-                (info.encoding, info.units, info.segments),
-                (encoding, units, segments),
-                "vector {id}: {input:?}"
-            );
+            assert_eq!((info.encoding, info.units, info.segments), (encoding, units, segments), "vector {id}: {input:?}");
             assert_eq!(info.characters, input.chars().count(), "vector {id}");
         }
     }
@@ -389,15 +359,7 @@ mod tests {
     #[test]
     fn empty_text_has_no_segments() {
         let info = analyze("");
-        assert_eq!(
-            info,
-            SegmentInfo {
-                encoding: Encoding::Gsm7,
-                characters: 0,
-                units: 0,
-                segments: 0
-            }
-        );
+        assert_eq!(info, SegmentInfo { encoding: Encoding::Gsm7, characters: 0, units: 0, segments: 0 });
     }
 
     #[test]
@@ -416,14 +378,8 @@ mod tests {
         let (mut i, mut n) = (0, 0);
         while i < bytes.len() {
             // Minimal const UTF-8 decoder (1–2 byte sequences suffice here).
-            let (c, len) = if bytes[i] < 0x80 {
-                (bytes[i] as u32, 1)
-            } else {
-                (
-                    ((bytes[i] as u32 & 0x1F) << 6) | (bytes[i + 1] as u32 & 0x3F),
-                    2,
-                )
-            };
+            let (c, len) =
+                if bytes[i] < 0x80 { (bytes[i] as u32, 1) } else { (((bytes[i] as u32 & 0x1F) << 6) | (bytes[i + 1] as u32 & 0x3F), 2) };
             if c != 0x1B {
                 table[n] = char::from_u32(c);
             }
@@ -455,10 +411,7 @@ mod tests {
 
     #[test]
     fn non_gsm_chars_distinct_in_order() {
-        assert_eq!(
-            non_gsm_chars("It’s ç`ç, it’s 😀 \t ok €"),
-            vec!['’', 'ç', '`', '😀', '\t']
-        );
+        assert_eq!(non_gsm_chars("It’s ç`ç, it’s 😀 \t ok €"), vec!['’', 'ç', '`', '😀', '\t']);
         assert!(non_gsm_chars("Hello {€}").is_empty());
     }
 
@@ -468,10 +421,7 @@ mod tests {
         assert_eq!(greek_to_gsm("Καλημέρα"), "KAΛHMEPA");
         assert_eq!(greek_to_gsm("ΓΕΙΑ ΣΑΣ"), "ΓEIA ΣAΣ");
         assert_eq!(greek_to_gsm("προϊόν ΐ ΰ ϋ Ϊ"), "ΠPOION I Y Y I");
-        assert_eq!(
-            greek_to_gsm("Hello Γιάννη, code aBc12"),
-            "Hello ΓIANNH, code aBc12"
-        );
+        assert_eq!(greek_to_gsm("Hello Γιάννη, code aBc12"), "Hello ΓIANNH, code aBc12");
         // Decomposed accents after Greek go; after Latin they stay.
         assert_eq!(greek_to_gsm("α\u{0301} e\u{0301}"), "A e\u{0301}");
         // Polytonic.

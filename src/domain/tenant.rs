@@ -11,7 +11,9 @@ pub fn validate_name(name: &str) -> Result<String, Error> {
         return Err(Error::invalid("invalid_name", "The name cannot be empty.").with_details(serde_json::json!({"field": "name"})));
     }
     if n.chars().count() > 100 {
-        return Err(Error::invalid("invalid_name", "The name is longer than 100 characters.").with_details(serde_json::json!({"field": "name"})));
+        return Err(
+            Error::invalid("invalid_name", "The name is longer than 100 characters.").with_details(serde_json::json!({"field": "name"}))
+        );
     }
     Ok(n.to_string())
 }
@@ -28,7 +30,8 @@ pub fn validate_language(code: &str) -> Result<String, Error> {
     if LANGUAGES.contains(&c.as_str()) {
         Ok(c)
     } else {
-        Err(Error::invalid("invalid_language", format!("\"{code}\" is not a supported language (el or en).")).with_details(serde_json::json!({"field": "language"})))
+        Err(Error::invalid("invalid_language", format!("\"{code}\" is not a supported language (el or en)."))
+            .with_details(serde_json::json!({"field": "language"})))
     }
 }
 
@@ -40,20 +43,27 @@ pub fn validate_timezone(tz: &str) -> Result<String, Error> {
     if shape_ok && t.len() <= 64 {
         Ok(t.to_string())
     } else {
-        Err(Error::invalid("invalid_timezone", format!("\"{tz}\" is not a time zone name like Europe/Athens.")).with_details(serde_json::json!({"field": "timezone"})))
+        Err(Error::invalid("invalid_timezone", format!("\"{tz}\" is not a time zone name like Europe/Athens."))
+            .with_details(serde_json::json!({"field": "timezone"})))
     }
 }
 
 /// A sender is 3–11 letters/digits with at least one letter (alphanumeric sender id) or an E.164 number.
 pub fn validate_sender(sender: &str) -> Result<String, Error> {
     let s = sender.trim();
-    let alnum = (3..=11).contains(&s.chars().count()) && s.chars().all(|c| c.is_ascii_alphanumeric()) && s.chars().any(|c| c.is_ascii_alphabetic());
+    let alnum =
+        (3..=11).contains(&s.chars().count()) && s.chars().all(|c| c.is_ascii_alphanumeric()) && s.chars().any(|c| c.is_ascii_alphabetic());
     let e164 = s.starts_with('+') && (9..=16).contains(&s.len()) && s[1..].chars().all(|c| c.is_ascii_digit()) && !s[1..].starts_with('0');
     if alnum || e164 {
         Ok(s.to_string())
     } else {
-        Err(Error::invalid("invalid_sender", format!("\"{sender}\" cannot be a sender: use 3 to 11 letters and digits (at least one letter), or a phone number in +30… form."))
-            .with_details(serde_json::json!({"field": "sender"})))
+        Err(Error::invalid(
+            "invalid_sender",
+            format!(
+                "\"{sender}\" cannot be a sender: use 3 to 11 letters and digits (at least one letter), or a phone number in +30… form."
+            ),
+        )
+        .with_details(serde_json::json!({"field": "sender"})))
     }
 }
 

@@ -13,7 +13,8 @@ pub fn rfc3339(ms: i64) -> String {
 /// Parses RFC 3339 (`2026-11-25T18:12:00Z`, optional fraction, `Z` or `±hh:mm`) to epoch ms.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> { std::str::from_utf8(&b[r]).ok()?.parse().ok() };

@@ -27,7 +27,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             ct == "application/json" || ct.ends_with("+json")
         });
         if !is_json {
-            return Err(Error::new(Kind::UnsupportedMediaType, "unsupported_media_type", "Send the request body as JSON with Content-Type: application/json.").into());
+            return Err(Error::new(
+                Kind::UnsupportedMediaType,
+                "unsupported_media_type",
+                "Send the request body as JSON with Content-Type: application/json.",
+            )
+            .into());
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -48,17 +53,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let msg = inner.to_string();
-                // serde reports unknown fields at the parent's path; name the field itself.
-                let field = msg
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split('`').next())
-                    .map(|f| if path == "." { f.to_string() } else { format!("{path}.{f}") })
-                    .or_else(|| msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(str::to_string))
-                    .unwrap_or(path);
+                // The path names the field itself, except at the top level of the document.
+                let field = if path == "." {
+                    msg.strip_prefix("unknown field `")
+                        .or_else(|| msg.strip_prefix("missing field `"))
+                        .and_then(|r| r.split('`').next())
+                        .unwrap_or("body")
+                        .to_string()
+                } else {
+                    path
+                };
                 let clean = msg.split(" at line ").next().unwrap_or(&msg).to_string();
                 Error::invalid("invalid_field", format!("{field}: {clean}")).with_details(json!({"field": field}))
             }
-            _ if bytes.iter().all(u8::is_ascii_whitespace) => Error::new(Kind::BadRequest, "invalid_json", "The request body is empty; send a JSON object."),
+            _ if bytes.iter().all(u8::is_ascii_whitespace) => {
+                Error::new(Kind::BadRequest, "invalid_json", "The request body is empty; send a JSON object.")
+            }
             _ => Error::new(Kind::BadRequest, "invalid_json", format!("The request body is not valid JSON: {inner}")),
         }
     })
@@ -89,7 +99,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError(Error::not_found("object")))?;
+        let params =
+            axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError(Error::not_found("object")))?;
         params
             .iter()
             .find(|(k, _)| *k == "id")
@@ -119,16 +130,14 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let now = state.clock.now_ms();
         if let Some(key) = bearer(parts) {
-            return auth::authenticate_key(&state.db, key, now)
-                .await?
-                .map(Auth)
-                .ok_or_else(|| ApiError(Error::new(Kind::Unauthorized, "invalid_api_key", "This API key is not valid or has been revoked.")));
+            return auth::authenticate_key(&state.db, key, now).await?.map(Auth).ok_or_else(|| {
+                ApiError(Error::new(Kind::Unauthorized, "invalid_api_key", "This API key is not valid or has been revoked."))
+            });
         }
         if let Some(token) = session_cookie(parts) {
-            return auth::authenticate_session(&state.db, &token, now)
-                .await?
-                .map(Auth)
-                .ok_or_else(|| ApiError(Error::new(Kind::Unauthorized, "session_expired", "Your session has expired; please log in again.")));
+            return auth::authenticate_session(&state.db, &token, now).await?.map(Auth).ok_or_else(|| {
+                ApiError(Error::new(Kind::Unauthorized, "session_expired", "Your session has expired; please log in again."))
+            });
         }
         Err(ApiError(Error::unauthorized("Authenticate with an API key (Authorization: Bearer sk_live_…) or log in.")))
     }
@@ -165,7 +174,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             Some(v) => {
                 let k = v.to_str().map(str::trim).unwrap_or("");
                 if k.is_empty() || k.len() > 255 {
-                    Err(ApiError(Error::new(Kind::BadRequest, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible characters.")))
+                    Err(ApiError(Error::new(
+                        Kind::BadRequest,
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 255 visible characters.",
+                    )))
                 } else {
                     Ok(IdempotencyKey(Some(k.to_string())))
                 }

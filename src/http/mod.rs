@@ -42,13 +42,25 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Gives every request an id, visible in the `x-request-id` header and in internal-error logs.
 async fn request_id(req: Request, next: Next) -> Response {
-    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 64).map(str::to_string).unwrap_or_else(|| crate::secrets::random_token(16));
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64)
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::secrets::random_token(16));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let mut res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    if res.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED && res.headers().get(axum::http::header::CONTENT_TYPE).is_none_or(|v| v != "application/json") {
-        res = error::REQUEST_ID.scope(id.clone(), async { error::error_response(Error::new(Kind::BadRequest, "method_not_allowed", format!("{method} is not supported at {path}."))) }).await;
+    if res.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED
+        && res.headers().get(axum::http::header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
+    {
+        res = error::REQUEST_ID
+            .scope(id.clone(), async {
+                error::error_response(Error::new(Kind::BadRequest, "method_not_allowed", format!("{method} is not supported at {path}.")))
+            })
+            .await;
         *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     }
     tracing::debug!(request_id = %id, %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");

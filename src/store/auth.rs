@@ -95,11 +95,12 @@ pub async fn revoke_api_key(db: &Db, store: StoreId, id: i64, now: i64) -> Resul
 }
 
 pub async fn authenticate_key(db: &Db, key: &str, now: i64) -> Result<Option<Principal>, Error> {
-    let found: Option<(i64, i64)> = on_db!(db, |p| sqlx::query_as("SELECT id, store_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-        .bind(secrets::sha256_hex(key))
-        .fetch_optional(p)
-        .await)
-    .map_err(db_err)?;
+    let found: Option<(i64, i64)> =
+        on_db!(db, |p| sqlx::query_as("SELECT id, store_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(secrets::sha256_hex(key))
+            .fetch_optional(p)
+            .await)
+        .map_err(db_err)?;
     let Some((id, store)) = found else { return Ok(None) };
     // Recorded at minute precision so reads don't turn into a write per request.
     on_db!(db, |p| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
@@ -107,7 +108,8 @@ pub async fn authenticate_key(db: &Db, key: &str, now: i64) -> Result<Option<Pri
         .bind(now)
         .bind(now - 60_000)
         .execute(p)
-        .await.map(|r| r.rows_affected()))
+        .await
+        .map(|r| r.rows_affected()))
     .map_err(db_err)?;
     Ok(Some(Principal { store: StoreId(store), actor: Actor::ApiKey(id) }))
 }
@@ -120,7 +122,8 @@ pub async fn create_admin_key(db: &Db, name: &str, now: i64) -> Result<String, E
         .bind(secrets::sha256_hex(&key))
         .bind(now)
         .execute(p)
-        .await.map(|r| r.rows_affected()))
+        .await
+        .map(|r| r.rows_affected()))
     .map_err(db_err)?;
     Ok(key)
 }
@@ -169,22 +172,29 @@ pub async fn login(db: &Db, email: &str, password: &str, now: i64, ttl_ms: i64) 
         .bind(now)
         .bind(expires_at)
         .execute(p)
-        .await.map(|r| r.rows_affected()))
+        .await
+        .map(|r| r.rows_affected()))
     .map_err(db_err)?;
     Ok(Some(Session { token, expires_at }))
 }
 
 pub async fn authenticate_session(db: &Db, token: &str, now: i64) -> Result<Option<Principal>, Error> {
-    let found: Option<(i64, i64)> = on_db!(db, |p| sqlx::query_as("SELECT user_id, store_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
-        .bind(secrets::sha256_hex(token))
-        .bind(now)
-        .fetch_optional(p)
-        .await)
-    .map_err(db_err)?;
+    let found: Option<(i64, i64)> =
+        on_db!(db, |p| sqlx::query_as("SELECT user_id, store_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+            .bind(secrets::sha256_hex(token))
+            .bind(now)
+            .fetch_optional(p)
+            .await)
+        .map_err(db_err)?;
     Ok(found.map(|(user, store)| Principal { store: StoreId(store), actor: Actor::User(user) }))
 }
 
 pub async fn logout(db: &Db, token: &str) -> Result<(), Error> {
-    on_db!(db, |p| sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(secrets::sha256_hex(token)).execute(p).await.map(|r| r.rows_affected())).map_err(db_err)?;
+    on_db!(db, |p| sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(secrets::sha256_hex(token))
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
     Ok(())
 }

@@ -94,13 +94,22 @@ pub struct ContactPatch {
     pub consent: Option<Consent>,
 }
 
-const COLUMNS: &str = "id, store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at";
+const COLUMNS: &str =
+    "id, store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at";
 
 fn duplicate_phone(phone: &str) -> Error {
-    Error::conflict("duplicate_phone", format!("A contact with the number {phone} already exists in this store.")).with_details(json!({"field": "phone", "phone": phone}))
+    Error::conflict("duplicate_phone", format!("A contact with the number {phone} already exists in this store."))
+        .with_details(json!({"field": "phone", "phone": phone}))
 }
 
-pub async fn create(db: &Db, store: StoreId, country: phonenumber::country::Id, actor: &Actor, input: NewContact, now: i64) -> Result<ContactJson, Error> {
+pub async fn create(
+    db: &Db,
+    store: StoreId,
+    country: phonenumber::country::Id,
+    actor: &Actor,
+    input: NewContact,
+    now: i64,
+) -> Result<ContactJson, Error> {
     let phone = phone::parse(&input.phone, country)?;
     let first = contact::clean_text("first_name", input.first_name.as_deref(), contact::MAX_NAME)?;
     let last = contact::clean_text("last_name", input.last_name.as_deref(), contact::MAX_NAME)?;
@@ -108,7 +117,8 @@ pub async fn create(db: &Db, store: StoreId, country: phonenumber::country::Id, 
     let tags = contact::normalize_tags(input.tags.iter().map(String::as_str))?;
     let consent = input.consent.unwrap_or(Consent::Unknown);
     let mut tx = db.begin().await?;
-    let row: Result<ContactRow, _> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row: Result<ContactRow, _> = on_tx!(&mut tx, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO contacts (store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
     )))
@@ -122,7 +132,8 @@ pub async fn create(db: &Db, store: StoreId, country: phonenumber::country::Id, 
     .bind(input.consent.map(|_| "api"))
     .bind(now)
     .fetch_one(c)
-    .await);
+    .await
+    });
     let row = row.map_err(|e| if is_unique_violation(&e) { duplicate_phone(&phone.e164) } else { db_err(e) })?;
     if input.consent.is_some() {
         record_consent(&mut tx, store, row.id, &row.phone, None, consent, "api", &actor.label(), now).await?;
@@ -133,7 +144,17 @@ pub async fn create(db: &Db, store: StoreId, country: phonenumber::country::Id, 
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn record_consent(tx: &mut Tx, store: StoreId, contact: i64, phone: &str, from: Option<Consent>, to: Consent, source: &str, actor: &str, now: i64) -> Result<(), Error> {
+pub async fn record_consent(
+    tx: &mut Tx,
+    store: StoreId,
+    contact: i64,
+    phone: &str,
+    from: Option<Consent>,
+    to: Consent,
+    source: &str,
+    actor: &str,
+    now: i64,
+) -> Result<(), Error> {
     on_tx!(tx, |c| sqlx::query(
         "INSERT INTO consent_events (store_id, contact_id, phone, from_consent, to_consent, source, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -152,7 +173,13 @@ pub async fn record_consent(tx: &mut Tx, store: StoreId, contact: i64, phone: &s
 }
 
 async fn set_tags(tx: &mut Tx, store: StoreId, contact: i64, tags: &[String]) -> Result<(), Error> {
-    on_tx!(tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2").bind(contact).bind(store.0).execute(c).await.map(|r| r.rows_affected())).map_err(db_err)?;
+    on_tx!(tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2")
+        .bind(contact)
+        .bind(store.0)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
     for tag in tags {
         on_tx!(tx, |c| sqlx::query("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES ($1, $2, $3)")
             .bind(contact)
@@ -171,7 +198,10 @@ async fn tags_for(db: &Db, store: StoreId, ids: &[i64]) -> Result<HashMap<i64, V
     if ids.is_empty() {
         return Ok(out);
     }
-    let sql = format!("SELECT contact_id, tag FROM contact_tags WHERE store_id = $1 AND contact_id IN ({}) ORDER BY contact_id, tag", placeholders(2, ids.len()));
+    let sql = format!(
+        "SELECT contact_id, tag FROM contact_tags WHERE store_id = $1 AND contact_id IN ({}) ORDER BY contact_id, tag",
+        placeholders(2, ids.len())
+    );
     let rows: Vec<(i64, String)> = on_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
         for id in ids {
@@ -187,20 +217,37 @@ async fn tags_for(db: &Db, store: StoreId, ids: &[i64]) -> Result<HashMap<i64, V
 }
 
 async fn fetch_row(tx: &mut Tx, store: StoreId, id: i64) -> Result<ContactRow, Error> {
-    on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND store_id = $2"))).bind(id).bind(store.0).fetch_optional(c).await)
-        .map_err(db_err)?
-        .ok_or_else(|| Error::not_found("contact"))
+    on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND store_id = $2")))
+        .bind(id)
+        .bind(store.0)
+        .fetch_optional(c)
+        .await)
+    .map_err(db_err)?
+    .ok_or_else(|| Error::not_found("contact"))
 }
 
 pub async fn get(db: &Db, store: StoreId, id: i64) -> Result<ContactJson, Error> {
-    let row: ContactRow = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND store_id = $2"))).bind(id).bind(store.0).fetch_optional(p).await)
+    let row: ContactRow =
+        on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND store_id = $2")))
+            .bind(id)
+            .bind(store.0)
+            .fetch_optional(p)
+            .await)
         .map_err(db_err)?
         .ok_or_else(|| Error::not_found("contact"))?;
     let mut tags = tags_for(db, store, &[id]).await?;
     Ok(ContactJson::new(row, tags.remove(&id).unwrap_or_default()))
 }
 
-pub async fn update(db: &Db, store: StoreId, country: phonenumber::country::Id, actor: &Actor, id: i64, patch: ContactPatch, now: i64) -> Result<ContactJson, Error> {
+pub async fn update(
+    db: &Db,
+    store: StoreId,
+    country: phonenumber::country::Id,
+    actor: &Actor,
+    id: i64,
+    patch: ContactPatch,
+    now: i64,
+) -> Result<ContactJson, Error> {
     let phone = patch.phone.as_deref().map(|p| phone::parse(p, country)).transpose()?;
     let first = patch.first_name.map(|v| contact::clean_text("first_name", v.as_deref(), contact::MAX_NAME)).transpose()?;
     let last = patch.last_name.map(|v| contact::clean_text("last_name", v.as_deref(), contact::MAX_NAME)).transpose()?;
@@ -227,7 +274,9 @@ pub async fn update(db: &Db, store: StoreId, country: phonenumber::country::Id, 
     .bind(now)
     .fetch_one(c)
     .await);
-    let row = row.map_err(|e| if is_unique_violation(&e) { duplicate_phone(&phone.as_ref().map(|p| p.e164.clone()).unwrap_or_default()) } else { db_err(e) })?;
+    let row = row.map_err(|e| {
+        if is_unique_violation(&e) { duplicate_phone(&phone.as_ref().map(|p| p.e164.clone()).unwrap_or_default()) } else { db_err(e) }
+    })?;
     if let Some(to) = consent_changed {
         record_consent(&mut tx, store, id, &row.phone, Some(old_consent), to, "api", &actor.label(), now).await?;
     }
@@ -240,8 +289,20 @@ pub async fn update(db: &Db, store: StoreId, country: phonenumber::country::Id, 
 
 pub async fn delete(db: &Db, store: StoreId, id: i64) -> Result<(), Error> {
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2").bind(id).bind(store.0).execute(c).await.map(|r| r.rows_affected())).map_err(db_err)?;
-    let done = on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contacts WHERE id = $1 AND store_id = $2").bind(id).bind(store.0).execute(c).await.map(|r| r.rows_affected())).map_err(db_err)?;
+    on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2")
+        .bind(id)
+        .bind(store.0)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    let done = on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contacts WHERE id = $1 AND store_id = $2")
+        .bind(id)
+        .bind(store.0)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
     if done == 0 {
         return Err(Error::not_found("contact"));
     }
@@ -272,13 +333,20 @@ pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<Cont
         None | Some("") => None,
         Some(c) => Some(
             Consent::parse(c)
-                .ok_or_else(|| Error::invalid("invalid_consent", format!("\"{c}\" is not a consent state (opted_in, opted_out, unknown).")).with_details(json!({"field": "consent"})))?
+                .ok_or_else(|| {
+                    Error::invalid("invalid_consent", format!("\"{c}\" is not a consent state (opted_in, opted_out, unknown)."))
+                        .with_details(json!({"field": "consent"}))
+                })?
                 .as_str(),
         ),
     };
     let tag = f.tag.as_deref().filter(|t| !t.trim().is_empty()).map(contact::normalize_tag).transpose()?;
     // LOWER() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
-    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let q =
+        f.q.as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(|q| format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
     let sql = format!(
         "SELECT {COLUMNS} FROM contacts c WHERE c.store_id = $1 AND c.id > $2
            AND ($3 IS NULL OR c.consent = $3)
@@ -287,7 +355,16 @@ pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<Cont
                 OR c.phone LIKE $5 ESCAPE '\\' OR LOWER(COALESCE(c.email, '')) LIKE $5 ESCAPE '\\')
          ORDER BY c.id LIMIT $6"
     );
-    let mut rows: Vec<ContactRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0).bind(after).bind(consent).bind(&tag).bind(&q).bind(limit + 1).fetch_all(p).await).map_err(db_err)?;
+    let mut rows: Vec<ContactRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(store.0)
+        .bind(after)
+        .bind(consent)
+        .bind(&tag)
+        .bind(&q)
+        .bind(limit + 1)
+        .fetch_all(p)
+        .await)
+    .map_err(db_err)?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.id.to_string())
@@ -340,17 +417,26 @@ pub async fn bulk_tags(db: &Db, store: StoreId, req: BulkTags) -> Result<serde_j
     }
     for id in &found {
         for tag in &add {
-            on_tx!(&mut tx, |c| sqlx::query("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            on_tx!(&mut tx, |c| sqlx::query(
+                "INSERT INTO contact_tags (contact_id, store_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+            )
+            .bind(*id)
+            .bind(store.0)
+            .bind(tag)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+            .map_err(db_err)?;
+        }
+        for tag in &remove {
+            on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2 AND tag = $3")
                 .bind(*id)
                 .bind(store.0)
                 .bind(tag)
                 .execute(c)
-                .await.map(|r| r.rows_affected()))
+                .await
+                .map(|r| r.rows_affected()))
             .map_err(db_err)?;
-        }
-        for tag in &remove {
-            on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2 AND tag = $3").bind(*id).bind(store.0).bind(tag).execute(c).await.map(|r| r.rows_affected()))
-                .map_err(db_err)?;
         }
     }
     tx.commit().await?;
@@ -373,11 +459,16 @@ pub async fn consent_history(db: &Db, store: StoreId, id: i64) -> Result<Vec<ser
     // The contact must exist in this store; history of deleted contacts is kept for regulators
     // but is not browsable through this endpoint.
     get(db, store, id).await?;
-    let rows: Vec<ConsentEvent> = on_db!(db, |p| sqlx::query_as("SELECT id, from_consent, to_consent, source, actor, at FROM consent_events WHERE store_id = $1 AND contact_id = $2 ORDER BY id")
-        .bind(store.0)
-        .bind(id)
-        .fetch_all(p)
-        .await)
+    let rows: Vec<ConsentEvent> = on_db!(db, |p| sqlx::query_as(
+        "SELECT id, from_consent, to_consent, source, actor, at FROM consent_events WHERE store_id = $1 AND contact_id = $2 ORDER BY id"
+    )
+    .bind(store.0)
+    .bind(id)
+    .fetch_all(p)
+    .await)
     .map_err(db_err)?;
-    Ok(rows.into_iter().map(|e| json!({"from": e.from_consent, "to": e.to_consent, "source": e.source, "actor": e.actor, "at": rfc3339(e.at)})).collect())
+    Ok(rows
+        .into_iter()
+        .map(|e| json!({"from": e.from_consent, "to": e.to_consent, "source": e.source, "actor": e.actor, "at": rfc3339(e.at)}))
+        .collect())
 }

@@ -72,13 +72,15 @@ impl Field {
 fn field_for(header: &str) -> Option<Field> {
     let h = header.trim().trim_start_matches('\u{feff}').trim().to_lowercase().replace([' ', '-', '.'], "_");
     Some(match h.as_str() {
-        "phone" | "phone_number" | "phonenumber" | "mobile" | "mobile_number" | "mobile_phone" | "msisdn" | "tel" | "telephone" | "cell" | "cellphone" | "number"
-        | "τηλέφωνο" | "τηλεφωνο" | "κινητό" | "κινητο" => Field::Phone,
+        "phone" | "phone_number" | "phonenumber" | "mobile" | "mobile_number" | "mobile_phone" | "msisdn" | "tel" | "telephone"
+        | "cell" | "cellphone" | "number" | "τηλέφωνο" | "τηλεφωνο" | "κινητό" | "κινητο" => Field::Phone,
         "first_name" | "firstname" | "first" | "given_name" | "name" | "όνομα" | "ονομα" => Field::FirstName,
         "last_name" | "lastname" | "last" | "surname" | "family_name" | "επώνυμο" | "επωνυμο" => Field::LastName,
         "email" | "e_mail" | "email_address" | "mail" => Field::Email,
         "tags" | "tag" | "labels" | "groups" => Field::Tags,
-        "consent" | "sms_consent" | "opt_in" | "optin" | "accepts_sms" | "accepts_marketing" | "subscribed" | "marketing_consent" => Field::Consent,
+        "consent" | "sms_consent" | "opt_in" | "optin" | "accepts_sms" | "accepts_marketing" | "subscribed" | "marketing_consent" => {
+            Field::Consent
+        }
         _ => return None,
     })
 }
@@ -108,7 +110,11 @@ enum Msg {
 }
 
 /// Imports CSV from a blocking reader. `progress` is called with the number of rows read so far.
-pub async fn import<R: Read + Send + 'static>(ctx: ImportContext, reader: R, mut progress: impl FnMut(u64) + Send) -> Result<ImportReport, Error> {
+pub async fn import<R: Read + Send + 'static>(
+    ctx: ImportContext,
+    reader: R,
+    mut progress: impl FnMut(u64) + Send,
+) -> Result<ImportReport, Error> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
     let country = ctx.country;
     let parser = tokio::task::spawn_blocking(move || parse(reader, country, tx));
@@ -153,8 +159,11 @@ fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync:
     let columns: Vec<Option<Field>> = record.iter().map(|h| field_for(&String::from_utf8_lossy(h))).collect();
     let index = |f: Field| columns.iter().position(|c| *c == Some(f));
     let Some(phone_col) = index(Field::Phone) else {
-        return Err(Error::invalid("missing_phone_column", "The file has no phone column. Name one column \"phone\" (or mobile, msisdn, tel).")
-            .with_details(serde_json::json!({"columns": record.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect::<Vec<_>>()})));
+        return Err(Error::invalid(
+            "missing_phone_column",
+            "The file has no phone column. Name one column \"phone\" (or mobile, msisdn, tel).",
+        )
+        .with_details(serde_json::json!({"columns": record.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect::<Vec<_>>()})));
     };
     let cols = [Field::FirstName, Field::LastName, Field::Email, Field::Tags, Field::Consent].map(|f| (f, index(f)));
     // Numbers already seen in this file, as integers to keep memory small: number → first row.
@@ -186,7 +195,12 @@ fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync:
             Ok(row) => {
                 let key: u64 = row.phone[1..].parse().unwrap_or(0);
                 if let Some(first) = seen.get(&key) {
-                    report.error(line, "phone", "duplicate_in_file", format!("{} already appears on row {first}; this row was skipped.", row.phone));
+                    report.error(
+                        line,
+                        "phone",
+                        "duplicate_in_file",
+                        format!("{} already appears on row {first}; this row was skipped.", row.phone),
+                    );
                     continue;
                 }
                 seen.insert(key, line);
@@ -216,13 +230,16 @@ fn validate(cells: &[Option<&str>; 6], country: phonenumber::country::Id) -> Res
     let last_name = text(2, Field::LastName, contact::MAX_NAME)?;
     let email = contact::clean_email(cells[3]).map_err(|e| (Field::Email, "invalid_email", e.message))?;
     let tags = match cells[4] {
-        Some(t) if !t.trim().is_empty() => contact::normalize_tags(t.split([',', ';', '|']).filter(|s| !s.trim().is_empty())).map_err(|e| (Field::Tags, "invalid_tag", e.message))?,
+        Some(t) if !t.trim().is_empty() => contact::normalize_tags(t.split([',', ';', '|']).filter(|s| !s.trim().is_empty()))
+            .map_err(|e| (Field::Tags, "invalid_tag", e.message))?,
         _ => Vec::new(),
     };
     // An empty consent cell means "not stated", which never changes an existing contact's consent.
     let consent = match cells[5].map(str::trim) {
         None | Some("") => None,
-        Some(c) => Some(Consent::parse_loose(c).ok_or_else(|| (Field::Consent, "invalid_consent", format!("\"{c}\" is not a consent value (use opted_in, opted_out or unknown).")))?),
+        Some(c) => Some(Consent::parse_loose(c).ok_or_else(|| {
+            (Field::Consent, "invalid_consent", format!("\"{c}\" is not a consent value (use opted_in, opted_out or unknown)."))
+        })?),
     };
     Ok(Row { phone: phone.e164, first_name, last_name, email, tags, consent })
 }
@@ -258,7 +275,7 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
             consent_source = COALESCE(excluded.consent_source, contacts.consent_source),
             updated_at = excluded.updated_at
          RETURNING id, phone",
-        (0..rows.len()).map(|i| format!("($1, {}, $2, $2)", placeholders(3 + i * 8, 8))).collect::<Vec<_>>().join(",")
+        (0..rows.len()).map(|i| format!("($1, {}, $2, $2)", placeholders(3 + i * 7, 7))).collect::<Vec<_>>().join(",")
     );
     let ids: Vec<(i64, String)> = on_tx!(&mut tx, |c| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0).bind(ctx.now);
@@ -270,8 +287,7 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
                 .bind(&row.email)
                 .bind(consent.as_str())
                 .bind(changed.then_some(ctx.now))
-                .bind(changed.then_some("import"))
-                .bind(ctx.now);
+                .bind(changed.then_some("import"));
         }
         q.fetch_all(c).await
     })
@@ -281,7 +297,7 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
     for chunk in tags.chunks(BATCH) {
         let sql = format!(
             "INSERT INTO contact_tags (contact_id, store_id, tag) VALUES {} ON CONFLICT DO NOTHING",
-            (0..chunk.len()).map(|i| format!("({}, $1)", placeholders(2 + i * 2, 2))).collect::<Vec<_>>().join(",")
+            (0..chunk.len()).map(|i| format!("(${}, $1, ${})", 2 + i * 2, 3 + i * 2)).collect::<Vec<_>>().join(",")
         );
         on_tx!(&mut tx, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0);
@@ -294,7 +310,8 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
     }
     for (i, from, to) in &events {
         let row = &rows[*i];
-        super::contacts::record_consent(&mut tx, ctx.store, id_of[row.phone.as_str()], &row.phone, *from, *to, "import", &actor, ctx.now).await?;
+        super::contacts::record_consent(&mut tx, ctx.store, id_of[row.phone.as_str()], &row.phone, *from, *to, "import", &actor, ctx.now)
+            .await?;
     }
     tx.commit().await?;
     let updated = rows.iter().filter(|r| existing.contains_key(r.phone.as_str())).count() as u64;

@@ -69,7 +69,8 @@ impl Db {
             let opts = PgConnectOptions::from_str(url)?
                 // A transaction must never stay open across a provider call; this catches bugs.
                 .options([("idle_in_transaction_session_timeout", "60000")]);
-            let pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await?;
+            let pool =
+                PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await?;
             Db::Pg(pool)
         } else {
             let opts = SqliteConnectOptions::from_str(url)?
@@ -80,7 +81,11 @@ impl Db {
                 .busy_timeout(Duration::from_secs(30))
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory");
-            let pool = SqlitePoolOptions::new().max_connections(max_connections.clamp(1, 8)).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.clamp(1, 8))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await?;
             Db::Sqlite(pool)
         };
         db.migrate().await?;
@@ -114,7 +119,8 @@ impl Db {
             Db::Sqlite(_) => sqlx::migrate!("migrations/sqlite").iter().count() as i64,
             Db::Pg(_) => sqlx::migrate!("migrations/postgres").iter().count() as i64,
         };
-        let applied: Result<(i64,), _> = on_db!(self, |p| sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(p).await);
+        let applied: Result<(i64,), _> =
+            on_db!(self, |p| sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(p).await);
         matches!(applied, Ok((n,)) if n >= expected)
     }
 
@@ -162,7 +168,11 @@ pub fn placeholders(first: usize, count: usize) -> String {
 pub fn parse_cursor(cursor: Option<&str>) -> Result<i64, Error> {
     match cursor {
         None | Some("") => Ok(0),
-        Some(c) => c.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| Error::invalid("invalid_cursor", "The cursor is not one this API returned.")),
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| Error::invalid("invalid_cursor", "The cursor is not one this API returned.")),
     }
 }
 
@@ -170,6 +180,7 @@ pub fn clamp_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, Er
     match limit {
         None => Ok(default),
         Some(l) if (1..=max).contains(&l) => Ok(l),
-        Some(_) => Err(Error::invalid("invalid_limit", format!("limit must be between 1 and {max}.")).with_details(serde_json::json!({"field": "limit"}))),
+        Some(_) => Err(Error::invalid("invalid_limit", format!("limit must be between 1 and {max}."))
+            .with_details(serde_json::json!({"field": "limit"}))),
     }
 }

@@ -49,7 +49,9 @@ fn default_sender(name: &str) -> String {
 pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore, Error> {
     let name = tenant::validate_name(req.name)?;
     let email = crate::domain::contact::clean_email(Some(req.email))?
-        .ok_or_else(|| Error::invalid("invalid_email", "An email address is required.").with_details(serde_json::json!({"field": "email"})))?
+        .ok_or_else(|| {
+            Error::invalid("invalid_email", "An email address is required.").with_details(serde_json::json!({"field": "email"}))
+        })?
         .to_lowercase();
     let country = tenant::validate_country(req.country)?;
     let language = tenant::validate_language(req.language)?;
@@ -74,16 +76,19 @@ pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore,
     .fetch_one(c)
     .await)
     .map_err(db_err)?;
-    let inserted = on_tx!(&mut tx, |c| sqlx::query("INSERT INTO users (store_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(store.id)
-        .bind(&email)
-        .bind(secrets::hash_password(&password))
-        .bind(now)
-        .execute(c)
-        .await.map(|r| r.rows_affected()));
+    let inserted =
+        on_tx!(&mut tx, |c| sqlx::query("INSERT INTO users (store_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(store.id)
+            .bind(&email)
+            .bind(secrets::hash_password(&password))
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()));
     if let Err(e) = inserted {
         return Err(if is_unique_violation(&e) {
-            Error::conflict("email_taken", format!("A user with the email {email} already exists.")).with_details(serde_json::json!({"field": "email"}))
+            Error::conflict("email_taken", format!("A user with the email {email} already exists."))
+                .with_details(serde_json::json!({"field": "email"}))
         } else {
             db_err(e)
         });

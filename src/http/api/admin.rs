@@ -32,7 +32,11 @@ pub struct NewStore {
 }
 
 /// Creates a store with its first user; the answer holds the password and API key, shown once.
-pub async fn create_store(State(state): State<Arc<AppState>>, _: Admin, ApiJson(req): ApiJson<NewStore>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create_store(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    ApiJson(req): ApiJson<NewStore>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let created = stores::create(
         &state.db,
         state.clock.now_ms(),
@@ -48,6 +52,8 @@ pub async fn create_store(State(state): State<Arc<AppState>>, _: Admin, ApiJson(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"store": StoreJson::from(created.store), "email": created.email, "password": created.password, "api_key": created.api_key})),
+        Json(
+            json!({"store": StoreJson::from(created.store), "email": created.email, "password": created.password, "api_key": created.api_key}),
+        ),
     ))
 }

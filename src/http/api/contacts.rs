@@ -21,7 +21,11 @@ async fn country(state: &AppState, store: StoreId) -> Result<phonenumber::countr
     Ok(phone::parse_country(&s.default_country).unwrap_or(phonenumber::country::Id::GR))
 }
 
-pub async fn create(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiJson(req): ApiJson<NewContact>) -> ApiResult<(StatusCode, Json<ContactJson>)> {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<NewContact>,
+) -> ApiResult<(StatusCode, Json<ContactJson>)> {
     let c = country(&state, p.store).await?;
     Ok((StatusCode::CREATED, Json(contacts::create(&state.db, p.store, c, &p.actor, req, state.clock.now_ms()).await?)))
 }
@@ -30,7 +34,12 @@ pub async fn get(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) 
     Ok(Json(contacts::get(&state.db, p.store, id).await?))
 }
 
-pub async fn update(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id, ApiJson(patch): ApiJson<ContactPatch>) -> ApiResult<Json<ContactJson>> {
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Id(id): Id,
+    ApiJson(patch): ApiJson<ContactPatch>,
+) -> ApiResult<Json<ContactJson>> {
     let c = country(&state, p.store).await?;
     Ok(Json(contacts::update(&state.db, p.store, c, &p.actor, id, patch, state.clock.now_ms()).await?))
 }
@@ -40,7 +49,11 @@ pub async fn delete(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): I
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiQuery(f): ApiQuery<ContactFilter>) -> ApiResult<Json<Page<ContactJson>>> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    ApiQuery(f): ApiQuery<ContactFilter>,
+) -> ApiResult<Json<Page<ContactJson>>> {
     Ok(Json(contacts::list(&state.db, p.store, f).await?))
 }
 
@@ -55,7 +68,9 @@ pub async fn consent_history(State(state): State<Arc<AppState>>, Auth(p): Auth, 
 fn too_large(limit: u64, streamed: bool) -> Error {
     let mb = limit / (1024 * 1024);
     let msg = if streamed {
-        format!("The upload passed the {mb} MB import limit and was stopped; rows before that point may have been imported. Split the file into smaller files.")
+        format!(
+            "The upload passed the {mb} MB import limit and was stopped; rows before that point may have been imported. Split the file into smaller files."
+        )
     } else {
         format!("The file is larger than the {mb} MB import limit. Split it into smaller files.")
     };
@@ -94,7 +109,13 @@ pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Requ
     let ct = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let (tx, rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(8);
     let reader = ChannelReader { rx, current: Bytes::new() };
-    let ctx = ImportContext { db: state.db.clone(), country: country(&state, p.store).await?, store: p.store, actor: p.actor.clone(), now: state.clock.now_ms() };
+    let ctx = ImportContext {
+        db: state.db.clone(),
+        country: country(&state, p.store).await?,
+        store: p.store,
+        actor: p.actor.clone(),
+        now: state.clock.now_ms(),
+    };
     let pump = async move {
         let mut total: u64 = 0;
         let push = |chunk: Bytes, total: &mut u64| {
@@ -102,14 +123,24 @@ pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Requ
             *total <= limit
         };
         if ct.starts_with("multipart/form-data") {
-            let mut mp = Multipart::from_request(req, &()).await.map_err(|_| Error::new(Kind::BadRequest, "invalid_multipart", "The multipart body could not be read."))?;
+            let mut mp = Multipart::from_request(req, &())
+                .await
+                .map_err(|_| Error::new(Kind::BadRequest, "invalid_multipart", "The multipart body could not be read."))?;
             let mut found = false;
-            while let Some(mut field) = mp.next_field().await.map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The multipart body could not be read: {e}")))? {
+            while let Some(mut field) = mp
+                .next_field()
+                .await
+                .map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The multipart body could not be read: {e}")))?
+            {
                 if field.file_name().is_none() && field.name() != Some("file") {
                     continue;
                 }
                 found = true;
-                while let Some(chunk) = field.chunk().await.map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The upload was interrupted: {e}")))? {
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The upload was interrupted: {e}")))?
+                {
                     if !push(chunk.clone(), &mut total) {
                         let _ = tx.send(None).await;
                         return Ok::<bool, Error>(false);
@@ -136,7 +167,11 @@ pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Requ
                 }
             }
         } else {
-            return Err(Error::new(Kind::UnsupportedMediaType, "unsupported_media_type", "Upload the CSV as multipart/form-data or with Content-Type: text/csv."));
+            return Err(Error::new(
+                Kind::UnsupportedMediaType,
+                "unsupported_media_type",
+                "Upload the CSV as multipart/form-data or with Content-Type: text/csv.",
+            ));
         }
         Ok(true)
     };

@@ -17,7 +17,9 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ok": false, "code": "not_ready", "message": "The database is unreachable or not migrated.", "details": {}, "actionable": false})),
+            Json(
+                json!({"ok": false, "code": "not_ready", "message": "The database is unreachable or not migrated.", "details": {}, "actionable": false}),
+            ),
         )
     }
 }

@@ -28,7 +28,11 @@ pub async fn login(State(state): State<Arc<AppState>>, ApiJson(req): ApiJson<Log
         return Err(Error::new(Kind::Unauthorized, "invalid_credentials", "The email or password is not correct.").into());
     };
     let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", session.token, state.settings.session_ttl_ms / 1000);
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        session.token,
+        state.settings.session_ttl_ms / 1000
+    );
     let mut res = Json(json!({"ok": true, "expires_at": crate::domain::time::rfc3339(session.expires_at)})).into_response();
     res.headers_mut().insert(SET_COOKIE, HeaderValue::from_str(&cookie).map_err(Error::internal)?);
     Ok(res)

@@ -17,7 +17,11 @@ pub async fn get_store(State(state): State<Arc<AppState>>, Auth(p): Auth) -> Api
     Ok(Json(stores::get(&state.db, p.store).await?.into()))
 }
 
-pub async fn patch_store(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiJson(patch): ApiJson<StorePatch>) -> ApiResult<Json<StoreJson>> {
+pub async fn patch_store(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    ApiJson(patch): ApiJson<StorePatch>,
+) -> ApiResult<Json<StoreJson>> {
     Ok(Json(stores::update(&state.db, p.store, patch, state.clock.now_ms()).await?.into()))
 }
 
@@ -41,7 +45,11 @@ pub struct NewKey {
 }
 
 /// The secret is in this answer only; it is stored hashed.
-pub async fn create_key(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiJson(req): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create_key(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<NewKey>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let (row, key) = auth::create_api_key(&state.db, p.store, &req.name, state.clock.now_ms()).await?;
     let mut v = key_json(row);
     v["key"] = json!(key);

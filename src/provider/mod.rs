@@ -1,0 +1,183 @@
+//! SMS provider layer: the trait the send engine talks to, the Mitto
+//! Messaging API client, and a Mitto-compatible simulator for tests, demos
+//! and benchmarks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+pub mod mitto;
+pub mod simulator;
+
+/// One message handed to a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundSms {
+    /// Our message id; the provider echoes it back (response and DLR) so
+    /// results can be matched without trusting array order.
+    pub reference: String,
+    /// E.164 with the leading '+'.
+    pub destination: String,
+    pub sender: String,
+    pub text: String,
+}
+
+/// The provider's verdict on one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    Accepted {
+        provider_id: String,
+    },
+    Rejected {
+        /// The provider's own error code (or ours, e.g. "missing_result").
+        code: String,
+        message: String,
+        /// The destination itself is unusable: the engine can mark the
+        /// contact instead of retrying.
+        invalid_number: bool,
+    },
+}
+
+/// Why a whole call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Nothing in this call was accepted; safe to retry later.
+    #[error("transient provider failure ({kind:?}): {message}")]
+    Transient {
+        kind: TransientKind,
+        /// The provider's hint (e.g. `Retry-After`), when it gave one.
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// The whole call was refused for a reason retrying cannot fix (bad API
+    /// key, malformed request).
+    #[error("provider refused the call ({code}): {message}")]
+    Permanent { code: String, message: String },
+}
+
+/// Note for retry logic: `Timeout`, and `Connection` when the connection
+/// broke after the request was written, cannot prove that nothing was
+/// accepted; a retry may then duplicate messages, which the echoed
+/// `reference` lets the provider and DLR handling detect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransientKind {
+    /// 429: the provider asked us to slow down.
+    Throttled,
+    /// 5xx, or a 2xx body none of whose results could be matched.
+    ServerError,
+    /// Connect or request timeout, or 408.
+    Timeout,
+    /// Refused, reset or otherwise broken connection.
+    Connection,
+}
+
+/// Boxed so the trait stays object safe (`Arc<dyn SmsProvider>`).
+pub type BatchFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<SubmitOutcome>, BatchError>> + Send + 'a>>;
+
+/// A provider the engine hands batches to. Results are in request order, one
+/// per message.
+pub trait SmsProvider: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    /// Largest batch the engine should pass to `send_batch`.
+    fn max_batch(&self) -> usize;
+    fn send_batch<'a>(&'a self, batch: &'a [OutboundSms]) -> BatchFuture<'a>;
+}
+
+/// A delivery report as the simulator posts it (and as the DLR webhook will
+/// accept it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// "Delivered" | "Undelivered" | "Expired" | "Rejected".
+    #[serde(rename = "deliveryStatus")]
+    pub delivery_status: String,
+    pub destination: String,
+    #[serde(rename = "trafficAccountId")]
+    pub traffic_account_id: String,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    #[serde(rename = "messageParts")]
+    pub message_parts: u32,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Header carrying [`sign`]'s output on DLR posts.
+pub const SIGNATURE_HEADER: &str = "X-Mitto-Signature";
+
+/// Hex HMAC-SHA256 of `body` under `secret`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks a hex signature header against `body`, in constant time so the
+/// comparison leaks nothing about the expected value.
+pub fn verify_signature(secret: &[u8], body: &[u8], header_hex: &str) -> bool {
+    let Ok(given) = hex::decode(header_hex.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+/// reqwest is built without a default rustls crypto provider; install ring
+/// once per process. Later calls (or a provider installed elsewhere) are fine.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_round_trip() {
+        let body = br#"{"messageId":"x"}"#;
+        let sig = sign(b"secret", body);
+        assert_eq!(sig.len(), 64);
+        assert!(verify_signature(b"secret", body, &sig));
+        assert!(verify_signature(b"secret", body, &sig.to_uppercase()));
+        assert!(!verify_signature(b"other", body, &sig));
+        assert!(!verify_signature(b"secret", b"{}", &sig));
+        assert!(!verify_signature(b"secret", body, "not hex"));
+        assert!(!verify_signature(b"secret", body, ""));
+    }
+
+    #[test]
+    fn signature_matches_known_vector() {
+        // RFC 4231 test case 2.
+        assert_eq!(sign(b"Jefe", b"what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn delivery_report_wire_names() {
+        let r = DeliveryReport {
+            message_id: "01ABC".into(),
+            reference: Some("m1".into()),
+            delivery_status: "Delivered".into(),
+            destination: "+306900000000".into(),
+            traffic_account_id: "ta".into(),
+            timestamp: "2025-01-01T00:00:00.000Z".into(),
+            message_parts: 1,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["messageId"], "01ABC");
+        assert_eq!(v["deliveryStatus"], "Delivered");
+        assert_eq!(v["trafficAccountId"], "ta");
+        assert_eq!(v["messageParts"], 1);
+        let back: DeliveryReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,203 @@
+//! Starts the real app on port 0 against a fresh SQLite file or a fresh PostgreSQL database.
+//! PostgreSQL must be reachable: if it is not, the tests fail (they never skip).
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use smscast::app::{self, AppConfig, RunningApp};
+use smscast::clock::ManualClock;
+use std::sync::Arc;
+
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per database for `async fn name(b: Backend)`.
+#[macro_export]
+macro_rules! dual {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+#[allow(dead_code)] // not every test binary module uses every field
+pub struct TestApp {
+    pub app: Option<RunningApp>,
+    pub url: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub admin_key: String,
+    pub database_url: String,
+    pg_db: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+pub struct TestStore {
+    pub id: i64,
+    pub key: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// A fresh, empty database for one test.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> (String, Option<String>) {
+    match backend {
+        Backend::Sqlite => (format!("sqlite://{}", dir.join("test.db").display()), None),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let name = format!("smscast_test_{}", smscast::secrets::random_token(12).to_lowercase());
+            let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL must be running at {PG_ADMIN_URL} for these tests: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
+            (format!("postgres://postgres@127.0.0.1:5432/{name}"), Some(name))
+        }
+    }
+}
+
+pub fn drop_database(name: &str) {
+    let name = name.to_string();
+    // Drop runs outside any runtime guarantee, so use a thread with its own small runtime.
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await;
+            }
+        })
+    })
+    .join();
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut AppConfig)) -> TestApp {
+        smscast::provider::install_crypto_provider();
+        let _ = tracing_subscriber::fmt().with_env_filter("warn,smscast=info").with_test_writer().try_init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (database_url, pg_db) = fresh_database(backend, dir.path()).await;
+        let clock = Arc::new(ManualClock::default());
+        let mut cfg = AppConfig {
+            database_url: database_url.clone(),
+            db_connections: 8,
+            public_url: Some("https://sms.example.test".into()),
+            max_import_bytes: 5 * 1024 * 1024,
+            session_ttl_ms: 3_600_000,
+            clock: clock.clone(),
+        };
+        tweak(&mut cfg);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let app = app::start(cfg, listener).await.expect("app starts");
+        let admin_key = smscast::store::auth::create_admin_key(&app.state.db, "tests", 0).await.expect("admin key");
+        TestApp {
+            url: app.url(),
+            app: Some(app),
+            client: reqwest::Client::builder().cookie_store(false).build().unwrap(),
+            clock,
+            admin_key,
+            database_url,
+            pg_db,
+            _dir: dir,
+        }
+    }
+
+    #[allow(dead_code)]
+    pub fn db(&self) -> &smscast::store::Db {
+        &self.app.as_ref().expect("running").state.db
+    }
+
+    /// Creates a store through the operator API.
+    pub async fn store(&self, name: &str) -> TestStore {
+        let email = format!("{}@example.test", name.to_lowercase().replace(' ', "-"));
+        let (status, body) = self
+            .call(Method::POST, "/api/admin/stores", Some(&self.admin_key), Some(serde_json::json!({"name": name, "email": email})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        TestStore {
+            id: body["store"]["id"].as_i64().unwrap(),
+            key: body["api_key"].as_str().unwrap().to_string(),
+            email,
+            password: body["password"].as_str().unwrap().to_string(),
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(key), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(key), None).await
+    }
+
+    /// Uploads CSV text as the raw body.
+    pub async fn import_csv(&self, key: &str, csv: &str) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(format!("{}/api/contacts/import", self.url))
+            .bearer_auth(key)
+            .header("content-type", "text/csv")
+            .body(csv.to_string())
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_db.take() {
+            drop_database(&name);
+        }
+    }
+}
+
+/// Asserts the one error shape, the status and the code; returns the body for further checks.
+pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status.as_u16(), want_status, "status for {body}");
+    assert_eq!(body["ok"], Value::Bool(false), "ok:false in {body}");
+    assert_eq!(body["code"], want_code, "code in {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {body}");
+    assert!(body.get("details").is_some_and(Value::is_object), "details in {body}");
+    assert!(body["actionable"].is_boolean(), "actionable in {body}");
+}

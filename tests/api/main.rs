@@ -1,0 +1,5 @@
+//! Black-box tests: the real app on port 0, real HTTP, on SQLite and on PostgreSQL.
+
+mod harness;
+
+mod foundation;
