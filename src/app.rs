@@ -15,6 +15,9 @@ pub struct AppConfig {
     pub public_url: Option<String>,
     pub max_import_bytes: u64,
     pub session_ttl_ms: i64,
+    pub billing: crate::domain::credits::Billing,
+    /// How long a campaign's credit hold lives before it expires and releases its remainder.
+    pub hold_ttl_ms: i64,
     pub clock: SharedClock,
 }
 
@@ -59,6 +62,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
     let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
     let settings = HttpSettings {
         secure_cookies: public_url.starts_with("https://"),
+        send: crate::store::campaigns::SendSettings { public_url: public_url.clone(), billing: cfg.billing, hold_ttl_ms: cfg.hold_ttl_ms },
         public_url,
         max_import_bytes: cfg.max_import_bytes,
         session_ttl_ms: cfg.session_ttl_ms,

@@ -73,6 +73,12 @@ pub struct ServeArgs {
     /// How long a login session lasts, in hours.
     #[arg(long, env = "SMSCAST_SESSION_HOURS", default_value_t = 24 * 7)]
     pub session_hours: i64,
+    /// How credits are charged: one per segment (what providers bill) or one per message.
+    #[arg(long, env = "SMSCAST_BILLING", value_enum, default_value_t = crate::domain::credits::Billing::PerSegment)]
+    pub billing: crate::domain::credits::Billing,
+    /// Hours before an unfinished campaign's credit hold expires and returns its remainder.
+    #[arg(long, env = "SMSCAST_HOLD_TTL_HOURS", default_value_t = 24)]
+    pub hold_ttl_hours: i64,
 }
 
 #[derive(Subcommand)]

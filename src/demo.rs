@@ -134,6 +134,9 @@ pub async fn ensure_demo(db: &Db, now: i64) -> Result<DemoCredentials, Error> {
         now,
     };
     import::import(ctx, std::io::Cursor::new(demo_csv(1000).into_bytes()), |_| {}).await?;
+    let mut tx = db.begin().await?;
+    crate::ledger::top_up(&mut tx, created.store.store_id(), 5_000, "Demo credits", "demo-top-up", now).await?;
+    tx.commit().await?;
     on_db!(db, |p| sqlx::query(
         "INSERT INTO demo_credentials (id, store_id, email, password, api_key, admin_key) VALUES (1, $1, $2, $3, $4, $5)"
     )

@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod ledger;
 pub mod provider;
 pub mod secrets;
 pub mod store;

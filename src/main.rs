@@ -51,6 +51,8 @@ async fn main() -> anyhow::Result<()> {
                 public_url: args.public_url.clone(),
                 max_import_bytes: args.max_import_mb * 1024 * 1024,
                 session_ttl_ms: args.session_hours * 3_600_000,
+                billing: args.billing,
+                hold_ttl_ms: args.hold_ttl_hours * 3_600_000,
                 clock: clock.clone(),
             };
             if args.demo {

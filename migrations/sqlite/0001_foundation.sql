@@ -51,6 +51,8 @@ CREATE TABLE contacts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     store_id BIGINT NOT NULL REFERENCES stores(id),
     phone TEXT NOT NULL,
+    -- false for numbers that cannot receive SMS (fixed lines): kept, never messaged.
+    mobile BOOLEAN NOT NULL DEFAULT TRUE,
     first_name TEXT,
     last_name TEXT,
     email TEXT,

@@ -1,7 +1,10 @@
 //! Pure types and rules. Nothing here does IO or imports another module of the crate.
 
+pub mod campaign;
 pub mod contact;
+pub mod credits;
 pub mod error;
+pub mod message;
 pub mod phone;
 pub mod render;
 pub mod sms;

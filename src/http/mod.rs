@@ -22,6 +22,7 @@ pub struct HttpSettings {
     pub session_ttl_ms: i64,
     /// Whether the session cookie is marked Secure (when the public URL is https).
     pub secure_cookies: bool,
+    pub send: crate::store::campaigns::SendSettings,
 }
 
 pub struct AppState {

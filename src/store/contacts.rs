@@ -119,8 +119,8 @@ pub async fn create(
     let mut tx = db.begin().await?;
     let row: Result<ContactRow, _> = on_tx!(&mut tx, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO contacts (store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+        "INSERT INTO contacts (store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at, mobile)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING {COLUMNS}"
     )))
     .bind(store.0)
     .bind(&phone.e164)
@@ -131,6 +131,7 @@ pub async fn create(
     .bind(input.consent.map(|_| now))
     .bind(input.consent.map(|_| "api"))
     .bind(now)
+    .bind(phone.mobile)
     .fetch_one(c)
     .await
     });
@@ -259,7 +260,7 @@ pub async fn update(
     let consent_changed = patch.consent.filter(|c| *c != old_consent);
     let row: Result<ContactRow, _> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE contacts SET phone = $3, first_name = $4, last_name = $5, email = $6, consent = $7,
-            consent_changed_at = $8, consent_source = $9, updated_at = $10
+            consent_changed_at = $8, consent_source = $9, updated_at = $10, mobile = COALESCE($11, mobile)
          WHERE id = $1 AND store_id = $2 RETURNING {COLUMNS}"
     )))
     .bind(id)

@@ -89,6 +89,7 @@ fn field_for(header: &str) -> Option<Field> {
 #[derive(Debug)]
 struct Row {
     phone: String,
+    mobile: bool,
     first_name: Option<String>,
     last_name: Option<String>,
     email: Option<String>,
@@ -241,7 +242,7 @@ fn validate(cells: &[Option<&str>; 6], country: phonenumber::country::Id) -> Res
             (Field::Consent, "invalid_consent", format!("\"{c}\" is not a consent value (use opted_in, opted_out or unknown)."))
         })?),
     };
-    Ok(Row { phone: phone.e164, first_name, last_name, email, tags, consent })
+    Ok(Row { mobile: phone.mobile, phone: phone.e164, first_name, last_name, email, tags, consent })
 }
 
 /// Writes one batch in one transaction. Returns (created, updated).
@@ -265,8 +266,9 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
         consents.push((after, before != Some(after) && row.consent.is_some()));
     }
     let sql = format!(
-        "INSERT INTO contacts (store_id, phone, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at) VALUES {}
+        "INSERT INTO contacts (store_id, phone, mobile, first_name, last_name, email, consent, consent_changed_at, consent_source, created_at, updated_at) VALUES {}
          ON CONFLICT (store_id, phone) DO UPDATE SET
+            mobile = excluded.mobile,
             first_name = COALESCE(excluded.first_name, contacts.first_name),
             last_name = COALESCE(excluded.last_name, contacts.last_name),
             email = COALESCE(excluded.email, contacts.email),
@@ -275,13 +277,14 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
             consent_source = COALESCE(excluded.consent_source, contacts.consent_source),
             updated_at = excluded.updated_at
          RETURNING id, phone",
-        (0..rows.len()).map(|i| format!("($1, {}, $2, $2)", placeholders(3 + i * 7, 7))).collect::<Vec<_>>().join(",")
+        (0..rows.len()).map(|i| format!("($1, {}, $2, $2)", placeholders(3 + i * 8, 8))).collect::<Vec<_>>().join(",")
     );
     let ids: Vec<(i64, String)> = on_tx!(&mut tx, |c| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0).bind(ctx.now);
         for (row, (consent, changed)) in rows.iter().zip(&consents) {
             q = q
                 .bind(&row.phone)
+                .bind(row.mobile)
                 .bind(&row.first_name)
                 .bind(&row.last_name)
                 .bind(&row.email)

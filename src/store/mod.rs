@@ -4,9 +4,13 @@
 //! Tenant scoping is structural: every store-level function takes a `StoreId`, and the only way to
 //! get one in a request is the authentication extractor.
 
+pub mod audience;
 pub mod auth;
+pub mod campaigns;
 pub mod contacts;
+pub mod idempotency;
 pub mod import;
+pub mod segments;
 pub mod stores;
 
 use crate::domain::Error;

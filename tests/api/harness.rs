@@ -100,6 +100,8 @@ impl TestApp {
             public_url: Some("https://sms.example.test".into()),
             max_import_bytes: 5 * 1024 * 1024,
             session_ttl_ms: 3_600_000,
+            billing: smscast::domain::credits::Billing::PerSegment,
+            hold_ttl_ms: 24 * 3_600_000,
             clock: clock.clone(),
         };
         tweak(&mut cfg);

@@ -2,4 +2,8 @@
 
 mod harness;
 
+mod auth;
+mod campaigns;
+mod contacts;
 mod foundation;
+mod import;

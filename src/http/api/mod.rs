@@ -1,10 +1,12 @@
 //! JSON API routes.
 
 mod admin;
+mod campaigns;
 mod contacts;
 mod health;
 mod session;
 mod store;
+mod wallet;
 
 use super::AppState;
 use axum::Router;
@@ -27,4 +29,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/contacts/{id}", get(contacts::get).patch(contacts::update).delete(contacts::delete))
         .route("/api/contacts/{id}/consent-history", get(contacts::consent_history))
         .route("/api/admin/stores", get(admin::list_stores).post(admin::create_store))
+        .route("/api/admin/stores/{id}/credits", post(wallet::top_up))
+        .route("/api/wallet", get(wallet::wallet))
+        .route("/api/wallet/entries", get(wallet::entries))
+        .route("/api/campaigns", get(campaigns::list).post(campaigns::create))
+        .route("/api/campaigns/{id}", get(campaigns::get).patch(campaigns::update).delete(campaigns::delete))
+        .route("/api/campaigns/{id}/preview", get(campaigns::preview))
+        .route("/api/campaigns/{id}/history", get(campaigns::history))
+        .route("/api/segments", get(campaigns::list_segments).post(campaigns::create_segment))
+        .route(
+            "/api/segments/{id}",
+            get(campaigns::get_segment).put(campaigns::update_segment).patch(campaigns::update_segment).delete(campaigns::delete_segment),
+        )
 }

@@ -1,0 +1,88 @@
+//! Credits: the store's wallet and ledger, the operator's top-ups.
+
+use crate::domain::Error;
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Admin, ApiJson, ApiQuery, Auth, Id, IdempotencyKey};
+use crate::ledger;
+use crate::store::{StoreId, idempotency, stores};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub async fn wallet(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<ledger::Wallet>> {
+    Ok(Json(ledger::wallet(&state.db, p.store).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn entries(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiQuery(q): ApiQuery<Page>) -> ApiResult<Json<Value>> {
+    Ok(Json(ledger::entries(&state.db, p.store, q.cursor.as_deref(), q.limit).await?))
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopUp {
+    amount: i64,
+    reason: String,
+}
+
+/// `POST /api/admin/stores/{id}/credits` with an `Idempotency-Key`: a replay answers the same and
+/// moves nothing.
+pub async fn top_up(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Id(id): Id,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(req): ApiJson<TopUp>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Some(key) = key else {
+        return Err(Error::new(
+            crate::domain::Kind::BadRequest,
+            "missing_idempotency_key",
+            "Send an Idempotency-Key header so a retried top-up cannot credit twice.",
+        )
+        .into());
+    };
+    let store = StoreId(stores::get(&state.db, StoreId(id)).await?.id);
+    let scope = format!("top_up:{}", store.0);
+    let request = json!({"store": store.0, "amount": req.amount, "reason": req.reason});
+    if let Some(prev) = idempotency::lookup(&state.db, &scope, &key, &request).await? {
+        return Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body)));
+    }
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(Error::invalid_field("reason", "Give a reason of 1 to 200 characters (it appears in the store's ledger).").into());
+    }
+    let now = state.clock.now_ms();
+    let result: Result<Value, Error> = async {
+        let mut tx = state.db.begin().await?;
+        let moved = ledger::top_up(&mut tx, store, req.amount, reason, &format!("topup:{}:{key}", store.0), now).await?;
+        let body = json!({"ok": true, "transfer_id": moved.id(), "store_id": store.0, "amount": req.amount});
+        idempotency::save(&mut tx, &scope, &key, &request, 201, &body, now).await?;
+        tx.commit().await?;
+        Ok(body)
+    }
+    .await;
+    match result {
+        Ok(body) => {
+            let wallet = ledger::wallet(&state.db, store).await?;
+            let mut body = body;
+            body["wallet"] = json!(wallet);
+            Ok((StatusCode::CREATED, Json(body)))
+        }
+        // A concurrent request with the same key won the race: answer what it answered.
+        Err(e) => match idempotency::lookup(&state.db, &scope, &key, &request).await? {
+            Some(prev) => Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body))),
+            None => Err(ApiError(e)),
+        },
+    }
+}

@@ -1,0 +1,121 @@
+//! Turning an audience into SQL over contacts, and streaming the matching contacts.
+//! Preview and send both read recipients through `stream`.
+
+use super::{Db, StoreId, db_err, on_db};
+use crate::domain::Error;
+use crate::domain::campaign::{Audience, Condition, Match, SegmentRules, TextOp};
+use futures_util::TryStreamExt;
+use serde_json::json;
+
+/// A bind value for dynamically built SQL.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// A WHERE fragment over `contacts c` with its binds, numbered from `$2` (`$1` is the store).
+pub struct Filter {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Filter {
+    fn push(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len() + 1)
+    }
+}
+
+/// Resolves the audience (a segment is looked up in this store only) to a filter. Consent is
+/// not part of it: the caller counts exclusions by consent.
+pub async fn filter(db: &Db, store: StoreId, audience: &Audience) -> Result<Filter, Error> {
+    let mut f = Filter { sql: String::new(), binds: Vec::new() };
+    match audience {
+        Audience::All => f.sql = "TRUE".into(),
+        Audience::Tags { any, all } => {
+            let mut parts = Vec::new();
+            if !any.is_empty() {
+                let ps: Vec<String> = any.iter().map(|t| f.push(Bind::Text(t.clone()))).collect();
+                parts.push(format!("EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag IN ({}))", ps.join(",")));
+            }
+            for t in all {
+                let p = f.push(Bind::Text(t.clone()));
+                parts.push(format!("EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag = {p})"));
+            }
+            f.sql = parts.join(" AND ");
+        }
+        Audience::Segment { id } => {
+            let rules = super::segments::rules(db, store, *id).await?.ok_or_else(|| {
+                Error::invalid("unknown_segment", "The audience names a segment that does not exist.")
+                    .with_details(json!({"field": "audience.id", "segment_id": id}))
+            })?;
+            segment_sql(&rules, &mut f)?;
+        }
+    }
+    Ok(f)
+}
+
+fn segment_sql(rules: &SegmentRules, f: &mut Filter) -> Result<(), Error> {
+    let mut parts = Vec::new();
+    for cond in rules.conditions()? {
+        parts.push(match cond {
+            Condition::ConsentIs(c, yes) => format!("c.consent {} {}", if yes { "=" } else { "<>" }, f.push(Bind::Text(c.as_str().into()))),
+            Condition::HasTag(t, yes) => {
+                format!(
+                    "{}EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag = {})",
+                    if yes { "" } else { "NOT " },
+                    f.push(Bind::Text(t))
+                )
+            }
+            Condition::Date(col, before, ms) => format!("c.{col} {} {}", if before { "<" } else { ">=" }, f.push(Bind::Int(ms))),
+            Condition::Text(col, op, v) => {
+                let lowered = format!("LOWER(COALESCE(c.{col}, ''))");
+                let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                match op {
+                    TextOp::Eq => format!("{lowered} = {}", f.push(Bind::Text(v))),
+                    TextOp::Contains => format!("{lowered} LIKE {} ESCAPE '\\'", f.push(Bind::Text(format!("%{escaped}%")))),
+                    TextOp::StartsWith => format!("{lowered} LIKE {} ESCAPE '\\'", f.push(Bind::Text(format!("{escaped}%")))),
+                    TextOp::IsEmpty => format!("{lowered} = ''"),
+                    TextOp::NotEmpty => format!("{lowered} <> ''"),
+                }
+            }
+        });
+    }
+    let joiner = if rules.match_ == Match::Any { " OR " } else { " AND " };
+    f.sql = format!("({})", parts.join(joiner));
+    Ok(())
+}
+
+/// One contact of an audience, as the renderer needs it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Member {
+    pub id: i64,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub consent: String,
+    pub mobile: bool,
+}
+
+/// Streams every contact matching the filter, in id order, without holding them in memory.
+pub async fn stream(db: &Db, store: StoreId, f: &Filter, mut each: impl FnMut(Member) -> Result<(), Error>) -> Result<(), Error> {
+    let sql = format!(
+        "SELECT c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile FROM contacts c WHERE c.store_id = $1 AND {} ORDER BY c.id",
+        f.sql
+    );
+    on_db!(db, |p| {
+        let mut q = sqlx::query_as::<_, Member>(sqlx::AssertSqlSafe(sql)).bind(store.0);
+        for b in &f.binds {
+            q = match b {
+                Bind::Int(v) => q.bind(*v),
+                Bind::Text(s) => q.bind(s.as_str()),
+            };
+        }
+        let mut rows = q.fetch(p);
+        while let Some(m) = rows.try_next().await.map_err(db_err)? {
+            each(m)?;
+        }
+        Ok::<(), Error>(())
+    })
+}
