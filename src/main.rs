@@ -140,7 +140,7 @@ impl<R: std::io::Read> std::io::Read for CountingReader<R> {
 }
 
 fn progress_bar(done: u64, total: u64, rows: u64) {
-    let pct = if total == 0 { 100 } else { (done * 100 / total).min(100) };
+    let pct = (done * 100).checked_div(total).map_or(100, |p| p.min(100));
     let filled = (pct / 4) as usize;
     eprint!("\r[{}{}] {pct:>3}%  {rows} rows", "#".repeat(filled), " ".repeat(25 - filled));
 }

@@ -154,25 +154,24 @@ fn duplicate_name(name: &str) -> Error {
         .with_details(json!({"field": "name"}))
 }
 
-pub async fn record_event(
-    tx: &mut Tx,
-    store: StoreId,
-    campaign: i64,
-    from: Option<&str>,
-    to: &str,
-    actor: &str,
-    reason: &str,
-    now: i64,
-) -> Result<(), Error> {
+/// One status change of a campaign, as shown in its history.
+pub struct StatusChange<'a> {
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub actor: &'a str,
+    pub reason: &'a str,
+}
+
+pub async fn record_event(tx: &mut Tx, store: StoreId, campaign: i64, change: StatusChange<'_>, now: i64) -> Result<(), Error> {
     on_tx!(tx, |c| sqlx::query(
         "INSERT INTO campaign_events (store_id, campaign_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
     .bind(store.0)
     .bind(campaign)
-    .bind(from)
-    .bind(to)
-    .bind(actor)
-    .bind(reason)
+    .bind(change.from)
+    .bind(change.to)
+    .bind(change.actor)
+    .bind(change.reason)
     .bind(now)
     .execute(c)
     .await
@@ -215,7 +214,8 @@ pub async fn create(db: &Db, store: StoreId, actor: &Actor, input: CampaignInput
     .await
     });
     let row = row.map_err(|e| if is_unique_violation(&e) { duplicate_name(&f.name) } else { db_err(e) })?;
-    record_event(&mut tx, store, row.id, None, status.as_str(), &actor.label(), "created", now).await?;
+    record_event(&mut tx, store, row.id, StatusChange { from: None, to: status.as_str(), actor: &actor.label(), reason: "created" }, now)
+        .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -295,7 +295,8 @@ pub async fn update(db: &Db, store: StoreId, actor: &Actor, id: i64, input: Camp
     };
     if row.status != current.status {
         let reason = if status == Status::Scheduled { "scheduled" } else { "schedule removed" };
-        record_event(&mut tx, store, id, Some(&current.status), &row.status, &actor.label(), reason, now).await?;
+        record_event(&mut tx, store, id, StatusChange { from: Some(&current.status), to: &row.status, actor: &actor.label(), reason }, now)
+            .await?;
     }
     tx.commit().await?;
     Ok(row)
