@@ -77,10 +77,15 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// For fields that can be left out but not cleared: `null` is a type error naming the field.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub phone: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub first_name: Option<Option<String>>,
@@ -90,7 +95,7 @@ pub struct ContactPatch {
     pub email: Option<Option<String>>,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub consent: Option<Consent>,
 }
 
@@ -273,6 +278,7 @@ pub async fn update(
     .bind(if consent_changed.is_some() { Some(now) } else { current.consent_changed_at })
     .bind(if consent_changed.is_some() { Some("api".to_string()) } else { current.consent_source.clone() })
     .bind(now)
+    .bind(phone.as_ref().map(|p| p.mobile))
     .fetch_one(c)
     .await);
     let row = row.map_err(|e| {
@@ -327,6 +333,35 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// The free-text pattern, case-insensitive in every alphabet (Greek names above all).
+/// PostgreSQL: `LOWER(col) LIKE '%…%'`. SQLite's LOWER and LIKE fold ASCII only, so there each
+/// letter becomes a GLOB class of its cases (`*[μΜ][αΑ][ρΡ][ίΊ][αΑ]*`), which needs no extension.
+fn search_pattern(q: &str, postgres: bool) -> String {
+    let q = q.to_lowercase();
+    if postgres {
+        return format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    }
+    let mut glob = String::with_capacity(q.len() * 4 + 2);
+    glob.push('*');
+    for c in q.chars() {
+        let mut cases: Vec<char> = std::iter::once(c).chain(c.to_uppercase()).chain(c.to_lowercase()).collect();
+        if "σςΣ".contains(c) {
+            cases.extend(['σ', 'ς', 'Σ']);
+        }
+        cases.sort_unstable();
+        cases.dedup();
+        if cases.len() > 1 || "*?[".contains(c) {
+            glob.push('[');
+            glob.extend(cases);
+            glob.push(']');
+        } else {
+            glob.push(c);
+        }
+    }
+    glob.push('*');
+    glob
+}
+
 pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<ContactJson>, Error> {
     let limit = clamp_limit(f.limit, 50, 500)?;
     let after = parse_cursor(f.cursor.as_deref())?;
@@ -342,19 +377,18 @@ pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<Cont
         ),
     };
     let tag = f.tag.as_deref().filter(|t| !t.trim().is_empty()).map(contact::normalize_tag).transpose()?;
-    // LOWER() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
-    let q =
-        f.q.as_deref()
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .map(|q| format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pg = db.is_postgres();
+    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| search_pattern(q, pg));
+    let matches = |col: &str| if pg { format!("LOWER({col}) LIKE $5 ESCAPE '\\'") } else { format!("{col} GLOB $5") };
     let sql = format!(
         "SELECT {COLUMNS} FROM contacts c WHERE c.store_id = $1 AND c.id > $2
            AND ($3 IS NULL OR c.consent = $3)
            AND ($4 IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.store_id = $1 AND t.tag = $4))
-           AND ($5 IS NULL OR LOWER(COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')) LIKE $5 ESCAPE '\\'
-                OR c.phone LIKE $5 ESCAPE '\\' OR LOWER(COALESCE(c.email, '')) LIKE $5 ESCAPE '\\')
-         ORDER BY c.id LIMIT $6"
+           AND ($5 IS NULL OR {} OR {} OR {})
+         ORDER BY c.id LIMIT $6",
+        matches("COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')"),
+        matches("c.phone"),
+        matches("COALESCE(c.email, '')"),
     );
     let mut rows: Vec<ContactRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(store.0)
