@@ -33,6 +33,8 @@ pub enum Command {
     AdminKey(DbArgs),
     /// Import contacts from a CSV file into a store.
     ImportContacts(ImportArgs),
+    /// A Mitto-compatible SMS provider for tests, demos and benchmarks (never sends real SMS).
+    Simulator(SimulatorArgs),
 }
 
 #[derive(Args, Clone)]
@@ -113,4 +115,13 @@ pub struct ImportArgs {
     /// The store to import into.
     #[arg(long)]
     pub store: i64,
+}
+
+#[derive(Args)]
+pub struct SimulatorArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SMSCAST_SIM_LISTEN", default_value = "127.0.0.1:9090")]
+    pub listen: String,
+    #[command(flatten)]
+    pub sim: crate::provider::simulator::SimulatorConfig,
 }

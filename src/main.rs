@@ -100,6 +100,12 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("Admin API key: {key}");
         }
+        Command::Simulator(args) => {
+            let listener =
+                tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+            println!("Mitto simulator listening on http://{}", listener.local_addr()?);
+            smscast::provider::simulator::Simulator::new(args.sim).serve(listener).await?;
+        }
         Command::ImportContacts(args) => {
             let db = connect(&args.db).await?;
             let store =
