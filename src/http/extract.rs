@@ -47,31 +47,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let msg = inner.to_string();
-                // The path names the field itself, except at the top level of the document.
-                let field = if path == "." {
-                    msg.strip_prefix("unknown field `")
-                        .or_else(|| msg.strip_prefix("missing field `"))
-                        .and_then(|r| r.split('`').next())
-                        .unwrap_or("body")
-                        .to_string()
-                } else {
-                    path
-                };
-                let clean = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-                Error::invalid("invalid_field", format!("{field}: {clean}")).with_details(json!({"field": field}))
-            }
-            _ if bytes.iter().all(u8::is_ascii_whitespace) => {
-                Error::new(Kind::BadRequest, "invalid_json", "The request body is empty; send a JSON object.")
-            }
-            _ => Error::new(Kind::BadRequest, "invalid_json", format!("The request body is not valid JSON: {inner}")),
+        let data = inner.classify() == serde_json::error::Category::Data;
+        // serde_json reports some wrong types (`true` or `null` for an enum) as syntax errors; in a
+        // body that is valid JSON, every problem is a value problem.
+        if data || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+            let msg = if data { inner.to_string() } else { "this value has the wrong type".to_string() };
+            // The path names the field itself, except at the top level of the document.
+            let field = if path == "." {
+                msg.strip_prefix("unknown field `")
+                    .or_else(|| msg.strip_prefix("missing field `"))
+                    .and_then(|r| r.split('`').next())
+                    .unwrap_or("body")
+                    .to_string()
+            } else {
+                path
+            };
+            let clean = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            Error::invalid("invalid_field", format!("{field}: {clean}")).with_details(json!({"field": field}))
+        } else if bytes.iter().all(u8::is_ascii_whitespace) {
+            Error::new(Kind::BadRequest, "invalid_json", "The request body is empty; send a JSON object.")
+        } else {
+            Error::new(Kind::BadRequest, "invalid_json", format!("The request body is not valid JSON: {inner}"))
         }
-    })
+    })?;
+    // Characters after the document (`{…}}`, `{…} x`) make the body invalid JSON too.
+    de.end().map_err(|e| Error::new(Kind::BadRequest, "invalid_json", format!("The request body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 /// A query string; bad values are 422 naming the parameter.

@@ -40,6 +40,11 @@ pub struct CreateStore<'a> {
     pub sender_name: Option<&'a str>,
 }
 
+/// The API and the CLI call the field `sender_name`; errors name it that way.
+fn validate_sender(sender: &str) -> Result<String, Error> {
+    tenant::validate_sender(sender).map_err(|e| e.with_details(serde_json::json!({"field": "sender_name"})))
+}
+
 /// Sender ids are at most 11 alphanumerics; derive one from the store name.
 fn default_sender(name: &str) -> String {
     let s: String = name.chars().filter(char::is_ascii_alphanumeric).take(11).collect();
@@ -57,7 +62,7 @@ pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore,
     let language = tenant::validate_language(req.language)?;
     let timezone = tenant::validate_timezone(req.timezone)?;
     let sender = match req.sender_name {
-        Some(s) => tenant::validate_sender(s)?,
+        Some(s) => validate_sender(s)?,
         None => default_sender(&name),
     };
     let password = secrets::random_token(16);
@@ -123,7 +128,7 @@ pub async fn update(db: &Db, store: StoreId, patch: StorePatch, now: i64) -> Res
     let country = patch.default_country.as_deref().map(tenant::validate_country).transpose()?;
     let timezone = patch.timezone.as_deref().map(tenant::validate_timezone).transpose()?;
     let language = patch.language.as_deref().map(tenant::validate_language).transpose()?;
-    let sender = patch.sender_name.as_deref().map(tenant::validate_sender).transpose()?;
+    let sender = patch.sender_name.as_deref().map(validate_sender).transpose()?;
     on_db!(db, |p| sqlx::query_as(
         "UPDATE stores SET name = COALESCE($2, name), default_country = COALESCE($3, default_country),
             timezone = COALESCE($4, timezone), language = COALESCE($5, language),

@@ -41,21 +41,36 @@ async fn upload_multipart(t: &TestApp, key: &str, form: Form) -> (reqwest::Statu
     (st, res.json().await.unwrap_or(Value::Null))
 }
 
-/// Posts CSV with `Transfer-Encoding: chunked` (no Content-Length), over a plain socket.
-async fn post_chunked(t: &TestApp, key: &str, body: &[u8]) -> (reqwest::StatusCode, Value) {
+/// Posts an import over a plain socket, to control framing exactly: with `declared_length`, that
+/// Content-Length is announced and only `body` is sent; without it, `body` goes chunked (no length).
+async fn raw_import(
+    t: &TestApp,
+    key: &str,
+    content_type: &str,
+    declared_length: Option<usize>,
+    body: &[u8],
+) -> (reqwest::StatusCode, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = t.url.trim_start_matches("http://");
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /api/contacts/import HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = head.into_bytes();
-    for chunk in body.chunks(16 * 1024) {
-        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
+    let framing = match declared_length {
+        Some(n) => format!("Content-Length: {n}"),
+        None => "Transfer-Encoding: chunked".to_string(),
+    };
+    let mut out = format!(
+        "POST /api/contacts/import HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    if declared_length.is_some() {
+        out.extend_from_slice(body);
+    } else {
+        for chunk in body.chunks(16 * 1024) {
+            out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
     }
-    out.extend_from_slice(b"0\r\n\r\n");
     let (mut rd, mut wr) = sock.split();
     // Write and read at once: the server may answer before it has read everything.
     let write = async {
@@ -117,7 +132,7 @@ async fn bom_crlf_lf_and_quoting(b: Backend) {
     let c = by_phone(&t, &s.key, "+306912345605").await;
     assert_eq!(c["first_name"], "Smith, John");
     assert_eq!(c["last_name"], "O'Brien \"Jr\"");
-    assert_eq!(c["tags"], json!(["vip", "athens"]));
+    assert_eq!(c["tags"], json!(["athens", "vip"]), "tags are listed alphabetically");
     let c = by_phone(&t, &s.key, "+306912345606").await;
     assert_eq!(c["first_name"], "Two\r\nLines");
     assert_eq!(c["last_name"], "a\nb");
@@ -331,7 +346,7 @@ async fn multipart_upload(b: Backend) {
     assert_eq!(st, 200, "{r}");
     assert_eq!(report(&r), (3, 2, 0, 1));
     assert_eq!(error_list(&r), [(4, "phone".to_string(), "invalid_phone".to_string())]);
-    assert_eq!(by_phone(&t, &s.key, "+306912345601").await["tags"], json!(["vip", "athens"]));
+    assert_eq!(by_phone(&t, &s.key, "+306912345601").await["tags"], json!(["athens", "vip"]));
     // Any field carrying a file name is the file.
     let form = Form::new().part("upload", Part::text("phone\n6912345603\n").file_name("x.csv"));
     let (st, r) = upload_multipart(&t, &s.key, form).await;
@@ -365,25 +380,37 @@ async fn files_over_the_limit_get_413(b: Backend) {
         csv.push_str(&format!("69{:08},Name {i}\n", 10_000_000 + i));
         i += 1;
     }
-    // With a Content-Length, refused before anything is read.
-    let (st, r) = t.import_csv(&s.key, &csv).await;
-    assert_error(st, &r, 413, "file_too_large");
-    assert!(r["message"].as_str().unwrap().contains("1 MB"), "the message names the limit: {r}");
-    assert_eq!(r["details"]["limit_bytes"], 1024 * 1024);
+    let check = |st: reqwest::StatusCode, r: &Value| {
+        assert_error(st, r, 413, "file_too_large");
+        assert!(r["message"].as_str().unwrap().contains("1 MB"), "the message names the limit: {r}");
+        assert_eq!(r["details"]["limit_bytes"], 1024 * 1024);
+    };
+    // A declared length over the limit is refused before anything is read.
+    let (st, r) = raw_import(&t, &s.key, "text/csv", Some(csv.len()), b"").await;
+    check(st, &r);
     assert_eq!(count(&t, &s.key).await, 0);
-    // As multipart.
-    let form = Form::new().part("file", Part::bytes(csv.clone().into_bytes()).file_name("big.csv"));
-    let (st, r) = upload_multipart(&t, &s.key, form).await;
-    assert_error(st, &r, 413, "file_too_large");
-    // Streamed without a length (chunked): stopped when it passes the limit.
-    let (st, r) = post_chunked(&t, &s.key, csv.as_bytes()).await;
-    assert_error(st, &r, 413, "file_too_large");
-    assert!(r["message"].as_str().unwrap().contains("1 MB"), "{r}");
-    // A file just under the limit goes through.
+    // Streamed without a length: stopped when the upload passes the limit, as raw CSV or multipart,
+    // and nothing at all is imported, not even the rows before the limit.
+    let (st, r) = raw_import(&t, &s.key, "text/csv", None, csv.as_bytes()).await;
+    check(st, &r);
+    assert_eq!(count(&t, &s.key).await, 0);
+    let boundary = "XyZ0123456789";
+    let mut mp =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\nContent-Type: text/csv\r\n\r\n")
+            .into_bytes();
+    mp.extend_from_slice(csv.as_bytes());
+    mp.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (st, r) = raw_import(&t, &s.key, &format!("multipart/form-data; boundary={boundary}"), None, &mp).await;
+    check(st, &r);
+    assert_eq!(count(&t, &s.key).await, 0);
+    // The same framings under the limit go through.
     let small: String = csv.lines().take(1000).map(|l| format!("{l}\n")).collect();
-    let (st, r) = t.import_csv(&s.key, &small).await;
+    let (st, r) = raw_import(&t, &s.key, "text/csv", None, small.as_bytes()).await;
     assert_eq!(st, 200, "{r}");
-    assert_eq!(r["errors"], json!([]));
+    assert_eq!(report(&r), (999, 999, 0, 0));
+    let (st, r) = raw_import(&t, &s.key, "text/csv", Some(small.len()), small.as_bytes()).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(report(&r), (999, 0, 999, 0));
 }
 
 async fn explicit_consent_column_is_recorded(b: Backend) {

@@ -11,10 +11,10 @@ use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tokio::io::{AsyncWriteExt, BufWriter};
 
 async fn country(state: &AppState, store: StoreId) -> Result<phonenumber::country::Id, Error> {
     let s = stores::get(&state.db, store).await?;
@@ -65,50 +65,95 @@ pub async fn consent_history(State(state): State<Arc<AppState>>, Auth(p): Auth, 
     Ok(Json(json!({"items": contacts::consent_history(&state.db, p.store, id).await?})))
 }
 
-fn too_large(limit: u64, streamed: bool) -> Error {
+fn too_large(limit: u64) -> Error {
     let mb = limit / (1024 * 1024);
-    let msg = if streamed {
-        format!(
-            "The upload passed the {mb} MB import limit and was stopped; rows before that point may have been imported. Split the file into smaller files."
-        )
-    } else {
-        format!("The file is larger than the {mb} MB import limit. Split it into smaller files.")
-    };
-    Error::new(Kind::PayloadTooLarge, "file_too_large", msg).with_details(json!({"limit_bytes": limit}))
+    Error::new(
+        Kind::PayloadTooLarge,
+        "file_too_large",
+        format!("The file is larger than the {mb} MB import limit, so nothing was imported. Split it into smaller files."),
+    )
+    .with_details(json!({"limit_bytes": limit}))
 }
 
-/// A blocking `Read` over chunks arriving from an async body, so the CSV parser can stream.
-/// `None` aborts the read with an error, so a cut-off upload never imports a truncated last row.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Option<Bytes>>,
-    current: Bytes,
+/// An upload on disk until it has fully arrived, so a file over the limit or a broken upload
+/// imports nothing. Removed when dropped (also when the client goes away mid-request).
+struct Spool {
+    path: std::path::PathBuf,
 }
 
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Some(b)) => self.current = b,
-                Some(None) => return Err(std::io::Error::other("the upload passed the size limit")),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
+}
+
+async fn spool_chunk(out: &mut BufWriter<tokio::fs::File>, total: &mut u64, limit: u64, chunk: &[u8]) -> Result<(), Error> {
+    *total += chunk.len() as u64;
+    if *total > limit {
+        return Err(too_large(limit));
+    }
+    out.write_all(chunk).await.map_err(|e| Error::internal(format!("spooling an upload: {e}")))
 }
 
 /// `POST /api/contacts/import`: a CSV file as `multipart/form-data` (any file field) or as the raw
-/// body (`text/csv`). Streams: memory stays flat whatever the size.
+/// body (`text/csv`). The upload is spooled to a temporary file (memory stays flat whatever the
+/// size), then imported by streaming from that file.
 pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Request) -> ApiResult<Json<ImportReport>> {
     let limit = state.settings.max_import_bytes;
     if req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit) {
-        return Err(too_large(limit, false).into());
+        return Err(too_large(limit).into());
     }
     let ct = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(8);
-    let reader = ChannelReader { rx, current: Bytes::new() };
+    let is_multipart = ct.starts_with("multipart/form-data");
+    let is_csv = ct.starts_with("text/csv") || ct.starts_with("application/csv") || ct.starts_with("text/plain");
+    if !is_multipart && !is_csv {
+        return Err(Error::new(
+            Kind::UnsupportedMediaType,
+            "unsupported_media_type",
+            "Upload the CSV as multipart/form-data or with Content-Type: text/csv.",
+        )
+        .into());
+    }
+    let spool = Spool { path: std::env::temp_dir().join(format!("smscast-import-{}.csv", crate::secrets::random_token(20))) };
+    let file = tokio::fs::File::create(&spool.path).await.map_err(|e| Error::internal(format!("creating an upload spool: {e}")))?;
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
+    let mut total: u64 = 0;
+    if is_multipart {
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|_| Error::new(Kind::BadRequest, "invalid_multipart", "The multipart body could not be read."))?;
+        let mut found = false;
+        while let Some(mut field) = mp
+            .next_field()
+            .await
+            .map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The multipart body could not be read: {e}")))?
+        {
+            if field.file_name().is_none() && field.name() != Some("file") {
+                continue;
+            }
+            found = true;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The upload was interrupted: {e}")))?
+            {
+                spool_chunk(&mut out, &mut total, limit, &chunk).await?;
+            }
+            break;
+        }
+        if !found {
+            return Err(Error::invalid("missing_file", "Attach the CSV file as a form field named \"file\".").into());
+        }
+    } else {
+        let mut body = req.into_body().into_data_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Error::new(Kind::BadRequest, "invalid_body", format!("The upload was interrupted: {e}")))?;
+            spool_chunk(&mut out, &mut total, limit, &chunk).await?;
+        }
+    }
+    out.flush().await.map_err(|e| Error::internal(format!("spooling an upload: {e}")))?;
+    drop(out);
+    let file = std::fs::File::open(&spool.path).map_err(|e| Error::internal(format!("reading an upload spool: {e}")))?;
     let ctx = ImportContext {
         db: state.db.clone(),
         country: country(&state, p.store).await?,
@@ -116,69 +161,7 @@ pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Requ
         actor: p.actor.clone(),
         now: state.clock.now_ms(),
     };
-    let pump = async move {
-        let mut total: u64 = 0;
-        let push = |chunk: Bytes, total: &mut u64| {
-            *total += chunk.len() as u64;
-            *total <= limit
-        };
-        if ct.starts_with("multipart/form-data") {
-            let mut mp = Multipart::from_request(req, &())
-                .await
-                .map_err(|_| Error::new(Kind::BadRequest, "invalid_multipart", "The multipart body could not be read."))?;
-            let mut found = false;
-            while let Some(mut field) = mp
-                .next_field()
-                .await
-                .map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The multipart body could not be read: {e}")))?
-            {
-                if field.file_name().is_none() && field.name() != Some("file") {
-                    continue;
-                }
-                found = true;
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| Error::new(Kind::BadRequest, "invalid_multipart", format!("The upload was interrupted: {e}")))?
-                {
-                    if !push(chunk.clone(), &mut total) {
-                        let _ = tx.send(None).await;
-                        return Ok::<bool, Error>(false);
-                    }
-                    if tx.send(Some(chunk)).await.is_err() {
-                        break;
-                    }
-                }
-                break;
-            }
-            if !found {
-                return Err(Error::invalid("missing_file", "Attach the CSV file as a form field named \"file\"."));
-            }
-        } else if ct.starts_with("text/csv") || ct.starts_with("application/csv") || ct.starts_with("text/plain") {
-            let mut body = req.into_body().into_data_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| Error::new(Kind::BadRequest, "invalid_body", format!("The upload was interrupted: {e}")))?;
-                if !push(chunk.clone(), &mut total) {
-                    let _ = tx.send(None).await;
-                    return Ok(false);
-                }
-                if tx.send(Some(chunk)).await.is_err() {
-                    break;
-                }
-            }
-        } else {
-            return Err(Error::new(
-                Kind::UnsupportedMediaType,
-                "unsupported_media_type",
-                "Upload the CSV as multipart/form-data or with Content-Type: text/csv.",
-            ));
-        }
-        Ok(true)
-    };
-    let (pumped, report) = tokio::join!(pump, import::import(ctx, reader, |_| {}));
-    match pumped {
-        Err(e) => Err(e.into()),
-        Ok(false) => Err(too_large(limit, true).into()),
-        Ok(true) => Ok(Json(report?)),
-    }
+    let report = import::import(ctx, file, |_| {}).await?;
+    drop(spool);
+    Ok(Json(report))
 }
