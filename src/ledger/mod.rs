@@ -9,7 +9,7 @@
 
 use crate::domain::time::rfc3339;
 use crate::domain::{Error, Kind};
-use crate::store::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor};
+use crate::store::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on_tx, parse_cursor};
 use serde::Serialize;
 use serde_json::json;
 
@@ -136,7 +136,16 @@ async fn transfer(
     .bind(now)
     .fetch_one(c)
     .await)
-    .map_err(db_err)?;
+    .map_err(|e| {
+        // Another transaction claimed this key and has not committed yet: the caller retries and
+        // then sees a replay. Never a second movement.
+        if is_unique_violation(&e) {
+            Error::conflict("idempotency_key_in_use", "Another request with this idempotency key is in progress. Retry shortly.")
+                .with_details(json!({"key": idem_key}))
+        } else {
+            db_err(e)
+        }
+    })?;
     let debited = on_tx!(tx, |c| sqlx::query(
         "UPDATE accounts SET balance = balance - $2, version = version + 1 WHERE id = $1 AND (kind = 'funding' OR balance >= $2)"
     )
@@ -205,22 +214,22 @@ pub async fn hold(
     if amount <= 0 {
         return Err(Error::invalid("invalid_amount", "A hold must reserve at least one credit."));
     }
-    let existing: Option<HoldRow> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT h.{} FROM holds h JOIN accounts a ON a.id = h.account_id WHERE a.key = $1",
-        HOLD_COLUMNS.replace(", ", ", h.")
-    )))
-    .bind(format!("hold:{idem_key}"))
-    .fetch_optional(c)
-    .await)
-    .map_err(db_err)?;
+    let wallet = wallet_account(tx, store).await?;
+    // Creating the hold account first makes a concurrent duplicate wait here for the first one to
+    // commit; the lookup below then sees its hold, so one key never yields two hold rows.
+    let hold_account = account(tx, &format!("hold:{idem_key}"), Some(store), "hold").await?;
+    let existing: Option<HoldRow> =
+        on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {HOLD_COLUMNS} FROM holds WHERE account_id = $1")))
+            .bind(hold_account)
+            .fetch_optional(c)
+            .await)
+        .map_err(db_err)?;
     if let Some(h) = existing {
         if h.reserved == amount && h.store_id == store.0 {
             return Ok(h);
         }
         return Err(Error::conflict("idempotency_key_reused", "This idempotency key was already used for a different hold."));
     }
-    let wallet = wallet_account(tx, store).await?;
-    let hold_account = account(tx, &format!("hold:{idem_key}"), Some(store), "hold").await?;
     let row: HoldRow = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO holds (store_id, campaign_id, account_id, reserved, state, expires_at, created_at) VALUES ($1, $2, $3, $4, 'active', $5, $6) RETURNING {HOLD_COLUMNS}"
     )))
@@ -250,8 +259,16 @@ pub async fn get_hold(tx: &mut Tx, hold: i64) -> Result<HoldRow, Error> {
 /// Charges accepted messages against an active hold: hold → revenue. Refused once the hold is
 /// finalized (released or expired) or when it would exceed what was reserved.
 pub async fn charge(tx: &mut Tx, hold: i64, amount: i64, messages: i64, idem_key: &str, now: i64) -> Result<Moved, Error> {
+    if amount < 0 {
+        return Err(Error::invalid("invalid_amount", "A charge cannot be negative."));
+    }
     if amount == 0 {
         return Ok(Moved::Done(0));
+    }
+    // A replay must move nothing, not even the hold's `charged` counter, whatever state the hold
+    // is in by now.
+    if let Some(id) = charge_replayed(tx, hold, amount, idem_key).await? {
+        return Ok(Moved::Replayed(id));
     }
     let claimed: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(
         "UPDATE holds SET charged = charged + $2 WHERE id = $1 AND state = 'active' AND charged + released + $2 <= reserved
@@ -263,17 +280,56 @@ pub async fn charge(tx: &mut Tx, hold: i64, amount: i64, messages: i64, idem_key
     .await)
     .map_err(db_err)?;
     let Some((hold_account, store, campaign)) = claimed else {
+        // A duplicate may have committed while this waited for the hold's row lock.
+        if let Some(id) = charge_replayed(tx, hold, amount, idem_key).await? {
+            return Ok(Moved::Replayed(id));
+        }
         return Err(Error::conflict("hold_closed", "The credit reservation is closed or too small for this charge."));
     };
     let store = StoreId(store);
     let revenue = account(tx, &format!("revenue:{}", store.0), Some(store), "revenue").await?;
     let refs = Refs { campaign, hold: Some(hold), messages: Some(messages) };
-    transfer(tx, idem_key, Some(store), TransferKind::Charge, hold_account, revenue, amount, refs, None, now).await
+    match transfer(tx, idem_key, Some(store), TransferKind::Charge, hold_account, revenue, amount, refs, None, now).await? {
+        Moved::Done(id) => Ok(Moved::Done(id)),
+        Moved::Replayed(id) => {
+            // Same race, seen after the claim: give the claim back so the counter matches the money.
+            on_tx!(tx, |c| sqlx::query("UPDATE holds SET charged = charged - $2 WHERE id = $1")
+                .bind(hold)
+                .bind(amount)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))
+            .map_err(db_err)?;
+            Ok(Moved::Replayed(id))
+        }
+    }
+}
+
+/// The earlier charge with this key, if any: `Some` when it is the same charge, an error when the
+/// key was used for something else.
+async fn charge_replayed(tx: &mut Tx, hold: i64, amount: i64, idem_key: &str) -> Result<Option<i64>, Error> {
+    let existing: Option<(i64, String, Option<i64>, i64)> =
+        on_tx!(tx, |c| sqlx::query_as("SELECT id, kind, hold_id, amount FROM transfers WHERE idem_key = $1")
+            .bind(idem_key)
+            .fetch_optional(c)
+            .await)
+        .map_err(db_err)?;
+    match existing {
+        None => Ok(None),
+        Some((id, kind, h, a)) if kind == TransferKind::Charge.as_str() && h == Some(hold) && a == amount => Ok(Some(id)),
+        Some(_) => Err(Error::conflict("idempotency_key_reused", "This idempotency key was already used for a different operation.")
+            .with_details(json!({"key": idem_key}))),
+    }
 }
 
 /// Finalizes a hold exactly once and returns the remainder to the wallet. A hold that is already
 /// finalized returns 0 and moves nothing, so completion, cancel and expiry may race safely.
 pub async fn finalize(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> Result<i64, Error> {
+    Ok(finalize_once(tx, hold, kind, now).await?.unwrap_or(0))
+}
+
+/// `None` when the hold was already finalized (or does not exist); else the remainder returned.
+async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> Result<Option<i64>, Error> {
     let state = if kind == TransferKind::Expiry { "expired" } else { "released" };
     let done: Option<(i64, i64, Option<i64>, i64)> = on_tx!(tx, |c| sqlx::query_as(
         "UPDATE holds SET state = $2, released = reserved - charged, finalized_at = $3 WHERE id = $1 AND state = 'active'
@@ -285,17 +341,18 @@ pub async fn finalize(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> R
     .fetch_optional(c)
     .await)
     .map_err(db_err)?;
-    let Some((hold_account, store, campaign, remainder)) = done else { return Ok(0) };
+    let Some((hold_account, store, campaign, remainder)) = done else { return Ok(None) };
     if remainder > 0 {
         let store = StoreId(store);
         let wallet = wallet_account(tx, store).await?;
         let refs = Refs { campaign, hold: Some(hold), messages: None };
         transfer(tx, &format!("release:{hold}"), Some(store), kind, hold_account, wallet, remainder, refs, None, now).await?;
     }
-    Ok(remainder)
+    Ok(Some(remainder))
 }
 
-/// Expires holds past their deadline (24 h by default), each in its own transaction.
+/// Expires holds past their deadline (24 h by default), each in its own transaction. Returns how
+/// many this call expired (a hold finalized meanwhile by someone else is not counted).
 pub async fn expire_due(db: &Db, now: i64) -> Result<u64, Error> {
     let due: Vec<(i64,)> =
         on_db!(db, |p| sqlx::query_as("SELECT id FROM holds WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT 500")
@@ -306,9 +363,9 @@ pub async fn expire_due(db: &Db, now: i64) -> Result<u64, Error> {
     let mut n = 0;
     for (id,) in due {
         let mut tx = db.begin().await?;
-        finalize(&mut tx, id, TransferKind::Expiry, now).await?;
+        let expired = finalize_once(&mut tx, id, TransferKind::Expiry, now).await?;
         tx.commit().await?;
-        n += 1;
+        n += u64::from(expired.is_some());
     }
     Ok(n)
 }
@@ -326,7 +383,7 @@ pub struct Wallet {
 pub async fn wallet(db: &Db, store: StoreId) -> Result<Wallet, Error> {
     let (available, held): (Option<i64>, Option<i64>) = on_db!(db, |p| sqlx::query_as(
         "SELECT (SELECT balance FROM accounts WHERE key = $1),
-                (SELECT SUM(a.balance) FROM holds h JOIN accounts a ON a.id = h.account_id WHERE h.store_id = $2 AND h.state = 'active')"
+                (SELECT CAST(SUM(a.balance) AS BIGINT) FROM holds h JOIN accounts a ON a.id = h.account_id WHERE h.store_id = $2 AND h.state = 'active')"
     )
     .bind(format!("wallet:{}", store.0))
     .bind(store.0)

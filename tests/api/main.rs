@@ -7,3 +7,4 @@ mod campaigns;
 mod contacts;
 mod foundation;
 mod import;
+mod ledger;
