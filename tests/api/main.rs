@@ -4,6 +4,7 @@ mod harness;
 
 mod auth;
 mod campaigns;
+mod cli;
 mod contacts;
 mod foundation;
 mod import;

@@ -1,0 +1,258 @@
+//! The `smscast` binary as an operator runs it: `serve --demo`, `store create`, `import-contacts`,
+//! `migrate`, on a SQLite file and on a PostgreSQL database.
+
+use crate::dual;
+use crate::harness::{Backend, drop_database, fresh_database};
+use serde_json::Value;
+use smscast::store::{Db, StoreId, auth, contacts};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smscast");
+/// A guard against a hung binary, not a wait for anything: every step reads output as it comes.
+const GUARD: Duration = Duration::from_secs(120);
+
+/// A fresh database for one test, dropped at the end (PostgreSQL) or removed with its directory.
+struct TestDb {
+    url: String,
+    pg_name: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    async fn new(b: Backend) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg_name) = match b {
+            // The file name the README's users would see, not the harness's.
+            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("demo.db").display()), None),
+            Backend::Postgres => fresh_database(b, dir.path()).await,
+        };
+        TestDb { url, pg_name, dir }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            drop_database(&name);
+        }
+    }
+}
+
+fn smscast(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("SMSCAST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .env_remove("SMSCAST_LISTEN")
+        .env_remove("SMSCAST_DEMO")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a command to completion: (success, stdout, stderr).
+async fn run(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(GUARD, smscast(args).output()).await.expect("the command finishes").expect("the binary runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+struct Demo {
+    child: Child,
+    _stdout: Lines<BufReader<ChildStdout>>,
+    url: String,
+    email: String,
+    password: String,
+    api_key: String,
+    admin_key: String,
+}
+
+/// Starts `serve --demo` on port 0 and reads its stdout up to the "running" line.
+async fn serve_demo(db: &TestDb) -> Demo {
+    let mut child = smscast(&["serve", "--demo", "--listen", "127.0.0.1:0", "--database-url", &db.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let url = tokio::time::timeout(GUARD, async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap_or_else(|| panic!("stdout ended before the running line: {printed:?}"));
+            if let Some(url) = line.strip_prefix("smscast is running on ") {
+                return url.trim().to_string();
+            }
+            printed.push(line);
+        }
+    })
+    .await
+    .expect("the server says it is running");
+    assert_eq!(printed.len(), 3, "exactly the three credential lines before the running line: {printed:?}");
+    let (email, password) = printed[0].strip_prefix("Login: ").and_then(|l| l.split_once(" / ")).expect("Login: <email> / <password>");
+    let api_key = printed[1].strip_prefix("API key: ").expect("API key: <key>");
+    let admin_key = printed[2].strip_prefix("Admin API key: ").expect("Admin API key: <key>");
+    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "the real port: {url}");
+    Demo {
+        email: email.to_string(),
+        password: password.to_string(),
+        api_key: api_key.to_string(),
+        admin_key: admin_key.to_string(),
+        url,
+        child,
+        _stdout: lines,
+    }
+}
+
+/// Every contact the demo store has, walked page by page through the API with the printed key.
+async fn demo_contacts(d: &Demo) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let res = client.get(format!("{}/api/contacts?limit=500&cursor={cursor}", d.url)).bearer_auth(&d.api_key).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let page: Value = res.json().await.unwrap();
+        out.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => return out,
+        }
+    }
+}
+
+async fn serve_demo_seeds_once(b: Backend) {
+    smscast::provider::install_crypto_provider();
+    let db = TestDb::new(b).await;
+    let mut first = serve_demo(&db).await;
+    assert!(first.api_key.starts_with("sk_live_"), "{}", first.api_key);
+    assert!(first.admin_key.starts_with("sk_admin_"), "{}", first.admin_key);
+    assert!(first.email.contains('@') && !first.password.is_empty());
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{}/readyz", first.url)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let all = demo_contacts(&first).await;
+    assert!((900..=1000).contains(&all.len()), "about 1,000 demo contacts, got {}", all.len());
+    let consent = |c: &str| all.iter().filter(|x| x["consent"] == c).count();
+    assert!(consent("opted_out") > 0 && consent("opted_in") > 0 && consent("unknown") > 0, "mixed consent");
+    assert!(all.iter().any(|c| c["phone"].as_str().unwrap().starts_with("+3069")), "Greek mobiles");
+    assert!(all.iter().any(|c| !c["phone"].as_str().unwrap().starts_with("+30")), "international numbers");
+    assert!(all.iter().any(|c| c["tags"].as_array().is_some_and(|t| !t.is_empty())), "tags");
+    // The printed login and operator key work too.
+    let res = client
+        .post(format!("{}/api/login", first.url))
+        .json(&serde_json::json!({"email": first.email, "password": first.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client.get(format!("{}/api/admin/stores", first.url)).bearer_auth(&first.admin_key).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let stores: Value = res.json().await.unwrap();
+    assert_eq!(stores["items"].as_array().unwrap().len(), 1, "one demo store");
+
+    first.child.kill().await.unwrap();
+
+    // Again on the same database: the same credentials, no second seeding, no crash.
+    let mut second = serve_demo(&db).await;
+    assert_eq!(
+        (&second.email, &second.password, &second.api_key, &second.admin_key),
+        (&first.email, &first.password, &first.api_key, &first.admin_key)
+    );
+    assert_eq!(demo_contacts(&second).await.len(), all.len(), "no second seeding");
+    let res = client.get(format!("{}/api/admin/stores", second.url)).bearer_auth(&second.admin_key).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["items"].as_array().unwrap().len(), 1);
+    second.child.kill().await.unwrap();
+}
+
+async fn store_create_and_import_contacts(b: Backend) {
+    let db = TestDb::new(b).await;
+    let (ok, out, err) = run(&["migrate", "--database-url", &db.url]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Migrations applied"), "{out}");
+    let (ok, _, err) = run(&["migrate", "--database-url", &db.url]).await;
+    assert!(ok, "migrations are idempotent: {err}");
+
+    let (ok, out, err) = run(&["store", "create", "--name", "CLI Shop", "--email", "Owner@CLI.test", "--database-url", &db.url]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let store_id: i64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Store: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("Store: <id> in {out}"));
+    let (email, password) =
+        lines.iter().find_map(|l| l.strip_prefix("Login: ")).and_then(|l| l.split_once(" / ")).unwrap_or_else(|| panic!("{out}"));
+    let key = lines.iter().find_map(|l| l.strip_prefix("API key: ")).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(email, "owner@cli.test");
+    assert!(!password.is_empty());
+
+    // The same email again is refused, with a message and a failing exit status.
+    let (ok, out, err) = run(&["store", "create", "--name", "Again", "--email", "owner@cli.test", "--database-url", &db.url]).await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("owner@cli.test") && err.contains("already exists"), "{err}");
+
+    let csv = db.dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}Mobile,First Name,Surname,Tags,Consent\r\n\
+         6912345601,Μαρία,Παπαδοπούλου,\"vip,athens\",yes\r\n\
+         +30 691 234 5602,John,\"Smith, Jr\",,no\r\n\
+         12,Bad,Row,,\r\n\
+         0030 6912345601,Dup,Row,,\r\n\
+         +44 7911 123456,=cmd,@x,,\r\n",
+    )
+    .unwrap();
+    let store_arg = store_id.to_string();
+    let csv_arg = csv.display().to_string();
+    let (ok, out, err) = run(&["import-contacts", &csv_arg, "--store", &store_arg, "--database-url", &db.url]).await;
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("a JSON report on stdout ({e}): {out}"));
+    assert_eq!(
+        (&report["total"], &report["created"], &report["updated"], &report["skipped"]),
+        (&5.into(), &3.into(), &0.into(), &2.into())
+    );
+    let errors: Vec<(i64, &str)> =
+        report["errors"].as_array().unwrap().iter().map(|e| (e["row"].as_i64().unwrap(), e["code"].as_str().unwrap())).collect();
+    assert_eq!(errors, [(4, "invalid_phone"), (5, "duplicate_in_file")]);
+    assert!(err.contains("100%"), "a progress bar on stderr: {err}");
+
+    // Importing again updates the same contacts.
+    let (ok, out, err) = run(&["import-contacts", &csv_arg, "--store", &store_arg, "--database-url", &db.url]).await;
+    assert!(ok, "{err}");
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((&again["created"], &again["updated"]), (&0.into(), &3.into()));
+
+    // What the operator sees is what the store has.
+    let conn = Db::connect(&db.url, 2).await.unwrap();
+    let principal = auth::authenticate_key(&conn, key, 0).await.unwrap().expect("the printed API key works");
+    assert_eq!(principal.store, StoreId(store_id));
+    let page = contacts::list(&conn, StoreId(store_id), contacts::ContactFilter { limit: Some(500), ..Default::default() }).await.unwrap();
+    let phones: Vec<&str> = page.items.iter().map(|c| c.phone.as_str()).collect();
+    assert_eq!(phones, ["+306912345601", "+306912345602", "+447911123456"]);
+    assert_eq!(page.items[0].first_name.as_deref(), Some("Μαρία"));
+    assert_eq!(page.items[0].consent, "opted_in");
+    assert_eq!(page.items[1].last_name.as_deref(), Some("Smith, Jr"));
+    assert_eq!(page.items[1].consent, "opted_out");
+    assert_eq!(page.items[2].first_name.as_deref(), Some("=cmd"));
+    conn.close().await;
+
+    // Operator mistakes: a store that does not exist, a file that does not exist.
+    let (ok, _, err) = run(&["import-contacts", &csv_arg, "--store", "999999", "--database-url", &db.url]).await;
+    assert!(!ok);
+    assert!(err.contains("no store with id 999999"), "{err}");
+    let missing = db.dir.path().join("missing.csv").display().to_string();
+    let (ok, _, err) = run(&["import-contacts", &missing, "--store", &store_arg, "--database-url", &db.url]).await;
+    assert!(!ok);
+    assert!(err.contains("cannot open") && err.contains("missing.csv"), "{err}");
+    // A file without a phone column changes nothing and says why.
+    std::fs::write(&csv, "name,email\nAnna,a@shop.gr\n").unwrap();
+    let (ok, _, err) = run(&["import-contacts", &csv_arg, "--store", &store_arg, "--database-url", &db.url]).await;
+    assert!(!ok);
+    assert!(err.contains("phone column"), "{err}");
+}
+
+dual!(serve_demo_seeds_once, store_create_and_import_contacts);
