@@ -2,7 +2,9 @@
 //! Tests bind port 0 and call `start` directly; `main` does the same with the configured address.
 
 use crate::clock::SharedClock;
+use crate::engine::{Engine, EngineConfig};
 use crate::http::{self, AppState, HttpSettings};
+use crate::provider::SmsProvider;
 use crate::store::Db;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,11 +21,31 @@ pub struct AppConfig {
     /// How long a campaign's credit hold lives before it expires and releases its remainder.
     pub hold_ttl_ms: i64,
     pub clock: SharedClock,
+    /// The SMS provider and engine settings; `None` (or 0 workers) runs no engine in this process.
+    pub engine: Option<EngineSetup>,
+}
+
+pub struct EngineSetup {
+    pub provider: Arc<dyn SmsProvider>,
+    pub workers: usize,
+    pub max_attempts: i64,
+    /// First retry delay (doubles per attempt); tests shorten it.
+    pub retry_base_ms: i64,
+    pub poll_ms: u64,
+}
+
+impl EngineSetup {
+    pub fn new(provider: Arc<dyn SmsProvider>, workers: usize) -> Self {
+        EngineSetup { provider, workers, max_attempts: 5, retry_base_ms: 1_000, poll_ms: 200 }
+    }
 }
 
 pub struct RunningApp {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    pub engine: Option<Arc<Engine>>,
+    engine_stop: Option<tokio::sync::watch::Sender<bool>>,
+    engine_tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -38,10 +60,31 @@ impl RunningApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.stop_engine().await;
         if let Some(h) = self.server.take() {
             let _ = h.await;
         }
         self.state.db.close().await;
+    }
+
+    /// Asks the server and the send loops to stop, without waiting (usable from `Drop`).
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(stop) = self.engine_stop.take() {
+            let _ = stop.send(true);
+        }
+    }
+
+    /// Stops the send loops after their current batch.
+    pub async fn stop_engine(&mut self) {
+        if let Some(stop) = self.engine_stop.take() {
+            let _ = stop.send(true);
+        }
+        for t in self.engine_tasks.drain(..) {
+            let _ = t.await;
+        }
     }
 
     /// Serves until the server stops (Ctrl-C in `main`).
@@ -67,6 +110,18 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         max_import_bytes: cfg.max_import_bytes,
         session_ttl_ms: cfg.session_ttl_ms,
     };
+    let engine = match cfg.engine {
+        Some(setup) if setup.workers > 0 => {
+            let mut ecfg = EngineConfig::new(setup.workers, settings.send.clone());
+            ecfg.max_attempts = setup.max_attempts;
+            ecfg.retry_base_ms = setup.retry_base_ms;
+            ecfg.poll_ms = setup.poll_ms;
+            Some(Engine::new(db.clone(), setup.provider, cfg.clock.clone(), ecfg))
+        }
+        _ => None,
+    };
+    let (engine_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let engine_tasks = engine.as_ref().map(|e| e.spawn(stop_rx)).unwrap_or_default();
     let state = Arc::new(AppState { db, clock: cfg.clock.clone(), settings });
     let router = http::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -81,5 +136,5 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
             tracing::error!(error = %e, "server stopped");
         }
     });
-    Ok(RunningApp { addr, state, shutdown: Some(tx), server: Some(server) })
+    Ok(RunningApp { addr, state, engine, engine_stop: Some(engine_stop), engine_tasks, shutdown: Some(tx), server: Some(server) })
 }

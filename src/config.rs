@@ -33,8 +33,12 @@ pub enum Command {
     AdminKey(DbArgs),
     /// Import contacts from a CSV file into a store.
     ImportContacts(ImportArgs),
+    /// Only the send engine (no HTTP): claims and sends messages, starts scheduled campaigns.
+    Worker(WorkerArgs),
     /// A Mitto-compatible SMS provider for tests, demos and benchmarks (never sends real SMS).
     Simulator(SimulatorArgs),
+    /// Benchmarks that print numbers (see BENCHMARKS.md).
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -62,10 +66,6 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SMSCAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// The base URL people and providers reach (links, unsubscribe pages, webhooks).
-    /// Defaults to http://<listen>.
-    #[arg(long, env = "SMSCAST_PUBLIC_URL")]
-    pub public_url: Option<String>,
     /// Seed a demo store (only if none exists) and print how to log in.
     #[arg(long, env = "SMSCAST_DEMO")]
     pub demo: bool,
@@ -75,12 +75,12 @@ pub struct ServeArgs {
     /// How long a login session lasts, in hours.
     #[arg(long, env = "SMSCAST_SESSION_HOURS", default_value_t = 24 * 7)]
     pub session_hours: i64,
-    /// How credits are charged: one per segment (what providers bill) or one per message.
-    #[arg(long, env = "SMSCAST_BILLING", value_enum, default_value_t = crate::domain::credits::Billing::PerSegment)]
-    pub billing: crate::domain::credits::Billing,
-    /// Hours before an unfinished campaign's credit hold expires and returns its remainder.
-    #[arg(long, env = "SMSCAST_HOLD_TTL_HOURS", default_value_t = 24)]
-    pub hold_ttl_hours: i64,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Subcommand)]
@@ -124,4 +124,91 @@ pub struct SimulatorArgs {
     pub listen: String,
     #[command(flatten)]
     pub sim: crate::provider::simulator::SimulatorConfig,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Generate a contacts CSV, then time importing it (the path the API and import-contacts use):
+    /// prints rows/s and peak RSS.
+    Import(BenchImportArgs),
+}
+
+#[derive(Args)]
+pub struct BenchImportArgs {
+    /// Rows in the generated CSV.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
+    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
+    /// postgres://postgres@127.0.0.1/smscast_bench. A SQLite path must not exist yet.
+    /// Deliberately not read from DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Maximum database connections.
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
+    /// Also time, on one thread and without the database, reading the CSV and parsing its phones.
+    #[arg(long)]
+    pub breakdown: bool,
+}
+
+/// What sending needs to know, for `serve` and `worker` alike.
+#[derive(Args, Clone)]
+pub struct SendArgs {
+    /// The base URL people and providers reach (links, unsubscribe pages, webhooks).
+    /// Defaults to http://<listen>.
+    #[arg(long, env = "SMSCAST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How credits are charged: one per segment (what providers bill) or one per message.
+    #[arg(long, env = "SMSCAST_BILLING", value_enum, default_value_t = crate::domain::credits::Billing::PerSegment)]
+    pub billing: crate::domain::credits::Billing,
+    /// Hours before an unfinished campaign's credit hold expires and returns its remainder.
+    #[arg(long, env = "SMSCAST_HOLD_TTL_HOURS", default_value_t = 24)]
+    pub hold_ttl_hours: i64,
+}
+
+/// The Mitto Messaging API. With `--demo` and no base URL, an in-process simulator stands in.
+#[derive(Args, Clone)]
+pub struct ProviderArgs {
+    /// e.g. https://messaging.mittoapi.com
+    #[arg(long, env = "SMSCAST_MITTO_BASE_URL")]
+    pub mitto_base_url: Option<String>,
+    #[arg(long, env = "SMSCAST_MITTO_API_KEY", hide_env_values = true)]
+    pub mitto_api_key: Option<String>,
+    #[arg(long, env = "SMSCAST_MITTO_TRAFFIC_ACCOUNT_ID")]
+    pub mitto_traffic_account_id: Option<String>,
+    /// Messages per bulk call.
+    #[arg(long, env = "SMSCAST_MITTO_BULK_SIZE", default_value_t = 1000)]
+    pub mitto_bulk_size: usize,
+    /// Per-call timeout; kept shorter than the claim lease.
+    #[arg(long, env = "SMSCAST_MITTO_TIMEOUT_MS", default_value_t = 20_000)]
+    pub mitto_timeout_ms: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct EngineArgs {
+    /// Concurrent send loops in this process (0 turns the engine off).
+    #[arg(long, env = "SMSCAST_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// Attempts before a transient provider failure becomes permanent.
+    #[arg(long, env = "SMSCAST_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: i64,
+}
+
+#[derive(Args, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }

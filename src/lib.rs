@@ -1,10 +1,12 @@
 //! smscast: SMS campaigns for many stores. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod engine;
 pub mod http;
 pub mod ledger;
 pub mod provider;

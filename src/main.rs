@@ -48,12 +48,16 @@ async fn main() -> anyhow::Result<()> {
             let cfg = AppConfig {
                 database_url: args.db.url(),
                 db_connections: args.db.db_connections,
-                public_url: args.public_url.clone(),
+                public_url: args.send.public_url.clone(),
                 max_import_bytes: args.max_import_mb * 1024 * 1024,
                 session_ttl_ms: args.session_hours * 3_600_000,
-                billing: args.billing,
-                hold_ttl_ms: args.hold_ttl_hours * 3_600_000,
+                billing: args.send.billing,
+                hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
                 clock: clock.clone(),
+                engine: build_provider(&args.provider, args.demo).await?.map(|provider| app::EngineSetup {
+                    max_attempts: args.engine.max_attempts,
+                    ..app::EngineSetup::new(provider, args.engine.workers)
+                }),
             };
             if args.demo {
                 let demo =
@@ -100,12 +104,35 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("Admin API key: {key}");
         }
+        Command::Worker(args) => {
+            let db = connect(&args.db).await?;
+            let Some(provider) = build_provider(&args.provider, false).await? else {
+                anyhow::bail!("the worker needs an SMS provider: set --mitto-base-url, --mitto-api-key and --mitto-traffic-account-id");
+            };
+            let send = smscast::store::campaigns::SendSettings {
+                public_url: args.send.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+                billing: args.send.billing,
+                hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
+            };
+            let mut cfg = smscast::engine::EngineConfig::new(args.engine.workers.max(1), send);
+            cfg.max_attempts = args.engine.max_attempts;
+            let engine = smscast::engine::Engine::new(db, provider, clock.clone(), cfg);
+            let (stop, rx) = tokio::sync::watch::channel(false);
+            let tasks = engine.spawn(rx);
+            tracing::info!(worker = %engine.id, "engine running");
+            tokio::signal::ctrl_c().await?;
+            let _ = stop.send(true);
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
         Command::Simulator(args) => {
             let listener =
                 tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             println!("Mitto simulator listening on http://{}", listener.local_addr()?);
             smscast::provider::simulator::Simulator::new(args.sim).serve(listener).await?;
         }
+        Command::Bench(args) => smscast::bench::run(args).await?,
         Command::ImportContacts(args) => {
             let db = connect(&args.db).await?;
             let store =
@@ -149,4 +176,43 @@ fn progress_bar(done: u64, total: u64, rows: u64) {
     let pct = (done * 100).checked_div(total).map_or(100, |p| p.min(100));
     let filled = (pct / 4) as usize;
     eprint!("\r[{}{}] {pct:>3}%  {rows} rows", "#".repeat(filled), " ".repeat(25 - filled));
+}
+
+/// The Mitto client for the configured account; with `--demo` and no base URL, a simulator on a
+/// loopback port stands in, so the real client, HTTP and engine all run.
+async fn build_provider(
+    args: &smscast::config::ProviderArgs,
+    demo: bool,
+) -> anyhow::Result<Option<Arc<dyn smscast::provider::SmsProvider>>> {
+    use smscast::provider::mitto::{MittoClient, MittoConfig};
+    let base_url = match (&args.mitto_base_url, demo) {
+        (Some(url), _) => url.clone(),
+        (None, true) => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let sim = smscast::provider::simulator::Simulator::new(smscast::provider::simulator::SimulatorConfig::default());
+            tokio::spawn(async move {
+                if let Err(e) = sim.serve(listener).await {
+                    tracing::error!(error = %e, "demo simulator stopped");
+                }
+            });
+            tracing::info!(%url, "demo: in-process Mitto simulator");
+            url
+        }
+        (None, false) => {
+            tracing::warn!("no SMS provider configured (--mitto-base-url): the send engine is off");
+            return Ok(None);
+        }
+    };
+    if args.mitto_base_url.is_some() && (args.mitto_api_key.is_none() || args.mitto_traffic_account_id.is_none()) {
+        anyhow::bail!("--mitto-base-url needs --mitto-api-key and --mitto-traffic-account-id too");
+    }
+    let cfg = MittoConfig {
+        base_url,
+        api_key: args.mitto_api_key.clone().unwrap_or_else(|| "demo".into()),
+        traffic_account_id: args.mitto_traffic_account_id.clone().unwrap_or_else(|| "demo".into()),
+        bulk_size: args.mitto_bulk_size,
+        timeout: std::time::Duration::from_millis(args.mitto_timeout_ms),
+    };
+    Ok(Some(Arc::new(MittoClient::new(cfg).map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?)))
 }

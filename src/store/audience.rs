@@ -119,3 +119,43 @@ pub async fn stream(db: &Db, store: StoreId, f: &Filter, mut each: impl FnMut(Me
         Ok::<(), Error>(())
     })
 }
+
+/// Like `stream`, but delivers batches of up to `size` members over a bounded channel from a task
+/// of its own, so the receiver can write them (send materializes messages this way) while memory
+/// stays bounded. The task's result reports a read error.
+pub fn spawn_batches(
+    db: Db,
+    store: StoreId,
+    f: Filter,
+    size: usize,
+) -> (tokio::sync::mpsc::Receiver<Vec<Member>>, tokio::task::JoinHandle<Result<(), Error>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let task = tokio::spawn(async move {
+        let sql = format!(
+            "SELECT c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile FROM contacts c WHERE c.store_id = $1 AND {} ORDER BY c.id",
+            f.sql
+        );
+        on_db!(&db, |p| {
+            let mut q = sqlx::query_as::<_, Member>(sqlx::AssertSqlSafe(sql)).bind(store.0);
+            for b in &f.binds {
+                q = match b {
+                    Bind::Int(v) => q.bind(*v),
+                    Bind::Text(s) => q.bind(s.as_str()),
+                };
+            }
+            let mut rows = q.fetch(p);
+            let mut batch = Vec::with_capacity(size);
+            while let Some(m) = rows.try_next().await.map_err(db_err)? {
+                batch.push(m);
+                if batch.len() == size && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(size))).await.is_err() {
+                    return Ok(()); // the receiver gave up (its transaction failed)
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch).await;
+            }
+            Ok::<(), Error>(())
+        })
+    });
+    (rx, task)
+}

@@ -386,6 +386,31 @@ pub struct Excluded {
     pub duplicate: i64,
 }
 
+/// What happens to one audience member: the single rule preview and send share.
+pub enum Decision {
+    OptedOut,
+    NoConsent,
+    NotMobile,
+    TooLong,
+    Send(crate::domain::sms::SegmentInfo),
+}
+
+/// Only opted-in contacts with mobile numbers are messaged; their exact text is rendered into `out`.
+pub fn decide(m: &Member, comp: &Composer, unsubscribe_code: &str, out: &mut String) -> Decision {
+    match m.consent.as_str() {
+        "opted_in" => {}
+        "opted_out" => return Decision::OptedOut,
+        _ => return Decision::NoConsent,
+    }
+    if !m.mobile {
+        return Decision::NotMobile;
+    }
+    match comp.compose(m.first_name.as_deref(), m.last_name.as_deref(), unsubscribe_code, out) {
+        Some(info) => Decision::Send(info),
+        None => Decision::TooLong,
+    }
+}
+
 /// Walks the audience once, rendering every recipient's exact text, and totals what a send
 /// would do. `each` sees every recipient with its rendered text and segments (send uses it to
 /// materialize; preview to keep samples).
@@ -428,25 +453,20 @@ pub async fn tally(
     let mut text = String::with_capacity(256);
     let mut alt_text = String::new();
     audience::stream(db, store, &filter, |m| {
-        match m.consent.as_str() {
-            "opted_in" => {}
-            "opted_out" => {
-                t.excluded.opted_out += 1;
-                return Ok(());
-            }
-            _ => {
-                t.excluded.no_consent += 1;
-                return Ok(());
-            }
-        }
-        if !m.mobile {
-            t.excluded.invalid_phone += 1;
-            return Ok(());
-        }
         let unsub = code();
-        let Some(info) = comp.compose(m.first_name.as_deref(), m.last_name.as_deref(), &unsub, &mut text) else {
-            t.too_long += 1;
-            return Ok(());
+        let counter = match decide(&m, &comp, &unsub, &mut text) {
+            Decision::Send(info) => Ok(info),
+            Decision::OptedOut => Err(&mut t.excluded.opted_out),
+            Decision::NoConsent => Err(&mut t.excluded.no_consent),
+            Decision::NotMobile => Err(&mut t.excluded.invalid_phone),
+            Decision::TooLong => Err(&mut t.too_long),
+        };
+        let info = match counter {
+            Ok(info) => info,
+            Err(excluded) => {
+                *excluded += 1;
+                return Ok(());
+            }
         };
         if let (Some(a), Some(total)) = (&alt, t.alt_segments.as_mut()) {
             if let Some(ai) = a.compose(m.first_name.as_deref(), m.last_name.as_deref(), &unsub, &mut alt_text) {

@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod idempotency;
 pub mod import;
+pub mod messages;
 pub mod segments;
 pub mod stores;
 

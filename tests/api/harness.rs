@@ -3,8 +3,10 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use smscast::app::{self, AppConfig, RunningApp};
+use smscast::app::{self, AppConfig, EngineSetup, RunningApp};
 use smscast::clock::ManualClock;
+use smscast::provider::mitto::{MittoClient, MittoConfig};
+use smscast::provider::simulator::{Simulator, SimulatorConfig};
 use std::sync::Arc;
 
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -88,6 +90,43 @@ impl TestApp {
         Self::start_with(backend, |_| {}).await
     }
 
+    /// The app with its send engine talking over real HTTP to an in-process Mitto simulator.
+    #[allow(dead_code)]
+    pub async fn start_sending(backend: Backend, sim: SimulatorConfig, bulk_size: usize, workers: usize) -> (TestApp, Arc<Simulator>) {
+        smscast::provider::install_crypto_provider();
+        let simulator = Simulator::new(sim);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind simulator");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(simulator.clone().serve(listener));
+        let client = MittoClient::new(MittoConfig {
+            base_url,
+            api_key: "test-key".into(),
+            traffic_account_id: "test-account".into(),
+            bulk_size,
+            timeout: std::time::Duration::from_millis(500),
+        })
+        .expect("mitto client");
+        let t = Self::start_with(backend, |cfg| {
+            cfg.engine = Some(EngineSetup { retry_base_ms: 20, poll_ms: 20, ..EngineSetup::new(Arc::new(client), workers) });
+        })
+        .await;
+        (t, simulator)
+    }
+
+    /// Waits (bounded) until the campaign reaches a final status; returns its progress.
+    #[allow(dead_code)]
+    pub async fn wait_finished(&self, key: &str, campaign: i64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (_, p) = self.get(&format!("/api/campaigns/{campaign}/progress"), key).await;
+            if matches!(p["status"].as_str(), Some("sent" | "failed" | "cancelled")) {
+                return p;
+            }
+            assert!(std::time::Instant::now() < deadline, "campaign {campaign} did not finish: {p}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut AppConfig)) -> TestApp {
         smscast::provider::install_crypto_provider();
         let _ = tracing_subscriber::fmt().with_env_filter("warn,smscast=info").with_test_writer().try_init();
@@ -103,6 +142,7 @@ impl TestApp {
             billing: smscast::domain::credits::Billing::PerSegment,
             hold_ttl_ms: 24 * 3_600_000,
             clock: clock.clone(),
+            engine: None,
         };
         tweak(&mut cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -188,6 +228,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(app) = self.app.as_mut() {
+            app.signal_stop();
+        }
         if let Some(name) = self.pg_db.take() {
             drop_database(&name);
         }

@@ -1,10 +1,12 @@
 //! Campaigns and segments.
 
 use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::http::error::ApiResult;
-use crate::http::extract::{ApiJson, ApiQuery, Auth, Id};
+use crate::http::extract::{ApiJson, ApiQuery, Auth, Id, IdempotencyKey};
 use crate::store::campaigns::{self, CampaignFilter, CampaignInput};
 use crate::store::segments::{self, SegmentInput};
+use crate::store::{idempotency, messages};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -78,4 +80,53 @@ pub async fn update_segment(
 pub async fn delete_segment(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<StatusCode> {
     segments::delete(&state.db, p.store, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/campaigns/{id}/send` (also `/enqueue`). With an `Idempotency-Key`, a replay returns
+/// the first answer; the conditional status change makes a second start fail with `invalid_state`.
+pub async fn send(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Id(id): Id,
+    IdempotencyKey(key): IdempotencyKey,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let scope = format!("send:{}", p.store.0);
+    let request = serde_json::json!({"campaign_id": id});
+    if let Some(k) = &key {
+        if let Some(prev) = idempotency::lookup(&state.db, &scope, k, &request).await? {
+            return Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body)));
+        }
+    }
+    let now = state.clock.now_ms();
+    let result = messages::start(&state.db, p.store, id, &p.actor.label(), "started", &state.settings.send, now).await;
+    match (result, &key) {
+        (Ok(body), Some(k)) => {
+            // Stored after the fact: the start itself is already guarded by the status change.
+            let mut tx = state.db.begin().await?;
+            let saved = idempotency::save(&mut tx, &scope, k, &request, 202, &body, now).await;
+            if saved.is_ok() {
+                tx.commit().await?;
+            }
+            Ok((StatusCode::ACCEPTED, Json(body)))
+        }
+        (Ok(body), None) => Ok((StatusCode::ACCEPTED, Json(body))),
+        (Err(e), Some(k)) if e.code == "invalid_state" => match idempotency::lookup(&state.db, &scope, k, &request).await? {
+            Some(prev) => Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body))),
+            None => Err(ApiError(e)),
+        },
+        (Err(e), _) => Err(ApiError(e)),
+    }
+}
+
+pub async fn progress(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(messages::progress(&state.db, p.store, id, state.clock.now_ms()).await?))
+}
+
+pub async fn list_messages(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Id(id): Id,
+    ApiQuery(f): ApiQuery<messages::MessageFilter>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(messages::list(&state.db, p.store, id, f).await?))
 }

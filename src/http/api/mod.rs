@@ -36,6 +36,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/campaigns/{id}", get(campaigns::get).patch(campaigns::update).delete(campaigns::delete))
         .route("/api/campaigns/{id}/preview", get(campaigns::preview))
         .route("/api/campaigns/{id}/history", get(campaigns::history))
+        .route("/api/campaigns/{id}/send", post(campaigns::send))
+        .route("/api/campaigns/{id}/enqueue", post(campaigns::send))
+        .route("/api/campaigns/{id}/progress", get(campaigns::progress))
+        .route("/api/campaigns/{id}/messages", get(campaigns::list_messages))
         .route("/api/segments", get(campaigns::list_segments).post(campaigns::create_segment))
         .route(
             "/api/segments/{id}",

@@ -1,0 +1,260 @@
+//! `smscast bench …`: benchmarks that print numbers (results in BENCHMARKS.md).
+//!
+//! `bench import` generates a realistic contacts CSV on disk (streaming, bounded memory), then times
+//! only the import, through the same `store::import::import` the API and `import-contacts` use.
+
+use crate::clock::Clock;
+use crate::config::{BenchArgs, BenchCommand, BenchImportArgs};
+use crate::domain::phone;
+use crate::store::auth::Actor;
+use crate::store::import::{self, ImportContext};
+use crate::store::stores::{self, CreateStore};
+use crate::store::{Db, on_db};
+use anyhow::{Context, bail};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Import(a) => import_bench(a).await,
+    }
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("smscast-bench-{}-{}", std::process::id(), crate::secrets::random_token(8)));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// Resets the peak-RSS mark (Linux ≥ 4.0), so a measurement covers only what follows.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Creates (or re-creates) the benchmark's PostgreSQL database. Its name must contain "bench":
+/// the bench drops it first, and must never be pointed at a real database by mistake.
+async fn fresh_postgres(url: &str) -> anyhow::Result<()> {
+    let opts = PgConnectOptions::from_str(url).context("not a PostgreSQL URL")?;
+    let name = opts.get_database().unwrap_or_default().to_string();
+    if !name.contains("bench") || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        bail!(
+            "the bench drops and re-creates the database it is given, so its name must contain \"bench\" and be lower-case letters, digits and _ (got \"{name}\"), e.g. postgres://postgres@127.0.0.1/smscast_bench"
+        );
+    }
+    let mut admin = PgConnection::connect_with(&opts.clone().database("postgres")).await.context("cannot reach PostgreSQL")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    admin.close().await?;
+    Ok(())
+}
+
+const FIRST: [&str; 16] = [
+    "Γιώργος",
+    "Μαρία",
+    "Νίκος",
+    "Ελένη",
+    "Κώστας",
+    "Κατερίνα",
+    "Δημήτρης",
+    "Σοφία",
+    "Γιάννης",
+    "Αναστασία",
+    "Παναγιώτης",
+    "Anna",
+    "John",
+    "Emma",
+    "Marco",
+    "Olivia",
+];
+const LAST: [&str; 12] = [
+    "Παπαδόπουλος",
+    "Παπαδοπούλου",
+    "Γεωργίου",
+    "Οικονόμου",
+    "Νικολάου",
+    "Δημητρίου",
+    "Ιωάννου",
+    "Κωνσταντίνου",
+    "Smith",
+    "Müller",
+    "Rossi",
+    "Brown",
+];
+const TAGS: [&str; 6] = ["vip", "athens", "thessaloniki", "newsletter", "summer-sale", "loyalty"];
+
+/// Writes `rows` contacts as a shop's export would have them: Greek mobiles (unique, written in the
+/// usual spellings), Greek and Latin names, an email for most, 0–2 tags, a consent column, and one
+/// bad number in a thousand. Streams through a small buffer: memory stays flat for any size.
+pub fn generate_csv(path: &Path, rows: u64) -> anyhow::Result<u64> {
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    writeln!(out, "phone,first_name,last_name,email,tags,consent")?;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for i in 0..rows {
+        // An odd multiplier mod 10^8 that is not a multiple of 5 is a bijection: no duplicates.
+        let n = (i.wrapping_mul(48_271_197) + 12_345) % 100_000_000;
+        let (a, b, c) = (n / 10_000_000, n / 10_000 % 1000, n % 10_000);
+        match next(1000) {
+            0 => write!(out, "69{a}{b:03}",)?, // too short: a row error
+            1..=599 => write!(out, "+30 69{a} {b:03} {c:04}")?,
+            600..=849 => write!(out, "69{a}{b:03}{c:04}")?,
+            850..=949 => write!(out, "+3069{a}{b:03}{c:04}")?,
+            _ => write!(out, "0030 69{a}-{b:03}-{c:04}")?,
+        }
+        let first = FIRST[next(FIRST.len() as u64) as usize];
+        let last = LAST[next(LAST.len() as u64) as usize];
+        write!(out, ",{first},{last},")?;
+        if next(4) != 0 {
+            write!(out, "customer{i}@example.gr")?;
+        }
+        match next(3) {
+            0 => write!(out, ",")?,
+            1 => write!(out, ",{}", TAGS[next(TAGS.len() as u64) as usize])?,
+            _ => write!(out, ",\"{},{}\"", TAGS[next(3) as usize], TAGS[3 + next(3) as usize])?,
+        }
+        let consent = match next(10) {
+            0 => "opted_out",
+            1 => "",
+            2 => "unknown",
+            _ => "opted_in",
+        };
+        writeln!(out, ",{consent}")?;
+    }
+    out.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// What the import costs before any database work, on one thread: reading the CSV, and parsing
+/// its phone numbers.
+fn breakdown(csv: &Path) -> anyhow::Result<()> {
+    let country = phone::parse_country("GR").expect("GR");
+    let started = Instant::now();
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_path(csv)?;
+    let mut record = csv::ByteRecord::new();
+    let mut phones = Vec::new();
+    while reader.read_byte_record(&mut record)? {
+        phones.push(String::from_utf8_lossy(record.get(0).unwrap_or(b"")).into_owned());
+    }
+    let read = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let valid = phones.iter().filter(|p| phone::parse(p, country).is_ok()).count();
+    let parse = started.elapsed().as_secs_f64();
+    println!("breakdown (1 thread, no database):");
+    println!("  read CSV:      {read:.2} s ({:.0} rows/s)", phones.len() as f64 / read);
+    println!("  parse phones:  {parse:.2} s ({:.0} numbers/s, {valid} valid)", phones.len() as f64 / parse);
+    Ok(())
+}
+
+async fn import_bench(args: BenchImportArgs) -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let url = match &args.database_url {
+        None => format!("sqlite://{}", scratch.0.join("bench.db").display()),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            fresh_postgres(u).await?;
+            u.clone()
+        }
+        Some(u) => {
+            let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
+            if Path::new(path).exists() {
+                bail!("{path} exists; the bench needs a fresh SQLite file (remove it or pick another path)");
+            }
+            format!("sqlite://{path}")
+        }
+    };
+    let csv = scratch.0.join("contacts.csv");
+    eprintln!("generating {} rows in {} …", args.rows, csv.display());
+    let started = Instant::now();
+    let bytes = generate_csv(&csv, args.rows)?;
+    eprintln!("generated {:.1} MB in {:.1} s", bytes as f64 / 1e6, started.elapsed().as_secs_f64());
+
+    if args.breakdown {
+        breakdown(&csv)?;
+    }
+    let db = Db::connect(&url, args.db_connections).await.context("cannot open the benchmark database")?;
+    let store = stores::create(
+        &db,
+        crate::clock::SystemClock.now_ms(),
+        CreateStore {
+            name: "Bench Store",
+            email: "bench@smscast.local",
+            country: "GR",
+            language: "el",
+            timezone: "Europe/Athens",
+            sender_name: None,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let ctx = ImportContext {
+        db: db.clone(),
+        store: store.store.store_id(),
+        country: phone::parse_country("GR").expect("GR"),
+        actor: Actor::Operator,
+        now: crate::clock::SystemClock.now_ms(),
+    };
+    let file = std::fs::File::open(&csv)?;
+    let peak_reset = reset_peak_rss();
+    let rss_before = peak_rss_bytes().unwrap_or(0);
+    let mut shown = 0;
+    let started = Instant::now();
+    let report = import::import(ctx, file, |rows| {
+        if rows >= shown + 100_000 {
+            shown = rows;
+            eprint!("\r{rows} rows …");
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let secs = started.elapsed().as_secs_f64();
+    let peak = peak_rss_bytes().unwrap_or(0);
+    eprintln!();
+    let stored: (i64,) =
+        on_db!(&db, |p| sqlx::query_as("SELECT COUNT(*) FROM contacts WHERE store_id = $1").bind(store.store.id).fetch_one(p).await)?;
+    db.close().await;
+    if stored.0 as u64 != report.created {
+        bail!("the import reported {} created contacts but the database holds {}", report.created, stored.0);
+    }
+    let database = if url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" };
+    println!("database:        {database}");
+    println!("rows in file:    {} ({:.1} MB)", report.total, bytes as f64 / 1e6);
+    println!("imported:        {} created, {} updated, {} skipped (row errors)", report.created, report.updated, report.skipped);
+    println!("import time:     {secs:.2} s");
+    println!("throughput:      {:.0} rows/s", report.total as f64 / secs);
+    println!(
+        "peak RSS:        {:.1} MB{}",
+        peak as f64 / 1_048_576.0,
+        if peak_reset { " (import only: the mark was reset after generating the file)" } else { " (whole process)" }
+    );
+    if peak_reset {
+        println!("RSS at start:    {:.1} MB", rss_before as f64 / 1_048_576.0);
+    }
+    Ok(())
+}

@@ -1,0 +1,522 @@
+//! The message table is the queue (DESIGN.md §4): launching a campaign materializes one row per
+//! recipient; workers claim batches under a lease and a fencing token, record each batch's
+//! outcome in one transaction (statuses, counters, credit charges), and a reaper turns expired
+//! leases into `unknown` — never resent automatically.
+
+use super::audience;
+use super::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
+use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor, placeholders};
+use crate::domain::campaign::{Priority, Status, invalid_state};
+use crate::domain::time::rfc3339;
+use crate::domain::{Error, Kind};
+use crate::ledger::{self, TransferKind};
+use serde_json::{Value, json};
+
+/// Rows per multi-row INSERT when materializing.
+const INSERT_BATCH: usize = 1000;
+
+/// A fresh unsubscribe code: 10 characters of an unambiguous 57-letter alphabet (~58 bits).
+pub fn unsubscribe_code() -> String {
+    crate::secrets::random_token(crate::domain::message::UNSUBSCRIBE_CODE_LEN)
+}
+
+struct NewMessage {
+    contact_id: i64,
+    phone: String,
+    text: String,
+    segments: i64,
+    cost: i64,
+    code: String,
+}
+
+async fn insert_messages(tx: &mut Tx, c: &CampaignRow, rows: &[NewMessage], priority: i64, now: i64) -> Result<(), Error> {
+    for chunk in rows.chunks(INSERT_BATCH) {
+        let values: Vec<String> =
+            (0..chunk.len()).map(|i| format!("($1, $2, {}, 'pending', $3, $4, $4, $4)", placeholders(5 + i * 6, 6))).collect();
+        let sql = format!(
+            "INSERT INTO messages (store_id, campaign_id, contact_id, phone, text, segments, cost, unsubscribe_code, status, priority, next_attempt_at, created_at, updated_at) VALUES {}",
+            values.join(",")
+        );
+        on_tx!(tx, |conn| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.store_id).bind(c.id).bind(priority).bind(now);
+            for m in chunk {
+                q = q.bind(m.contact_id).bind(&m.phone).bind(&m.text).bind(m.segments).bind(m.cost).bind(&m.code);
+            }
+            q.execute(conn).await.map(|r| r.rows_affected())
+        })
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Starts a campaign: `draft|scheduled → sending`, one message row per recipient with its exact
+/// text and segments, and a hold of the exact cost — all in one transaction, through the same
+/// `decide` as the preview. Two concurrent starts cannot both win the conditional update.
+pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, settings: &SendSettings, now: i64) -> Result<Value, Error> {
+    let c = campaigns::get(db, store, id).await?;
+    if !c.status().editable() {
+        return Err(invalid_state(&c.status, "started"));
+    }
+    let store_row = super::stores::get(db, store).await?;
+    let comp = campaigns::composer(&c, &store_row.language, &settings.public_url, c.greek_gsm)?;
+    let filter = audience::filter(db, store, &c.audience()?).await?;
+    let priority = Priority::parse(&c.priority).unwrap_or_default().rank();
+    let mut tx = db.begin().await?;
+    let won = on_tx!(&mut tx, |conn| sqlx::query(
+        "UPDATE campaigns SET status = 'sending', started_at = $3, finished_at = NULL, updated_at = $3 WHERE id = $1 AND store_id = $2 AND status IN ('draft', 'scheduled')"
+    )
+    .bind(id)
+    .bind(store.0)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    if won == 0 {
+        drop(tx);
+        return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "started"));
+    }
+    let (mut count, mut cost, mut segments, mut too_long) = (0i64, 0i64, 0i64, 0i64);
+    let mut text = String::with_capacity(256);
+    let (mut batches, reader) = audience::spawn_batches(db.clone(), store, filter, INSERT_BATCH);
+    while let Some(members) = batches.recv().await {
+        let mut rows = Vec::with_capacity(members.len());
+        for m in &members {
+            let code = unsubscribe_code();
+            match campaigns::decide(m, &comp, &code, &mut text) {
+                Decision::Send(info) => {
+                    let price = settings.billing.cost(info.segments);
+                    rows.push(NewMessage {
+                        contact_id: m.id,
+                        phone: m.phone.clone(),
+                        text: text.clone(),
+                        segments: i64::from(info.segments),
+                        cost: price,
+                        code,
+                    });
+                    cost += price;
+                    segments += i64::from(info.segments);
+                }
+                Decision::TooLong => too_long += 1,
+                Decision::OptedOut | Decision::NoConsent | Decision::NotMobile => {}
+            }
+        }
+        count += rows.len() as i64;
+        insert_messages(&mut tx, &c, &rows, priority, now).await?;
+    }
+    reader.await.map_err(Error::internal)??;
+    if too_long > 0 {
+        return Err(Error::invalid(
+            "message_too_long",
+            format!(
+                "For {too_long} recipients the message is longer than {} characters once their details are filled in.",
+                crate::domain::message::MAX_CHARS
+            ),
+        )
+        .with_details(json!({"recipients": too_long})));
+    }
+    if count == 0 {
+        return Err(Error::invalid(
+            "no_recipients",
+            "Nobody in this audience can receive the campaign (only opted-in contacts with mobile numbers are messaged).",
+        ));
+    }
+    let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:run:{now}"), settings.hold_ttl_ms, now).await?;
+    on_tx!(&mut tx, |conn| sqlx::query("UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0 WHERE id = $1")
+        .bind(id)
+        .bind(hold.id)
+        .bind(count)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "sending", actor, reason }, now).await?;
+    tx.commit().await?;
+    Ok(
+        json!({"ok": true, "campaign_id": id, "status": "sending", "messages": count, "segments": segments, "held_credits": cost, "hold_id": hold.id}),
+    )
+}
+
+/// A claimed message, ready for the provider.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub store_id: i64,
+    pub campaign_id: i64,
+    pub phone: String,
+    pub text: String,
+    pub cost: i64,
+    pub attempts: i64,
+    pub test: bool,
+}
+
+pub struct Batch {
+    pub token: i64,
+    pub campaign_id: i64,
+    pub sender: String,
+    pub messages: Vec<Claimed>,
+}
+
+/// Claims up to `limit` due messages of the most urgent campaign, under a lease. Committed before
+/// any provider call.
+pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Option<Batch>, Error> {
+    let next: Option<(i64,)> = on_db!(db, |p| sqlx::query_as(
+        "SELECT m.campaign_id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+         WHERE m.status = 'pending' AND m.next_attempt_at <= $1 AND (c.status = 'sending' OR m.test)
+         ORDER BY m.priority DESC, m.next_attempt_at, m.id LIMIT 1"
+    )
+    .bind(now)
+    .fetch_optional(p)
+    .await)
+    .map_err(db_err)?;
+    let Some((campaign_id,)) = next else { return Ok(None) };
+    let token: i64 = rand::random::<i64>() & i64::MAX;
+    let lock = if db.is_postgres() { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let mut tx = db.begin().await?;
+    let messages: Vec<Claimed> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE messages SET status = 'sending', lease_owner = $2, lease_until = $3, lease_token = $4, attempts = attempts + 1, updated_at = $5
+         WHERE id IN (SELECT m.id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+                      WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $5 AND (c.status = 'sending' OR m.test)
+                      ORDER BY m.next_attempt_at, m.id LIMIT $6 {lock})
+         RETURNING id, store_id, campaign_id, phone, text, cost, attempts, test"
+    )))
+    .bind(campaign_id)
+    .bind(worker)
+    .bind(now + lease_ms)
+    .bind(token)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(c)
+    .await)
+    .map_err(db_err)?;
+    if messages.is_empty() {
+        return Ok(None);
+    }
+    let counted = messages.iter().filter(|m| !m.test).count() as i64;
+    if counted > 0 {
+        bump(&mut tx, campaign_id, &[("pending", -counted), ("sending", counted)]).await?;
+    }
+    let (sender,): (String,) = on_tx!(&mut tx, |c| sqlx::query_as(
+        "SELECT COALESCE(c.sender, s.sender_name) FROM campaigns c JOIN stores s ON s.id = c.store_id WHERE c.id = $1"
+    )
+    .bind(campaign_id)
+    .fetch_one(c)
+    .await)
+    .map_err(db_err)?;
+    tx.commit().await?;
+    Ok(Some(Batch { token, campaign_id, sender, messages }))
+}
+
+/// Moves campaign counters; `deltas` name columns of `campaigns`.
+async fn bump(tx: &mut Tx, campaign: i64, deltas: &[(&str, i64)]) -> Result<(), Error> {
+    let sets: Vec<String> = deltas.iter().filter(|(_, d)| *d != 0).map(|(col, d)| format!("{col} = {col} + ({d})")).collect();
+    if sets.is_empty() {
+        return Ok(());
+    }
+    on_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE campaigns SET {} WHERE id = $1", sets.join(", "))))
+        .bind(campaign)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// What happened to one claimed message.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent { provider_id: String },
+    Failed { code: &'static str, message: String },
+    Retry { at: i64, code: &'static str, message: String },
+}
+
+/// Records a batch's outcome in one transaction, guarded by the claim's fencing token: a stale
+/// worker (lease expired, rows reaped) changes nothing. Charges exactly the rows that became `sent`.
+pub async fn record(db: &Db, batch: &Batch, outcomes: &[(i64, Outcome)], now: i64) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    let mut changed: Vec<(i64, i64, bool, String)> = Vec::with_capacity(outcomes.len());
+    for chunk in outcomes.chunks(INSERT_BATCH) {
+        let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(3 + i * 6, 6))).collect();
+        let sql = format!(
+            "UPDATE messages SET status = v.column2, provider_message_id = v.column3, error_code = v.column4, error_message = v.column5,
+                next_attempt_at = v.column6, sent_at = CASE WHEN v.column2 = 'sent' THEN $2 ELSE messages.sent_at END,
+                lease_owner = NULL, lease_until = NULL, updated_at = $2
+             FROM (VALUES {}) AS v
+             WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.lease_token = $1
+             RETURNING messages.id, messages.cost, messages.test, messages.status",
+            values.join(",")
+        );
+        let rows: Vec<(i64, i64, bool, String)> = on_tx!(&mut tx, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch.token).bind(now);
+            for (id, o) in chunk {
+                q = match o {
+                    Outcome::Sent { provider_id } => {
+                        q.bind(*id).bind("sent").bind(Some(provider_id.as_str())).bind(None::<&str>).bind(None::<&str>).bind(now)
+                    }
+                    Outcome::Failed { code, message } => {
+                        q.bind(*id).bind("failed").bind(None::<&str>).bind(Some(*code)).bind(Some(message.as_str())).bind(now)
+                    }
+                    Outcome::Retry { at, code, message } => {
+                        q.bind(*id).bind("pending").bind(None::<&str>).bind(Some(*code)).bind(Some(message.as_str())).bind(*at)
+                    }
+                };
+            }
+            q.fetch_all(c).await
+        })
+        .map_err(db_err)?;
+        changed.extend(rows);
+    }
+    let campaign_rows = changed.iter().filter(|r| !r.2);
+    let count = |s: &str| campaign_rows.clone().filter(|r| r.3 == s).count() as i64;
+    let (sent, failed, retried) = (count("sent"), count("failed"), count("pending"));
+    bump(&mut tx, batch.campaign_id, &[("sending", -(sent + failed + retried)), ("sent", sent), ("failed", failed), ("pending", retried)])
+        .await?;
+    // Charges: campaign messages against the campaign's hold, test messages against their own.
+    let campaign_cost: i64 = changed.iter().filter(|r| !r.2 && r.3 == "sent").map(|r| r.1).sum();
+    if campaign_cost > 0 {
+        let (hold,): (Option<i64>,) =
+            on_tx!(&mut tx, |c| sqlx::query_as("SELECT hold_id FROM campaigns WHERE id = $1").bind(batch.campaign_id).fetch_one(c).await)
+                .map_err(db_err)?;
+        let hold = hold.ok_or_else(|| Error::internal("sending campaign without a hold"))?;
+        ledger::charge(&mut tx, hold, campaign_cost, sent, &format!("charge:{}:{}", batch.campaign_id, batch.token), now).await?;
+    }
+    for (id, cost, _, _) in changed.iter().filter(|r| r.2 && r.3 == "sent") {
+        let (hold,): (Option<i64>,) =
+            on_tx!(&mut tx, |c| sqlx::query_as("SELECT hold_id FROM messages WHERE id = $1").bind(*id).fetch_one(c).await)
+                .map_err(db_err)?;
+        if let Some(hold) = hold {
+            ledger::charge(&mut tx, hold, *cost, 1, &format!("charge:message:{id}"), now).await?;
+            ledger::finalize(&mut tx, hold, TransferKind::Release, now).await?;
+        }
+    }
+    for (id, _, _, _) in changed.iter().filter(|r| r.2 && r.3 == "failed") {
+        let (hold,): (Option<i64>,) =
+            on_tx!(&mut tx, |c| sqlx::query_as("SELECT hold_id FROM messages WHERE id = $1").bind(*id).fetch_one(c).await)
+                .map_err(db_err)?;
+        if let Some(hold) = hold {
+            ledger::finalize(&mut tx, hold, TransferKind::Release, now).await?;
+        }
+    }
+    complete_if_done(&mut tx, batch.campaign_id, now).await?;
+    tx.commit().await
+}
+
+/// Ends a sending campaign once nothing is pending or in flight: `sent` (or `failed` if nothing
+/// was accepted) and the rest of its hold back to the wallet — exactly once.
+pub async fn complete_if_done(tx: &mut Tx, campaign: i64, now: i64) -> Result<bool, Error> {
+    let done: Option<(String, Option<i64>, i64, i64, i64, i64)> = on_tx!(tx, |c| sqlx::query_as(
+        "UPDATE campaigns SET status = CASE WHEN sent > 0 THEN 'sent' ELSE 'failed' END, finished_at = $2, updated_at = $2
+         WHERE id = $1 AND status = 'sending' AND pending = 0 AND sending = 0
+         RETURNING status, hold_id, store_id, sent, failed, unknown"
+    )
+    .bind(campaign)
+    .bind(now)
+    .fetch_optional(c)
+    .await)
+    .map_err(db_err)?;
+    let Some((status, hold, store, sent, failed, unknown)) = done else { return Ok(false) };
+    let released = match hold {
+        Some(h) => ledger::finalize(tx, h, TransferKind::Release, now).await?,
+        None => 0,
+    };
+    let reason = format!("all messages processed: {sent} sent, {failed} failed, {unknown} unknown; {released} unused credits returned");
+    campaigns::record_event(
+        tx,
+        StoreId(store),
+        campaign,
+        StatusChange { from: Some("sending"), to: &status, actor: "engine", reason: &reason },
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Expired leases: the provider may or may not have the messages, so they become `unknown` and
+/// are never sent again automatically (DESIGN.md §4).
+pub async fn reap(db: &Db, now: i64) -> Result<u64, Error> {
+    let mut tx = db.begin().await?;
+    let rows: Vec<(i64, bool)> = on_tx!(&mut tx, |c| sqlx::query_as(
+        "UPDATE messages SET status = 'unknown', error_code = 'unknown_outcome',
+            error_message = 'The worker sending this message stopped before recording the outcome; it is not resent automatically.',
+            lease_owner = NULL, lease_until = NULL, updated_at = $1
+         WHERE status = 'sending' AND lease_until < $1 RETURNING campaign_id, test"
+    )
+    .bind(now)
+    .fetch_all(c)
+    .await)
+    .map_err(db_err)?;
+    let mut per_campaign: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    for (c, test) in &rows {
+        if !test {
+            *per_campaign.entry(*c).or_default() += 1;
+        }
+    }
+    for (campaign, n) in &per_campaign {
+        bump(&mut tx, *campaign, &[("sending", -n), ("unknown", *n)]).await?;
+        complete_if_done(&mut tx, *campaign, now).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}
+
+/// Starts scheduled campaigns that are due, through the same path as a manual start. A campaign
+/// that cannot start (no recipients, not enough credits) fails with the reason in its history
+/// instead of being retried forever.
+pub async fn start_due(db: &Db, settings: &SendSettings, now: i64) -> Result<u64, Error> {
+    let due: Vec<(i64, i64)> = on_db!(db, |p| sqlx::query_as(
+        "SELECT id, store_id FROM campaigns WHERE status = 'scheduled' AND schedule_at <= $1 ORDER BY schedule_at LIMIT 20"
+    )
+    .bind(now)
+    .fetch_all(p)
+    .await)
+    .map_err(db_err)?;
+    let mut started = 0;
+    for (id, store) in due {
+        match start(db, StoreId(store), id, "scheduler", "scheduled time reached", settings, now).await {
+            Ok(_) => started += 1,
+            Err(e) if e.code == "invalid_state" => {} // another process started it first
+            Err(e) if e.kind != Kind::Internal => {
+                let mut tx = db.begin().await?;
+                let n = on_tx!(&mut tx, |c| sqlx::query(
+                    "UPDATE campaigns SET status = 'failed', finished_at = $2, updated_at = $2 WHERE id = $1 AND status = 'scheduled'"
+                )
+                .bind(id)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))
+                .map_err(db_err)?;
+                if n == 1 {
+                    campaigns::record_event(
+                        &mut tx,
+                        StoreId(store),
+                        id,
+                        StatusChange { from: Some("scheduled"), to: "failed", actor: "scheduler", reason: &e.message },
+                        now,
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(started)
+}
+
+/// `GET …/progress`: read from counters, the same cost for 10 messages as for 10,000,000.
+pub async fn progress(db: &Db, store: StoreId, id: i64, now: i64) -> Result<Value, Error> {
+    let c = campaigns::get(db, store, id).await?;
+    Ok(progress_json(&c, now))
+}
+
+pub fn progress_json(c: &CampaignRow, now: i64) -> Value {
+    let processed = c.sent + c.failed + c.cancelled + c.unknown;
+    let pct = (processed * 100).checked_div(c.total).unwrap_or(if matches!(c.status(), Status::Sent | Status::Failed) { 100 } else { 0 });
+    let end = c.finished_at.unwrap_or(now);
+    let rate = match c.started_at {
+        Some(s) if end > s && processed > 0 => processed as f64 * 1000.0 / (end - s) as f64,
+        _ => 0.0,
+    };
+    let remaining = c.pending + c.sending;
+    let eta = if c.finished_at.is_some() || remaining == 0 {
+        Some(0)
+    } else if rate > 0.0 {
+        Some((remaining as f64 / rate).ceil() as i64)
+    } else {
+        None
+    };
+    json!({
+        "status": c.status, "total": c.total, "pending": c.pending, "sending": c.sending, "sent": c.sent, "failed": c.failed,
+        "cancelled": c.cancelled, "unknown": c.unknown, "delivered": c.delivered, "processed": processed, "progress": pct,
+        "rate_per_second": (rate * 10.0).round() / 10.0, "eta_seconds": eta,
+        "started_at": c.started_at.map(rfc3339), "finished_at": c.finished_at.map(rfc3339),
+    })
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageFilter {
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: i64,
+    contact_id: Option<i64>,
+    phone: String,
+    text: String,
+    segments: i64,
+    cost: i64,
+    status: String,
+    delivery_status: Option<String>,
+    provider_message_id: Option<String>,
+    attempts: i64,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    created_at: i64,
+    sent_at: Option<i64>,
+    updated_at: i64,
+}
+
+pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> Result<Value, Error> {
+    campaigns::get(db, store, campaign).await?;
+    let limit = clamp_limit(f.limit, 50, 500)?;
+    let after = parse_cursor(f.cursor.as_deref())?;
+    let status = match f.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s @ ("pending" | "sending" | "sent" | "failed" | "cancelled" | "unknown")) => Some(s.to_string()),
+        Some(s) => {
+            return Err(
+                Error::invalid("invalid_status", format!("\"{s}\" is not a message status.")).with_details(json!({"field": "status"}))
+            );
+        }
+    };
+    let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(
+        "SELECT id, contact_id, phone, text, segments, cost, status, delivery_status, provider_message_id, attempts, error_code, error_message, created_at, sent_at, updated_at
+         FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND id > $3 AND ($4 IS NULL OR status = $4) ORDER BY id LIMIT $5"
+    )
+    .bind(campaign)
+    .bind(store.0)
+    .bind(after)
+    .bind(&status)
+    .bind(limit + 1)
+    .fetch_all(p)
+    .await)
+    .map_err(db_err)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|m| {
+            json!({"id": m.id, "contact_id": m.contact_id, "phone": m.phone, "text": m.text, "segments": m.segments, "cost": m.cost, "status": m.status,
+                   "delivery_status": m.delivery_status, "provider_message_id": m.provider_message_id, "attempts": m.attempts,
+                   "error_code": m.error_code, "error_message": m.error_message, "created_at": rfc3339(m.created_at),
+                   "sent_at": m.sent_at.map(rfc3339), "updated_at": rfc3339(m.updated_at)})
+        })
+        .collect();
+    Ok(json!({"items": items, "next_cursor": next}))
+}
+
+/// Records that an engine process is alive; `GET /api/admin/queue` shows it until it goes quiet.
+pub async fn heartbeat(db: &Db, id: &str, host: &str, in_flight: i64, now: i64) -> Result<(), Error> {
+    on_db!(db, |p| sqlx::query(
+        "INSERT INTO workers (id, host, started_at, last_seen, in_flight) VALUES ($1, $2, $3, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, in_flight = excluded.in_flight"
+    )
+    .bind(id)
+    .bind(host)
+    .bind(now)
+    .bind(in_flight)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    Ok(())
+}
