@@ -32,11 +32,13 @@ pub struct EngineSetup {
     /// First retry delay (doubles per attempt); tests shorten it.
     pub retry_base_ms: i64,
     pub poll_ms: u64,
+    /// How long a claim is valid; must exceed the provider's timeout.
+    pub lease_ms: i64,
 }
 
 impl EngineSetup {
     pub fn new(provider: Arc<dyn SmsProvider>, workers: usize) -> Self {
-        EngineSetup { provider, workers, max_attempts: 5, retry_base_ms: 1_000, poll_ms: 200 }
+        EngineSetup { provider, workers, max_attempts: 5, retry_base_ms: 1_000, poll_ms: 200, lease_ms: 60_000 }
     }
 }
 
@@ -116,6 +118,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
             ecfg.max_attempts = setup.max_attempts;
             ecfg.retry_base_ms = setup.retry_base_ms;
             ecfg.poll_ms = setup.poll_ms;
+            ecfg.lease_ms = setup.lease_ms;
             Some(Engine::new(db.clone(), setup.provider, cfg.clock.clone(), ecfg))
         }
         _ => None,

@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     match cli.command {
         Command::Serve(args) => {
+            args.engine.validate(&args.provider).map_err(anyhow::Error::msg)?;
             let listener =
                 tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             let db = connect(&args.db).await?;
@@ -56,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
                 clock: clock.clone(),
                 engine: build_provider(&args.provider, args.demo).await?.map(|provider| app::EngineSetup {
                     max_attempts: args.engine.max_attempts,
+                    lease_ms: args.engine.lease_ms,
                     ..app::EngineSetup::new(provider, args.engine.workers)
                 }),
             };
@@ -105,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
             println!("Admin API key: {key}");
         }
         Command::Worker(args) => {
+            args.engine.validate(&args.provider).map_err(anyhow::Error::msg)?;
             let db = connect(&args.db).await?;
             let Some(provider) = build_provider(&args.provider, false).await? else {
                 anyhow::bail!("the worker needs an SMS provider: set --mitto-base-url, --mitto-api-key and --mitto-traffic-account-id");
@@ -116,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let mut cfg = smscast::engine::EngineConfig::new(args.engine.workers.max(1), send);
             cfg.max_attempts = args.engine.max_attempts;
+            cfg.lease_ms = args.engine.lease_ms;
             let engine = smscast::engine::Engine::new(db, provider, clock.clone(), cfg);
             let (stop, rx) = tokio::sync::watch::channel(false);
             let tasks = engine.spawn(rx);

@@ -171,7 +171,10 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -
     .map_err(db_err)?;
     let Some((campaign_id,)) = next else { return Ok(None) };
     let token: i64 = rand::random::<i64>() & i64::MAX;
-    let lock = if db.is_postgres() { "FOR UPDATE SKIP LOCKED" } else { "" };
+    // `OF m`: only the message rows. Locking the joined campaign row as well made a claim skip every
+    // row while another claim or outcome held that row (both update its counters), so concurrent
+    // workers came back empty-handed and idled for a poll interval.
+    let lock = if db.is_postgres() { "FOR UPDATE OF m SKIP LOCKED" } else { "" };
     let mut tx = db.begin().await?;
     let messages: Vec<Claimed> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET status = 'sending', lease_owner = $2, lease_until = $3, lease_token = $4, attempts = attempts + 1, updated_at = $5

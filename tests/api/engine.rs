@@ -1,80 +1,9 @@
 //! The send engine end to end: real HTTP to the Mitto simulator, on both databases.
 
 use crate::dual;
-use crate::harness::{Backend, TestApp, TestStore, assert_error};
+use crate::harness::{Backend, TestApp, assert_error, assert_ledger_balanced, campaign, counts, seed};
 use serde_json::{Value, json};
 use smscast::provider::simulator::SimulatorConfig;
-use smscast::store::on_db;
-
-async fn seed(t: &TestApp, s: &TestStore, n: usize, credits: i64) {
-    let mut csv = String::from("phone,first_name,consent\n");
-    for i in 0..n {
-        csv.push_str(&format!("+3069{:08},Name{i},opted_in\n", 10_000_000 + i));
-    }
-    let (st, r) = t.import_csv(&s.key, &csv).await;
-    assert_eq!((st.as_u16(), r["created"].as_u64()), (200, Some(n as u64)), "{r}");
-    let res = t
-        .client
-        .post(format!("{}/api/admin/stores/{}/credits", t.url, s.id))
-        .bearer_auth(&t.admin_key)
-        .header("idempotency-key", format!("seed-{}", s.id))
-        .json(&json!({"amount": credits, "reason": "test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-}
-
-async fn campaign(t: &TestApp, s: &TestStore, name: &str) -> i64 {
-    let (st, c) = t
-        .post("/api/campaigns", &s.key, json!({"name": name, "message": "Hi {{first_name}}, 20% off today", "audience": {"kind": "all"}}))
-        .await;
-    assert_eq!(st, 201, "{c}");
-    c["id"].as_i64().unwrap()
-}
-
-/// Row counts by status, straight from the table the counters summarise.
-async fn counts(t: &TestApp, campaign: i64) -> Value {
-    let rows: Vec<(String, i64)> =
-        on_db!(t.db(), |p| sqlx::query_as("SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status")
-            .bind(campaign)
-            .fetch_all(p)
-            .await)
-        .unwrap();
-    let mut v = json!({"pending": 0, "sending": 0, "sent": 0, "failed": 0, "cancelled": 0, "unknown": 0});
-    for (s, n) in rows {
-        v[s] = json!(n);
-    }
-    v
-}
-
-/// The ledger balances: the hold is closed at 0, charges equal the cost of accepted messages, and
-/// the rest is back in the wallet.
-async fn assert_ledger_balanced(t: &TestApp, s: &TestStore, campaign: i64, topped_up: i64) {
-    let (charged, sent_cost): (Option<i64>, Option<i64>) = on_db!(t.db(), |p| sqlx::query_as(
-        "SELECT (SELECT CAST(SUM(amount) AS BIGINT) FROM transfers WHERE campaign_id = $1 AND kind = 'charge'),
-                (SELECT CAST(SUM(cost) AS BIGINT) FROM messages WHERE campaign_id = $1 AND status = 'sent')"
-    )
-    .bind(campaign)
-    .fetch_one(p)
-    .await)
-    .unwrap();
-    assert_eq!(charged.unwrap_or(0), sent_cost.unwrap_or(0), "charges = cost of accepted messages");
-    let (state, balance): (String, i64) =
-        on_db!(t.db(), |p| {
-            sqlx::query_as(
-        "SELECT h.state, a.balance FROM holds h JOIN accounts a ON a.id = h.account_id JOIN campaigns c ON c.hold_id = h.id WHERE c.id = $1"
-    )
-    .bind(campaign)
-    .fetch_one(p)
-    .await
-        })
-        .unwrap();
-    assert_eq!((state.as_str(), balance), ("released", 0), "the hold is closed and empty");
-    let (_, w) = t.get("/api/wallet", &s.key).await;
-    assert_eq!(w["available"].as_i64().unwrap(), topped_up - sent_cost.unwrap_or(0), "{w}");
-    assert_eq!(w["held"], 0);
-}
 
 async fn ten_thousand_recipients(b: Backend) {
     let (t, sim) = TestApp::start_sending(b, SimulatorConfig::default(), 1000, 2).await;

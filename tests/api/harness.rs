@@ -2,11 +2,12 @@
 //! PostgreSQL must be reachable: if it is not, the tests fail (they never skip).
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use smscast::app::{self, AppConfig, EngineSetup, RunningApp};
 use smscast::clock::ManualClock;
 use smscast::provider::mitto::{MittoClient, MittoConfig};
 use smscast::provider::simulator::{Simulator, SimulatorConfig};
+use smscast::store::on_db;
 use std::sync::Arc;
 
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -245,4 +246,75 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {body}");
     assert!(body.get("details").is_some_and(Value::is_object), "details in {body}");
     assert!(body["actionable"].is_boolean(), "actionable in {body}");
+}
+
+/// Imports `n` opted-in contacts and tops the store up with `credits`.
+pub async fn seed(t: &TestApp, s: &TestStore, n: usize, credits: i64) {
+    let mut csv = String::from("phone,first_name,consent\n");
+    for i in 0..n {
+        csv.push_str(&format!("+3069{:08},Name{i},opted_in\n", 10_000_000 + i));
+    }
+    let (st, r) = t.import_csv(&s.key, &csv).await;
+    assert_eq!((st.as_u16(), r["created"].as_u64()), (200, Some(n as u64)), "{r}");
+    let res = t
+        .client
+        .post(format!("{}/api/admin/stores/{}/credits", t.url, s.id))
+        .bearer_auth(&t.admin_key)
+        .header("idempotency-key", format!("seed-{}", s.id))
+        .json(&json!({"amount": credits, "reason": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+/// A draft campaign to everyone, one segment per recipient.
+pub async fn campaign(t: &TestApp, s: &TestStore, name: &str) -> i64 {
+    let (st, c) = t
+        .post("/api/campaigns", &s.key, json!({"name": name, "message": "Hi {{first_name}}, 20% off today", "audience": {"kind": "all"}}))
+        .await;
+    assert_eq!(st, 201, "{c}");
+    c["id"].as_i64().unwrap()
+}
+
+/// Row counts by status, straight from the table the counters summarise.
+pub async fn counts(t: &TestApp, campaign: i64) -> Value {
+    let rows: Vec<(String, i64)> =
+        on_db!(t.db(), |p| sqlx::query_as("SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status")
+            .bind(campaign)
+            .fetch_all(p)
+            .await)
+        .unwrap();
+    let mut v = json!({"pending": 0, "sending": 0, "sent": 0, "failed": 0, "cancelled": 0, "unknown": 0});
+    for (s, n) in rows {
+        v[s] = json!(n);
+    }
+    v
+}
+
+/// The ledger balances: the hold is closed at 0, charges equal the cost of accepted messages, and
+/// the rest is back in the wallet.
+pub async fn assert_ledger_balanced(t: &TestApp, s: &TestStore, campaign: i64, topped_up: i64) {
+    let (charged, sent_cost): (Option<i64>, Option<i64>) = on_db!(t.db(), |p| sqlx::query_as(
+        "SELECT (SELECT CAST(SUM(amount) AS BIGINT) FROM transfers WHERE campaign_id = $1 AND kind = 'charge'),
+                (SELECT CAST(SUM(cost) AS BIGINT) FROM messages WHERE campaign_id = $1 AND status = 'sent')"
+    )
+    .bind(campaign)
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(charged.unwrap_or(0), sent_cost.unwrap_or(0), "charges = cost of accepted messages");
+    let (state, balance): (String, i64) = on_db!(t.db(), |p| {
+        sqlx::query_as(
+        "SELECT h.state, a.balance FROM holds h JOIN accounts a ON a.id = h.account_id JOIN campaigns c ON c.hold_id = h.id WHERE c.id = $1"
+    )
+    .bind(campaign)
+    .fetch_one(p)
+    .await
+    })
+    .unwrap();
+    assert_eq!((state.as_str(), balance), ("released", 0), "the hold is closed and empty");
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["available"].as_i64().unwrap(), topped_up - sent_cost.unwrap_or(0), "{w}");
+    assert_eq!(w["held"], 0);
 }

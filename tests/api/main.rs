@@ -6,6 +6,7 @@ mod auth;
 mod campaigns;
 mod cli;
 mod contacts;
+mod crash;
 mod engine;
 mod foundation;
 mod import;
