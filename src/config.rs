@@ -137,6 +137,69 @@ pub enum BenchCommand {
     /// Generate a contacts CSV, then time importing it (the path the API and import-contacts use):
     /// prints rows/s and peak RSS.
     Import(BenchImportArgs),
+    /// Seed a store with contacts, then time the exact campaign preview (a personalised message
+    /// with the tracked unsubscribe link) over all of them: prints seconds and peak RSS.
+    Preview(BenchPreviewArgs),
+    /// Seed contacts, launch a personalised campaign through the API and time the send engine
+    /// delivering it to a Mitto simulator (a separate process) over HTTP: launch time, messages/s,
+    /// progress latency, peak RSS.
+    Send(BenchSendArgs),
+}
+
+#[derive(Args)]
+pub struct BenchSendArgs {
+    /// Opted-in contacts to seed (not timed): the campaign's recipients.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub contacts: u64,
+    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
+    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
+    /// postgres://postgres@127.0.0.1/smscast_bench_send. A SQLite path must not exist yet.
+    /// Deliberately not read from DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Maximum database connections (of this process, and of each worker process).
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
+    /// Send loops: in this process, or in each worker process.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// 0: the engine runs in this process. N: it runs in N `smscast worker` child processes instead.
+    #[arg(long, default_value_t = 0)]
+    pub worker_processes: usize,
+    /// Messages per Mitto bulk call.
+    #[arg(long, default_value_t = 1000)]
+    pub bulk_size: usize,
+    /// The simulator's processing time per call.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// How often the progress endpoint is sampled during the send.
+    #[arg(long, default_value_t = 20)]
+    pub progress_every_ms: u64,
+    /// Base URL of the unsubscribe links (its length counts towards the segments).
+    #[arg(long, default_value = "https://sms.example.gr")]
+    pub public_url: String,
+}
+
+#[derive(Args)]
+pub struct BenchPreviewArgs {
+    /// Opted-in contacts to seed (not timed) and preview.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub contacts: u64,
+    /// How many times to run the preview (the first run is the one reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
+    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
+    /// postgres://postgres@127.0.0.1/smscast_bench_preview. A SQLite path must not exist yet.
+    /// Deliberately not read from DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Maximum database connections.
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
+    /// Base URL of the unsubscribe links (its length counts towards the segments).
+    #[arg(long, default_value = "https://sms.example.gr")]
+    pub public_url: String,
 }
 
 #[derive(Args)]
@@ -189,6 +252,10 @@ pub struct ProviderArgs {
     /// Per-call timeout; kept shorter than the claim lease.
     #[arg(long, env = "SMSCAST_MITTO_TIMEOUT_MS", default_value_t = 20_000)]
     pub mitto_timeout_ms: u64,
+    /// Messages per second for the Mitto account, shared by every engine (stored in the database;
+    /// also changeable at runtime with PUT /api/admin/rate-limits). Unset keeps what is stored.
+    #[arg(long, env = "SMSCAST_MITTO_RATE_LIMIT")]
+    pub mitto_rate_limit: Option<i64>,
 }
 
 #[derive(Args, Clone)]

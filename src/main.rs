@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
             let listener =
                 tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             let db = connect(&args.db).await?;
+            apply_rate_limit(&db, &args.provider, clock.now_ms()).await?;
             let cfg = AppConfig {
                 database_url: args.db.url(),
                 db_connections: args.db.db_connections,
@@ -109,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker(args) => {
             args.engine.validate(&args.provider).map_err(anyhow::Error::msg)?;
             let db = connect(&args.db).await?;
+            apply_rate_limit(&db, &args.provider, clock.now_ms()).await?;
             let Some(provider) = build_provider(&args.provider, false).await? else {
                 anyhow::bail!("the worker needs an SMS provider: set --mitto-base-url, --mitto-api-key and --mitto-traffic-account-id");
             };
@@ -218,5 +220,16 @@ async fn build_provider(
         bulk_size: args.mitto_bulk_size,
         timeout: std::time::Duration::from_millis(args.mitto_timeout_ms),
     };
-    Ok(Some(Arc::new(MittoClient::new(cfg).map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?)))
+    let client = MittoClient::new(cfg).map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// Applies `--mitto-rate-limit` to the shared bucket, when given.
+async fn apply_rate_limit(db: &Db, args: &smscast::config::ProviderArgs, now: i64) -> anyhow::Result<()> {
+    if let Some(rate) = args.mitto_rate_limit {
+        smscast::store::rate::set(db, &smscast::store::rate::provider_key("mitto"), rate, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    }
+    Ok(())
 }

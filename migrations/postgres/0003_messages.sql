@@ -35,6 +35,8 @@ CREATE INDEX messages_campaign ON messages (campaign_id, status, id);
 CREATE INDEX messages_campaign_ready ON messages (campaign_id, next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX messages_leases ON messages (lease_until) WHERE status = 'sending';
 CREATE INDEX messages_provider_id ON messages (provider_message_id);
+-- Throughput over the last minutes for queue monitoring.
+CREATE INDEX messages_sent_at ON messages (sent_at) WHERE status = 'sent';
 
 -- Cluster-wide token buckets (per provider account, per store), in milli-tokens.
 CREATE TABLE rate_buckets (

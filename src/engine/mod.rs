@@ -10,8 +10,8 @@ use crate::store::campaigns::SendSettings;
 use crate::store::messages::{self, Batch, Outcome};
 use rand::Rng;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
@@ -26,12 +26,26 @@ pub struct EngineConfig {
     pub retry_cap_ms: i64,
     /// Idle wait between empty claims.
     pub poll_ms: u64,
+    /// A campaign pauses itself when this share of its last `auto_pause_window` provider calls
+    /// failed as a whole (5xx, 429, timeouts, refusals). 1.0 or more turns it off.
+    pub auto_pause_failure_rate: f64,
+    pub auto_pause_window: usize,
     pub send: SendSettings,
 }
 
 impl EngineConfig {
     pub fn new(workers: usize, send: SendSettings) -> Self {
-        EngineConfig { workers, lease_ms: 60_000, max_attempts: 5, retry_base_ms: 1_000, retry_cap_ms: 60_000, poll_ms: 200, send }
+        EngineConfig {
+            workers,
+            lease_ms: 60_000,
+            max_attempts: 5,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 60_000,
+            poll_ms: 200,
+            auto_pause_failure_rate: 0.8,
+            auto_pause_window: 20,
+            send,
+        }
     }
 }
 
@@ -42,6 +56,56 @@ pub struct Engine {
     clock: SharedClock,
     cfg: EngineConfig,
     in_flight: AtomicI64,
+    times: LoopTimes,
+}
+
+/// Where the send loops' wall-clock time goes, summed over all loops of this engine: claiming
+/// (rate buckets included), the provider call, recording the outcome. A few relaxed atomic adds
+/// per batch; read by `smscast bench send`.
+#[derive(Debug, Default)]
+struct LoopTimes {
+    batches: AtomicU64,
+    messages: AtomicU64,
+    empty_claims: AtomicU64,
+    claim_ns: AtomicU64,
+    send_ns: AtomicU64,
+    record_ns: AtomicU64,
+}
+
+/// A snapshot of `LoopTimes`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoopTimesSnapshot {
+    pub batches: u64,
+    pub messages: u64,
+    pub empty_claims: u64,
+    pub claim: Duration,
+    pub send: Duration,
+    pub record: Duration,
+}
+
+impl std::fmt::Display for LoopTimesSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per_batch = |d: Duration| d.as_secs_f64() * 1000.0 / self.batches.max(1) as f64;
+        write!(
+            f,
+            "{} batches ({} messages); per batch: claim {:.2} ms, provider {:.2} ms, record {:.2} ms (summed over loops: {:.1} s / {:.1} s / {:.1} s); {} empty claims",
+            self.batches,
+            self.messages,
+            per_batch(self.claim),
+            per_batch(self.send),
+            per_batch(self.record),
+            self.claim.as_secs_f64(),
+            self.send.as_secs_f64(),
+            self.record.as_secs_f64(),
+            self.empty_claims
+        )
+    }
+}
+
+fn add_elapsed(counter: &AtomicU64, since: Instant) -> Instant {
+    let now = Instant::now();
+    counter.fetch_add((now - since).as_nanos() as u64, Ordering::Relaxed);
+    now
 }
 
 fn host_name() -> String {
@@ -56,7 +120,21 @@ fn host_name() -> String {
 impl Engine {
     pub fn new(db: Db, provider: Arc<dyn SmsProvider>, clock: SharedClock, cfg: EngineConfig) -> Arc<Engine> {
         let id = format!("{}-{}-{}", host_name(), std::process::id(), crate::secrets::random_token(6));
-        Arc::new(Engine { id, db, provider, clock, cfg, in_flight: AtomicI64::new(0) })
+        Arc::new(Engine { id, db, provider, clock, cfg, in_flight: AtomicI64::new(0), times: LoopTimes::default() })
+    }
+
+    /// Where the send loops' time went so far.
+    pub fn loop_times(&self) -> LoopTimesSnapshot {
+        let t = &self.times;
+        let ns = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
+        LoopTimesSnapshot {
+            batches: t.batches.load(Ordering::Relaxed),
+            messages: t.messages.load(Ordering::Relaxed),
+            empty_claims: t.empty_claims.load(Ordering::Relaxed),
+            claim: ns(&t.claim_ns),
+            send: ns(&t.send_ns),
+            record: ns(&t.record_ns),
+        }
     }
 
     /// Starts the loops; they stop when `shutdown` turns true.
@@ -114,15 +192,29 @@ impl Engine {
     /// One claim → send → record cycle. `Ok(None)`: nothing to do; `Ok(Some(d))`: did work, wait
     /// `d` before the next (zero, or the provider's Retry-After).
     pub async fn run_once(&self) -> Result<Option<Duration>, crate::domain::Error> {
+        let started = Instant::now();
         let now = self.clock.now_ms();
-        let Some(batch) = messages::claim(&self.db, &self.id, self.provider.max_batch() as i64, self.cfg.lease_ms, now).await? else {
+        let bucket = crate::store::rate::provider_key(self.provider.name());
+        let granted = crate::store::rate::take(&self.db, &bucket, self.provider.max_batch() as i64, now).await?;
+        if granted == 0 {
+            return Ok(Some(Duration::from_millis(20)));
+        }
+        let claimed = messages::claim(&self.db, &self.id, granted, self.cfg.lease_ms, now).await?;
+        crate::store::rate::refund(&self.db, &bucket, granted - claimed.as_ref().map_or(0, |b| b.messages.len() as i64)).await?;
+        let Some(batch) = claimed else {
+            self.times.empty_claims.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
+        let claimed_at = add_elapsed(&self.times.claim_ns, started);
         self.in_flight.fetch_add(batch.messages.len() as i64, Ordering::Relaxed);
         let result = self.send(&batch).await;
         self.in_flight.fetch_sub(batch.messages.len() as i64, Ordering::Relaxed);
+        let sent_at = add_elapsed(&self.times.send_ns, claimed_at);
         let (outcomes, pause) = self.outcomes(&batch, result);
         messages::record(&self.db, &batch, &outcomes, self.clock.now_ms()).await?;
+        add_elapsed(&self.times.record_ns, sent_at);
+        self.times.batches.fetch_add(1, Ordering::Relaxed);
+        self.times.messages.fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
         Ok(Some(pause))
     }
 

@@ -331,9 +331,9 @@ pub async fn finalize(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> R
 /// `None` when the hold was already finalized (or does not exist); else the remainder returned.
 async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> Result<Option<i64>, Error> {
     let state = if kind == TransferKind::Expiry { "expired" } else { "released" };
-    let done: Option<(i64, i64, Option<i64>, i64)> = on_tx!(tx, |c| sqlx::query_as(
+    let done: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(
         "UPDATE holds SET state = $2, released = reserved - charged, finalized_at = $3 WHERE id = $1 AND state = 'active'
-         RETURNING account_id, store_id, campaign_id, reserved - charged"
+         RETURNING account_id, store_id, campaign_id"
     )
     .bind(hold)
     .bind(state)
@@ -341,7 +341,9 @@ async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> 
     .fetch_optional(c)
     .await)
     .map_err(db_err)?;
-    let Some((hold_account, store, campaign, remainder)) = done else { return Ok(None) };
+    let Some((hold_account, store, campaign)) = done else { return Ok(None) };
+    // What is left in the clearing account (a cancel may already have returned part of it).
+    let (remainder,): (i64,) = on_tx!(tx, |c| sqlx::query_as("SELECT balance FROM accounts WHERE id = $1").bind(hold_account).fetch_one(c).await).map_err(db_err)?;
     if remainder > 0 {
         let store = StoreId(store);
         let wallet = wallet_account(tx, store).await?;
@@ -349,6 +351,29 @@ async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> 
         transfer(tx, &format!("release:{hold}"), Some(store), kind, hold_account, wallet, remainder, refs, None, now).await?;
     }
     Ok(Some(remainder))
+}
+
+/// Returns part of an active hold to the wallet without closing it: on cancel, everything the
+/// in-flight batches cannot be charged. The hold stays open for their charges.
+pub async fn release_part(tx: &mut Tx, hold: i64, amount: i64, idem_key: &str, now: i64) -> Result<i64, Error> {
+    if amount <= 0 {
+        return Ok(0);
+    }
+    let claimed: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(
+        "UPDATE holds SET released = released + $2 WHERE id = $1 AND state = 'active' AND charged + released + $2 <= reserved
+         RETURNING account_id, store_id, campaign_id"
+    )
+    .bind(hold)
+    .bind(amount)
+    .fetch_optional(c)
+    .await)
+    .map_err(db_err)?;
+    let Some((hold_account, store, campaign)) = claimed else { return Ok(0) };
+    let store = StoreId(store);
+    let wallet = wallet_account(tx, store).await?;
+    let refs = Refs { campaign, hold: Some(hold), messages: None };
+    transfer(tx, idem_key, Some(store), TransferKind::Release, hold_account, wallet, amount, refs, None, now).await?;
+    Ok(amount)
 }
 
 /// Expires holds past their deadline (24 h by default), each in its own transaction. Returns how

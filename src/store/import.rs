@@ -1,8 +1,9 @@
 //! Streaming CSV import of contacts: bounded memory for any file size, upsert by E.164.
 //!
 //! A blocking thread parses the CSV and the phone numbers and hands batches of rows over a bounded
-//! channel to an async writer, so parsing and writing overlap and memory stays flat. Each batch is
-//! one transaction: a crash loses at most the batch in flight, and a re-run upserts the same rows.
+//! channel to an async writer, so parsing and writing overlap and memory stays flat. Rows are
+//! written in statements of `BATCH` rows and committed every `TX_ROWS` rows: a crash loses at most
+//! the transaction in flight, and a re-run upserts the same rows.
 
 use super::auth::Actor;
 use super::{Db, StoreId, Tx, db_err, on_tx};
@@ -13,6 +14,12 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 const BATCH: usize = 1000;
+/// Rows per transaction. The (store_id, phone) index is written in random order, so a transaction
+/// of 1,000 rows dirtied about one index page per row, and SQLite wrote every such page to the WAL
+/// and back at each commit (~4 KiB per row, several GB for a million rows: the import was I/O bound).
+/// Larger transactions write each page once for many rows. They hold SQLite's write lock for a
+/// fraction of a second; other writers wait (busy timeout), they do not fail.
+const TX_ROWS: usize = 50_000;
 /// Row errors kept in the answer; the count of all of them is reported beside.
 const MAX_ERRORS: usize = 1000;
 
@@ -119,7 +126,7 @@ pub async fn import<R: Read + Send + 'static>(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
     let country = ctx.country;
     let parser = tokio::task::spawn_blocking(move || parse(reader, country, tx));
-    let mut written = ImportReport::default();
+    let mut writer = Writer { ctx: &ctx, tx: None, rows_in_tx: 0, pending: (0, 0), committed: (0, 0) };
     let mut write_error = None;
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -128,23 +135,62 @@ pub async fn import<R: Read + Send + 'static>(
                 if write_error.is_some() {
                     continue;
                 }
-                match write_batch(&ctx, rows).await {
-                    Ok((created, updated)) => {
-                        written.created += created;
-                        written.updated += updated;
-                    }
-                    Err(e) => write_error = Some(e),
+                if let Err(e) = writer.write(rows).await {
+                    write_error = Some(e);
                 }
             }
         }
     }
     let mut report = parser.await.map_err(Error::internal)??;
     if let Some(e) = write_error {
-        return Err(e);
+        return Err(e); // the open transaction rolls back when the writer is dropped
     }
-    report.created = written.created;
-    report.updated = written.updated;
+    writer.commit().await?;
+    eprintln!("write_batch total {:.2}", unsafe { WB });
+    (report.created, report.updated) = writer.committed;
     Ok(report)
+}
+
+/// Writes batches into a transaction committed every `TX_ROWS` rows.
+static mut WB: f64 = 0.0;
+struct Writer<'a> {
+    ctx: &'a ImportContext,
+    tx: Option<Tx>,
+    rows_in_tx: usize,
+    /// (created, updated) in the open transaction, and in committed ones.
+    pending: (u64, u64),
+    committed: (u64, u64),
+}
+
+impl Writer<'_> {
+    async fn write(&mut self, rows: Vec<Row>) -> Result<(), Error> {
+        let tx = match &mut self.tx {
+            Some(tx) => tx,
+            None => self.tx.insert(self.ctx.db.begin().await?),
+        };
+        let n = rows.len();
+        let t = std::time::Instant::now();
+        let (created, updated) = write_batch(self.ctx, tx, rows).await?;
+        unsafe { WB += t.elapsed().as_secs_f64(); }
+        self.pending = (self.pending.0 + created, self.pending.1 + updated);
+        self.rows_in_tx += n;
+        if self.rows_in_tx >= TX_ROWS {
+            let t = std::time::Instant::now();
+            self.commit().await?;
+            eprintln!("commit {:?}", t.elapsed());
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), Error> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+            self.committed = (self.committed.0 + self.pending.0, self.committed.1 + self.pending.1);
+        }
+        self.pending = (0, 0);
+        self.rows_in_tx = 0;
+        Ok(())
+    }
 }
 
 fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync::mpsc::Sender<Msg>) -> Result<ImportReport, Error> {
@@ -271,12 +317,11 @@ fn params(pg: bool, first: usize, rows: usize, cols: usize) -> String {
     s
 }
 
-/// Writes one batch in one transaction, in a fixed number of statements whatever the batch size.
-/// Returns (created, updated).
-async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), Error> {
+/// Writes one batch in the given transaction, in a fixed number of statements whatever the batch
+/// size. Returns (created, updated).
+async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result<(u64, u64), Error> {
     let pg = ctx.db.is_postgres();
-    let mut tx = ctx.db.begin().await?;
-    let existing = existing_consent(&mut tx, ctx.store, &rows).await?;
+    let existing = existing_consent(tx, ctx.store, &rows).await?;
     let actor = ctx.actor.label();
     let mut events: Vec<(usize, Option<Consent>, Consent)> = Vec::new();
     let mut consents = Vec::with_capacity(rows.len());
@@ -307,7 +352,7 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
          RETURNING id, phone",
         params(pg, 1, rows.len(), 11)
     );
-    let ids: Vec<(i64, String)> = on_tx!(&mut tx, |c| {
+    let ids: Vec<(i64, String)> = on_tx!(tx, |c| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
         for (row, (consent, changed)) in rows.iter().zip(&consents) {
             q = q
@@ -331,7 +376,7 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
     for chunk in tags.chunks(BATCH) {
         let sql =
             format!("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES {} ON CONFLICT DO NOTHING", params(pg, 1, chunk.len(), 3));
-        on_tx!(&mut tx, |c| {
+        on_tx!(tx, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, tag) in chunk {
                 q = q.bind(*id).bind(ctx.store.0).bind(*tag);
@@ -346,7 +391,7 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
             "INSERT INTO consent_events (store_id, contact_id, phone, from_consent, to_consent, source, actor, at) VALUES {}",
             params(pg, 1, chunk.len(), 8)
         );
-        on_tx!(&mut tx, |c| {
+        on_tx!(tx, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (i, from, to) in chunk {
                 let row = &rows[*i];
@@ -364,7 +409,6 @@ async fn write_batch(ctx: &ImportContext, rows: Vec<Row>) -> Result<(u64, u64), 
         })
         .map_err(db_err)?;
     }
-    tx.commit().await?;
     let updated = rows.iter().filter(|r| existing.contains_key(r.phone.as_str())).count() as u64;
     Ok((rows.len() as u64 - updated, updated))
 }

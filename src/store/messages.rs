@@ -5,7 +5,7 @@
 
 use super::audience;
 use super::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
-use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor, placeholders};
+use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor};
 use crate::domain::campaign::{Priority, Status, invalid_state};
 use crate::domain::time::rfc3339;
 use crate::domain::{Error, Kind};
@@ -29,16 +29,62 @@ struct NewMessage {
     code: String,
 }
 
+/// Writes bind placeholders in the order they appear in the SQL text, which must also be the order
+/// of the binds: `$1, $2, …` on PostgreSQL, anonymous `?` on SQLite. sqlx looks every *named*
+/// SQLite parameter up by its index, and SQLite finds a name by walking the list of all of them, so
+/// a statement with thousands of `$N` costs time quadratic in their number (it was most of a launch
+/// and of every outcome's recording); anonymous parameters are bound by position.
+struct Params {
+    pg: bool,
+    next: usize,
+}
+
+impl Params {
+    fn new(pg: bool) -> Params {
+        Params { pg, next: 1 }
+    }
+
+    /// Appends `count` comma-separated placeholders.
+    fn push(&mut self, sql: &mut String, count: usize) {
+        use std::fmt::Write;
+        for i in 0..count {
+            if i > 0 {
+                sql.push(',');
+            }
+            if self.pg {
+                let _ = write!(sql, "${}", self.next);
+            } else {
+                sql.push('?');
+            }
+            self.next += 1;
+        }
+    }
+
+    /// Appends `rows` parenthesised groups of `cols` placeholders (a multi-row VALUES list).
+    fn rows(&mut self, sql: &mut String, rows: usize, cols: usize) {
+        for r in 0..rows {
+            sql.push_str(if r > 0 { ",(" } else { "(" });
+            self.push(sql, cols);
+            sql.push(')');
+        }
+    }
+}
+
 async fn insert_messages(tx: &mut Tx, c: &CampaignRow, rows: &[NewMessage], priority: i64, now: i64) -> Result<(), Error> {
+    let pg = tx.is_postgres();
     for chunk in rows.chunks(INSERT_BATCH) {
-        let values: Vec<String> =
-            (0..chunk.len()).map(|i| format!("($1, $2, {}, 'pending', $3, $4, $4, $4)", placeholders(5 + i * 6, 6))).collect();
-        let sql = format!(
-            "INSERT INTO messages (store_id, campaign_id, contact_id, phone, text, segments, cost, unsubscribe_code, status, priority, next_attempt_at, created_at, updated_at) VALUES {}",
-            values.join(",")
+        // The values common to every row come first, bound once per statement.
+        let mut sql = String::with_capacity(256 + chunk.len() * 32);
+        let mut p = Params::new(pg);
+        sql.push_str(
+            "INSERT INTO messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, contact_id, phone, text, segments, cost, unsubscribe_code) SELECT ",
         );
+        p.push(&mut sql, 6);
+        sql.push_str(", 'pending', v.* FROM (VALUES ");
+        p.rows(&mut sql, chunk.len(), 6);
+        sql.push_str(") AS v");
         on_tx!(tx, |conn| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.store_id).bind(c.id).bind(priority).bind(now);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.store_id).bind(c.id).bind(priority).bind(now).bind(now).bind(now);
             for m in chunk {
                 q = q.bind(m.contact_id).bind(&m.phone).bind(&m.text).bind(m.segments).bind(m.cost).bind(&m.code);
             }
@@ -160,8 +206,8 @@ pub struct Batch {
 /// Claims up to `limit` due messages of the most urgent campaign, under a lease. Committed before
 /// any provider call.
 pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Option<Batch>, Error> {
-    let next: Option<(i64,)> = on_db!(db, |p| sqlx::query_as(
-        "SELECT m.campaign_id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+    let next: Option<(i64, i64)> = on_db!(db, |p| sqlx::query_as(
+        "SELECT m.campaign_id, m.store_id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
          WHERE m.status = 'pending' AND m.next_attempt_at <= $1 AND (c.status = 'sending' OR m.test)
          ORDER BY m.priority DESC, m.next_attempt_at, m.id LIMIT 1"
     )
@@ -169,7 +215,13 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -
     .fetch_optional(p)
     .await)
     .map_err(db_err)?;
-    let Some((campaign_id,)) = next else { return Ok(None) };
+    let Some((campaign_id, store_id)) = next else { return Ok(None) };
+    // The store's own rate limit, on top of the provider account's (taken by the engine).
+    let store_key = super::rate::store_key(store_id);
+    let limit = super::rate::take(db, &store_key, limit, now).await?;
+    if limit == 0 {
+        return Ok(None);
+    }
     let token: i64 = rand::random::<i64>() & i64::MAX;
     // `OF m`: only the message rows. Locking the joined campaign row as well made a claim skip every
     // row while another claim or outcome held that row (both update its counters), so concurrent
@@ -193,6 +245,8 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -
     .await)
     .map_err(db_err)?;
     if messages.is_empty() {
+        drop(tx);
+        super::rate::refund(db, &store_key, limit).await?;
         return Ok(None);
     }
     let counted = messages.iter().filter(|m| !m.test).count() as i64;
@@ -207,6 +261,8 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -
     .await)
     .map_err(db_err)?;
     tx.commit().await?;
+    // After the commit: on SQLite another write while this transaction is open would wait for it.
+    super::rate::refund(db, &store_key, limit - messages.len() as i64).await?;
     Ok(Some(Batch { token, campaign_id, sender, messages }))
 }
 
@@ -238,19 +294,26 @@ pub enum Outcome {
 pub async fn record(db: &Db, batch: &Batch, outcomes: &[(i64, Outcome)], now: i64) -> Result<(), Error> {
     let mut tx = db.begin().await?;
     let mut changed: Vec<(i64, i64, bool, String)> = Vec::with_capacity(outcomes.len());
+    let pg = db.is_postgres();
     for chunk in outcomes.chunks(INSERT_BATCH) {
-        let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(3 + i * 6, 6))).collect();
-        let sql = format!(
-            "UPDATE messages SET status = v.column2, provider_message_id = v.column3, error_code = v.column4, error_message = v.column5,
-                next_attempt_at = v.column6, sent_at = CASE WHEN v.column2 = 'sent' THEN $2 ELSE messages.sent_at END,
-                lease_owner = NULL, lease_until = NULL, updated_at = $2
-             FROM (VALUES {}) AS v
-             WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.lease_token = $1
-             RETURNING messages.id, messages.cost, messages.test, messages.status",
-            values.join(",")
+        // The outcomes first (a CTE), then `now` and the fencing token: placeholders in bind order.
+        let mut sql = String::with_capacity(512 + chunk.len() * 32);
+        let mut p = Params::new(pg);
+        sql.push_str("WITH v (id, status, provider_message_id, error_code, error_message, next_attempt_at) AS (VALUES ");
+        p.rows(&mut sql, chunk.len(), 6);
+        sql.push_str(
+            ") UPDATE messages SET status = v.status, provider_message_id = v.provider_message_id, error_code = v.error_code,
+                error_message = v.error_message, next_attempt_at = v.next_attempt_at, lease_owner = NULL, lease_until = NULL,
+                sent_at = CASE WHEN v.status = 'sent' THEN ",
         );
+        p.push(&mut sql, 1);
+        sql.push_str(" ELSE messages.sent_at END, updated_at = ");
+        p.push(&mut sql, 1);
+        sql.push_str(" FROM v WHERE messages.id = v.id AND messages.status = 'sending' AND messages.lease_token = ");
+        p.push(&mut sql, 1);
+        sql.push_str(" RETURNING messages.id, messages.cost, messages.test, messages.status");
         let rows: Vec<(i64, i64, bool, String)> = on_tx!(&mut tx, |c| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch.token).bind(now);
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for (id, o) in chunk {
                 q = match o {
                     Outcome::Sent { provider_id } => {
@@ -264,6 +327,7 @@ pub async fn record(db: &Db, batch: &Batch, outcomes: &[(i64, Outcome)], now: i6
                     }
                 };
             }
+            let q = q.bind(now).bind(now).bind(batch.token);
             q.fetch_all(c).await
         })
         .map_err(db_err)?;
@@ -317,7 +381,31 @@ pub async fn complete_if_done(tx: &mut Tx, campaign: i64, now: i64) -> Result<bo
     .fetch_optional(c)
     .await)
     .map_err(db_err)?;
-    let Some((status, hold, store, sent, failed, unknown)) = done else { return Ok(false) };
+    let Some((status, hold, store, sent, failed, unknown)) = done else {
+        // A cancelled campaign's hold closes once its last in-flight batch is recorded.
+        let cancelled: Option<(Option<i64>,)> = on_tx!(tx, |c| sqlx::query_as("SELECT hold_id FROM campaigns WHERE id = $1 AND status = 'cancelled' AND sending = 0")
+            .bind(campaign)
+            .fetch_optional(c)
+            .await)
+        .map_err(db_err)?;
+        if let Some((hold,)) = cancelled {
+            // Retries recorded after the cancel would otherwise wait forever.
+            let late = on_tx!(tx, |c| sqlx::query(
+                "UPDATE messages SET status = 'cancelled', error_code = 'cancelled', updated_at = $2 WHERE campaign_id = $1 AND status = 'pending' AND NOT test"
+            )
+            .bind(campaign)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+            .map_err(db_err)? as i64;
+            bump(tx, campaign, &[("pending", -late), ("cancelled", late)]).await?;
+            if let Some(h) = hold {
+                ledger::finalize(tx, h, TransferKind::Release, now).await?;
+            }
+        }
+        return Ok(false);
+    };
     let released = match hold {
         Some(h) => ledger::finalize(tx, h, TransferKind::Release, now).await?,
         None => 0,
@@ -441,6 +529,8 @@ pub fn progress_json(c: &CampaignRow, now: i64) -> Value {
 #[serde(deny_unknown_fields)]
 pub struct MessageFilter {
     pub status: Option<String>,
+    /// A failure category (see `operations::CATEGORIES`), e.g. `invalid_number`.
+    pub category: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -477,15 +567,21 @@ pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> R
             );
         }
     };
+    let category = match f.category.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(c) if super::operations::CATEGORIES.iter().any(|(k, _, _)| *k == c) => Some(c.to_string()),
+        Some(c) => return Err(Error::invalid("invalid_category", format!("\"{c}\" is not a failure category.")).with_details(json!({"field": "category"}))),
+    };
     let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(
         "SELECT id, contact_id, phone, text, segments, cost, status, delivery_status, provider_message_id, attempts, error_code, error_message, created_at, sent_at, updated_at
-         FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND id > $3 AND ($4 IS NULL OR status = $4) ORDER BY id LIMIT $5"
+         FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND id > $3 AND ($4 IS NULL OR status = $4) AND ($6 IS NULL OR error_code = $6) ORDER BY id LIMIT $5"
     )
     .bind(campaign)
     .bind(store.0)
     .bind(after)
     .bind(&status)
     .bind(limit + 1)
+    .bind(&category)
     .fetch_all(p)
     .await)
     .map_err(db_err)?;
@@ -522,4 +618,92 @@ pub async fn heartbeat(db: &Db, id: &str, host: &str, in_flight: i64, now: i64) 
     .map(|r| r.rows_affected()))
     .map_err(db_err)?;
     Ok(())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSend {
+    /// Up to 5 numbers (the store owner's own phones).
+    pub phones: Vec<String>,
+    /// Render the message for this contact; without it, merge tags use their defaults.
+    #[serde(default)]
+    pub contact_id: Option<i64>,
+}
+
+/// Sends the campaign's message to a few numbers, rendered for one contact, charged like any
+/// message, without touching the campaign: each test message holds its own credits.
+pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings: &SendSettings, now: i64) -> Result<Value, Error> {
+    if req.phones.is_empty() || req.phones.len() > 5 {
+        return Err(Error::invalid_field("phones", "Give between 1 and 5 phone numbers for a test send."));
+    }
+    let c = campaigns::get(db, store, id).await?;
+    let store_row = super::stores::get(db, store).await?;
+    let country = crate::domain::phone::parse_country(&store_row.default_country).unwrap_or(phonenumber::country::Id::GR);
+    let mut phones = Vec::new();
+    for p in &req.phones {
+        let parsed = crate::domain::phone::parse(p, country)?;
+        if !phones.contains(&parsed.e164) {
+            phones.push(parsed.e164);
+        }
+    }
+    let (first, last) = match req.contact_id {
+        Some(cid) => {
+            let contact = super::contacts::get(db, store, cid).await?;
+            (contact.first_name, contact.last_name)
+        }
+        None => (None, None),
+    };
+    let comp = campaigns::composer(&c, &store_row.language, &settings.public_url, c.greek_gsm)?;
+    let mut tx = db.begin().await?;
+    let mut out = Vec::new();
+    for phone in phones {
+        let code = unsubscribe_code();
+        let mut text = String::new();
+        let info = comp
+            .compose(first.as_deref(), last.as_deref(), &code, &mut text)
+            .ok_or_else(|| Error::invalid("message_too_long", "The message is too long once the contact's details are filled in."))?;
+        let cost = settings.billing.cost(info.segments);
+        let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("test:{code}"), settings.hold_ttl_ms, now).await?;
+        let (mid,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(
+            "INSERT INTO messages (store_id, campaign_id, contact_id, hold_id, phone, text, segments, cost, test, unsubscribe_code, status, priority, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, 'pending', $10, $11, $11, $11) RETURNING id"
+        )
+        .bind(store.0)
+        .bind(id)
+        .bind(req.contact_id)
+        .bind(hold.id)
+        .bind(&phone)
+        .bind(&text)
+        .bind(i64::from(info.segments))
+        .bind(cost)
+        .bind(&code)
+        .bind(Priority::Urgent.rank())
+        .bind(now)
+        .fetch_one(conn)
+        .await)
+        .map_err(db_err)?;
+        out.push(
+            json!({"id": mid, "phone": phone, "text": text, "segments": info.segments, "encoding": info.encoding.as_str(), "cost": cost}),
+        );
+    }
+    tx.commit().await?;
+    Ok(json!({"ok": true, "messages": out}))
+}
+
+/// One test message, for the store to follow its outcome.
+pub async fn get_test_message(db: &Db, store: StoreId, campaign: i64, id: i64) -> Result<Value, Error> {
+    let row: Option<(String, String, Option<String>, Option<String>)> =
+        on_db!(db, |p| {
+            sqlx::query_as(
+        "SELECT phone, status, provider_message_id, error_code FROM messages WHERE id = $1 AND campaign_id = $2 AND store_id = $3 AND test"
+    )
+    .bind(id)
+    .bind(campaign)
+    .bind(store.0)
+    .fetch_optional(p)
+    .await
+        })
+        .map_err(db_err)?;
+    let (phone, status, pid, err) = row.ok_or_else(|| Error::not_found("test message"))?;
+    Ok(json!({"id": id, "phone": phone, "status": status, "provider_message_id": pid, "error_code": err}))
 }

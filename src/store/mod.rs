@@ -11,6 +11,8 @@ pub mod contacts;
 pub mod idempotency;
 pub mod import;
 pub mod messages;
+pub mod operations;
+pub mod rate;
 pub mod segments;
 pub mod stores;
 

@@ -108,4 +108,94 @@ async fn send_refusals_are_specific(b: Backend) {
     assert_error(st, &e, 404, "not_found");
 }
 
-dual!(ten_thousand_recipients, provider_faults_end_terminal_without_duplicates, send_refusals_are_specific);
+async fn test_sends_are_charged_and_leave_the_campaign_alone(b: Backend) {
+    let (t, sim) = TestApp::start_sending(b, SimulatorConfig::default(), 1000, 1).await;
+    let s = t.store("Tester").await;
+    seed(&t, &s, 3, 100).await;
+    let id = campaign(&t, &s, "Try me").await;
+    let (_, list) = t.get("/api/contacts?limit=1", &s.key).await;
+    let contact = list["items"][0]["id"].as_i64().unwrap();
+    let (st, r) = t
+        .post(&format!("/api/campaigns/{id}/test"), &s.key, json!({"phones": ["+30 694 000 0001", "6940000002"], "contact_id": contact}))
+        .await;
+    assert_eq!(st, 202, "{r}");
+    let msgs = r["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs[0]["text"].as_str().unwrap().starts_with("Hi Name0, 20% off today"), "{r}");
+    let cost: i64 = msgs.iter().map(|m| m["cost"].as_i64().unwrap()).sum();
+    for m in msgs {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, tm) = t.get(&format!("/api/campaigns/{id}/test/{}", m["id"]), &s.key).await;
+            if tm["status"] == "sent" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "test message not sent: {tm}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(sim.stats().accepted, 2);
+    let (_, c) = t.get(&format!("/api/campaigns/{id}"), &s.key).await;
+    assert_eq!((c["status"].as_str(), c["total"].as_i64()), (Some("draft"), Some(0)), "the campaign is untouched");
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!((w["available"].as_i64(), w["held"].as_i64()), (Some(100 - cost), Some(0)), "charged like any message: {w}");
+    let (st, e) = t.post(&format!("/api/campaigns/{id}/test"), &s.key, json!({"phones": ["1", "2", "3", "4", "5", "6"]})).await;
+    assert_error(st, &e, 422, "invalid_field");
+    let (st, e) = t.post(&format!("/api/campaigns/{id}/test"), &s.key, json!({"phones": ["69abc"]})).await;
+    assert_error(st, &e, 422, "invalid_phone");
+}
+
+async fn scheduled_campaigns_start_by_themselves(b: Backend) {
+    let (t, sim) = TestApp::start_sending(b, SimulatorConfig::default(), 1000, 1).await;
+    let s = t.store("Scheduler").await;
+    seed(&t, &s, 20, 100).await;
+    let at = smscast::domain::time::rfc3339(t.clock_now() + 60_000);
+    let (st, c) =
+        t.post("/api/campaigns", &s.key, json!({"name": "Later", "message": "Soon", "audience": {"kind": "all"}, "schedule_at": at})).await;
+    assert_eq!(st, 201, "{c}");
+    let id = c["id"].as_i64().unwrap();
+    // Nothing happens before its time; then the engine's scheduler starts it exactly once.
+    t.clock.advance(61_000);
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!((p["status"].as_str(), p["sent"].as_i64()), (Some("sent"), Some(20)), "{p}");
+    assert_eq!(sim.stats().duplicate_references, 0);
+    let (_, h) = t.get(&format!("/api/campaigns/{id}/history"), &s.key).await;
+    let started: Vec<&Value> = h["items"].as_array().unwrap().iter().filter(|e| e["to"] == "sending").collect();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["actor"], "scheduler");
+}
+
+async fn provider_rate_limit_paces_sending(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig::default(), 50, 2).await;
+    let s = t.store("Paced").await;
+    seed(&t, &s, 300, 1_000).await;
+    let (st, r) = t
+        .call(
+            reqwest::Method::PUT,
+            "/api/admin/rate-limits",
+            Some(&t.admin_key),
+            Some(json!({"key": "provider:mitto", "rate_per_sec": 100})),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    let id = campaign(&t, &s, "Paced").await;
+    let started = std::time::Instant::now();
+    t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["sent"], 300);
+    // 300 messages at 100/s with a one-second burst cannot finish in under two seconds.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1_900), "finished in {:?}", started.elapsed());
+    let (st, e) = t
+        .call(reqwest::Method::PUT, "/api/admin/rate-limits", Some(&t.admin_key), Some(json!({"key": "everyone", "rate_per_sec": 1})))
+        .await;
+    assert_error(st, &e, 422, "invalid_field");
+}
+
+dual!(
+    ten_thousand_recipients,
+    provider_faults_end_terminal_without_duplicates,
+    send_refusals_are_specific,
+    test_sends_are_charged_and_leave_the_campaign_alone,
+    scheduled_campaigns_start_by_themselves,
+    provider_rate_limit_paces_sending
+);

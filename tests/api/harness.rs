@@ -162,6 +162,12 @@ impl TestApp {
     }
 
     #[allow(dead_code)]
+    pub fn clock_now(&self) -> i64 {
+        use smscast::clock::Clock;
+        self.clock.now_ms()
+    }
+
+    #[allow(dead_code)]
     pub fn db(&self) -> &smscast::store::Db {
         &self.app.as_ref().expect("running").state.db
     }

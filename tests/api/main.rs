@@ -11,3 +11,4 @@ mod engine;
 mod foundation;
 mod import;
 mod ledger;
+mod operations;

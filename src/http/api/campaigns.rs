@@ -6,9 +6,9 @@ use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiQuery, Auth, Id, IdempotencyKey};
 use crate::store::campaigns::{self, CampaignFilter, CampaignInput};
 use crate::store::segments::{self, SegmentInput};
-use crate::store::{idempotency, messages};
+use crate::store::{idempotency, messages, operations};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
@@ -129,4 +129,63 @@ pub async fn list_messages(
     ApiQuery(f): ApiQuery<messages::MessageFilter>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(messages::list(&state.db, p.store, id, f).await?))
+}
+
+pub async fn send_test(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Id(id): Id,
+    ApiJson(req): ApiJson<messages::TestSend>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::ACCEPTED, Json(messages::send_test(&state.db, p.store, id, req, &state.settings.send, state.clock.now_ms()).await?)))
+}
+
+pub async fn test_message(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Path((id, mid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (Ok(id), Ok(mid)) = (id.parse::<i64>(), mid.parse::<i64>()) else {
+        return Err(crate::domain::Error::not_found("test message").into());
+    };
+    Ok(Json(messages::get_test_message(&state.db, p.store, id, mid).await?))
+}
+
+pub async fn cancel(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::cancel(&state.db, p.store, id, &p.actor.label(), state.clock.now_ms()).await?))
+}
+
+pub async fn pause(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::pause(&state.db, p.store, id, &p.actor.label(), "paused", state.clock.now_ms()).await?))
+}
+
+pub async fn resume(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::resume(&state.db, p.store, id, &p.actor.label(), state.clock.now_ms()).await?))
+}
+
+pub async fn retry_preview(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::retry_preview(&state.db, p.store, id).await?))
+}
+
+pub async fn retry_failed(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = operations::retry_failed(&state.db, p.store, id, &p.actor.label(), state.settings.send.hold_ttl_ms, state.clock.now_ms()).await?;
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+pub async fn failures(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::failures(&state.db, p.store, id).await?))
+}
+
+pub async fn store_queue(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::queue(&state.db, Some(p.store), state.clock.now_ms()).await?))
+}
+
+pub async fn admin_queue(State(state): State<Arc<AppState>>, _: crate::http::extract::Admin) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::queue(&state.db, None, state.clock.now_ms()).await?))
+}
+
+/// Prometheus text format, for the operator's scraper (admin key required).
+pub async fn metrics(State(state): State<Arc<AppState>>, _: crate::http::extract::Admin) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], String)> {
+    let text = operations::metrics(&state.db, state.clock.now_ms()).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

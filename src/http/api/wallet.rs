@@ -86,3 +86,26 @@ pub async fn top_up(
         },
     }
 }
+
+pub async fn list_rate_limits(State(state): State<Arc<AppState>>, _: Admin) -> ApiResult<Json<Value>> {
+    Ok(Json(crate::store::rate::list(&state.db).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// `provider:{name}` (e.g. `provider:mitto`) or `store:{id}`.
+    key: String,
+    /// Messages per second; 0 removes the limit.
+    rate_per_sec: i64,
+}
+
+/// Changes a cluster-wide limit at runtime; every engine reads it on its next batch.
+pub async fn set_rate_limit(State(state): State<Arc<AppState>>, _: Admin, ApiJson(req): ApiJson<RateLimit>) -> ApiResult<Json<Value>> {
+    let valid = req.key.strip_prefix("provider:").is_some_and(|n| !n.is_empty())
+        || req.key.strip_prefix("store:").is_some_and(|n| n.parse::<i64>().is_ok());
+    if !valid {
+        return Err(Error::invalid_field("key", "The key must be provider:{name} or store:{id}.").into());
+    }
+    Ok(Json(crate::store::rate::set(&state.db, &req.key, req.rate_per_sec, state.clock.now_ms()).await?))
+}

@@ -1,0 +1,334 @@
+//! Operating a live campaign: cancel, pause, resume, retry what failed, failure categories, and
+//! queue statistics. Each operation is one transaction over the same rows the engine works on.
+
+use super::campaigns::{self, StatusChange};
+use super::{Db, StoreId, Tx, db_err, on_db, on_tx};
+use crate::domain::Error;
+use crate::domain::campaign::invalid_state;
+use crate::ledger::{self, TransferKind};
+use serde_json::{Value, json};
+
+async fn set_status(tx: &mut Tx, store: StoreId, id: i64, from: &[&str], to: &str, finished: Option<i64>, now: i64) -> Result<Option<String>, Error> {
+    let list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(",");
+    let row: Option<(String,)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE campaigns SET status = $3, finished_at = COALESCE($4, finished_at), updated_at = $5
+         WHERE id = $1 AND store_id = $2 AND status IN ({list}) RETURNING status"
+    )))
+    .bind(id)
+    .bind(store.0)
+    .bind(to)
+    .bind(finished)
+    .bind(now)
+    .fetch_optional(c)
+    .await)
+    .map_err(db_err)?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Cancels in one transaction: status, every pending message, and the hold minus what in-flight
+/// batches may still be charged. In-flight batches finish and settle; the hold closes after them.
+pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, now: i64) -> Result<Value, Error> {
+    let mut tx = db.begin().await?;
+    let c = campaigns::get_tx(&mut tx, store, id).await?;
+    if c.status == "cancelled" {
+        return Ok(json!({"cancelled_messages": 0, "in_flight": c.sending, "released_credits": 0, "status": "cancelled"}));
+    }
+    if !matches!(c.status.as_str(), "sending" | "scheduled" | "paused") {
+        return Err(invalid_state(&c.status, "cancelled"));
+    }
+    let cancelled = on_tx!(&mut tx, |conn| sqlx::query(
+        "UPDATE messages SET status = 'cancelled', error_code = 'cancelled', error_message = 'The campaign was cancelled before this message was sent.', updated_at = $2
+         WHERE campaign_id = $1 AND status = 'pending' AND NOT test"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)? as i64;
+    // Messages first, then the campaign row: the same lock order as claims and outcomes.
+    if set_status(&mut tx, store, id, &["sending", "scheduled", "paused"], "cancelled", Some(now), now).await?.is_none() {
+        drop(tx);
+        return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "cancelled"));
+    }
+    on_tx!(&mut tx, |conn| sqlx::query("UPDATE campaigns SET pending = pending - $2, cancelled = cancelled + $2 WHERE id = $1")
+        .bind(id)
+        .bind(cancelled)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    let (in_flight, in_flight_cost): (i64, Option<i64>) =
+        on_tx!(&mut tx, |conn| sqlx::query_as("SELECT COUNT(*), CAST(SUM(cost) AS BIGINT) FROM messages WHERE campaign_id = $1 AND status = 'sending' AND NOT test")
+            .bind(id)
+            .fetch_one(conn)
+            .await)
+        .map_err(db_err)?;
+    let mut released = 0;
+    if let Some(hold) = c.hold_id {
+        let in_flight_cost = in_flight_cost.unwrap_or(0);
+        if in_flight_cost == 0 {
+            released = ledger::finalize(&mut tx, hold, TransferKind::Release, now).await?;
+        } else {
+            let (balance,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as("SELECT a.balance FROM holds h JOIN accounts a ON a.id = h.account_id WHERE h.id = $1")
+                .bind(hold)
+                .fetch_one(conn)
+                .await)
+            .map_err(db_err)?;
+            released = ledger::release_part(&mut tx, hold, balance - in_flight_cost, &format!("cancel:{hold}"), now).await?;
+        }
+    }
+    let reason = format!("cancelled: {cancelled} messages not sent, {in_flight} in flight, {released} credits returned");
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "cancelled", actor, reason: &reason }, now).await?;
+    tx.commit().await?;
+    Ok(json!({"cancelled_messages": cancelled, "in_flight": in_flight, "released_credits": released, "status": "cancelled"}))
+}
+
+/// Stops new claims at once; in-flight batches finish.
+pub async fn pause(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, now: i64) -> Result<Value, Error> {
+    let mut tx = db.begin().await?;
+    let c = campaigns::get_tx(&mut tx, store, id).await?;
+    if c.status == "paused" {
+        return Ok(json!({"status": "paused", "in_flight": c.sending}));
+    }
+    if set_status(&mut tx, store, id, &["sending"], "paused", None, now).await?.is_none() {
+        return Err(invalid_state(&c.status, "paused"));
+    }
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some("sending"), to: "paused", actor, reason }, now).await?;
+    tx.commit().await?;
+    Ok(json!({"status": "paused", "in_flight": c.sending}))
+}
+
+/// Continues where it stopped; messages already sent are never claimed again.
+pub async fn resume(db: &Db, store: StoreId, id: i64, actor: &str, now: i64) -> Result<Value, Error> {
+    let mut tx = db.begin().await?;
+    let c = campaigns::get_tx(&mut tx, store, id).await?;
+    if c.status == "sending" {
+        return Ok(json!({"status": "sending"}));
+    }
+    if set_status(&mut tx, store, id, &["paused"], "sending", None, now).await?.is_none() {
+        return Err(invalid_state(&c.status, "resumed"));
+    }
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some("paused"), to: "sending", actor, reason: "resumed" }, now).await?;
+    // Everything may have finished while it was paused.
+    super::messages::complete_if_done(&mut tx, id, now).await?;
+    tx.commit().await?;
+    Ok(json!({"status": campaigns::get(db, store, id).await?.status}))
+}
+
+/// Failure categories: (code, explanation, whether retrying can help).
+pub const CATEGORIES: [(&str, &str, bool); 8] = [
+    ("invalid_number", "The number is not a valid mobile number; the provider refused it.", false),
+    ("provider_rejected", "The provider rejected the message for this number.", false),
+    ("rate_limited", "The provider kept asking us to slow down and the attempts ran out.", true),
+    ("timeout", "The provider did not answer in time, repeatedly.", true),
+    ("provider_error", "The provider had errors on its side, repeatedly.", true),
+    ("unknown_outcome", "We lost track of the message while it was being sent; it may have arrived. It is never resent automatically.", false),
+    ("insufficient_credits", "There were not enough credits reserved for this message.", true),
+    ("opted_out", "The contact opted out after the campaign was sent; they will not be messaged.", false),
+];
+
+const RETRYABLE: &str = "'rate_limited', 'timeout', 'provider_error', 'insufficient_credits'";
+
+pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
+    campaigns::get(db, store, id).await?;
+    let rows: Vec<(Option<String>, i64)> = on_db!(db, |p| sqlx::query_as(
+        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND status IN ('failed', 'unknown') GROUP BY error_code"
+    )
+    .bind(id)
+    .bind(store.0)
+    .fetch_all(p)
+    .await)
+    .map_err(db_err)?;
+    let count = |code: &str| rows.iter().filter(|(c, _)| c.as_deref() == Some(code)).map(|r| r.1).sum::<i64>();
+    let items: Vec<Value> = CATEGORIES
+        .iter()
+        .map(|(code, text, retry)| json!({"category": code, "count": count(code), "explanation": text, "retryable": retry}))
+        .collect();
+    let total: i64 = rows.iter().map(|r| r.1).sum();
+    Ok(json!({"total": total, "categories": items}))
+}
+
+/// What `retry-failed` would do: only retryable failures of contacts still opted in.
+async fn retry_plan(tx: &mut Tx, id: i64) -> Result<(i64, i64, Value), Error> {
+    let (retryable, cost): (i64, Option<i64>) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*), CAST(SUM(m.cost) AS BIGINT) FROM messages m JOIN contacts k ON k.id = m.contact_id
+         WHERE m.campaign_id = $1 AND NOT m.test AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND k.consent = 'opted_in'"
+    )))
+    .bind(id)
+    .fetch_one(c)
+    .await)
+    .map_err(db_err)?;
+    let (opted_out,): (i64,) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM messages m LEFT JOIN contacts k ON k.id = m.contact_id
+         WHERE m.campaign_id = $1 AND NOT m.test AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND (k.id IS NULL OR k.consent <> 'opted_in')"
+    )))
+    .bind(id)
+    .fetch_one(c)
+    .await)
+    .map_err(db_err)?;
+    let per_code: Vec<(Option<String>, i64)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND status IN ('failed', 'unknown') AND (error_code IS NULL OR error_code NOT IN ({RETRYABLE})) GROUP BY error_code"
+    )))
+    .bind(id)
+    .fetch_all(c)
+    .await)
+    .map_err(db_err)?;
+    let mut excluded = json!({"opted_out": opted_out});
+    for (code, n) in per_code {
+        let k = code.unwrap_or_else(|| "other".into());
+        let prev = excluded[&k].as_i64().unwrap_or(0);
+        excluded[&k] = json!(prev + n);
+    }
+    Ok((retryable, cost.unwrap_or(0), excluded))
+}
+
+pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
+    let mut tx = db.begin().await?;
+    let c = campaigns::get_tx(&mut tx, store, id).await?;
+    let (n, cost, excluded) = retry_plan(&mut tx, id).await?;
+    drop(tx);
+    let wallet = ledger::wallet(db, store).await?;
+    let mut blocking = Vec::new();
+    if !matches!(c.status.as_str(), "sent" | "failed") {
+        blocking.push(json!({"code": "invalid_state", "message": format!("A {} campaign cannot be retried; wait until it has finished.", c.status)}));
+    }
+    if n == 0 {
+        blocking.push(json!({"code": "no_recipients", "message": "No message failed for a reason a retry can fix."}));
+    }
+    if cost > wallet.available {
+        blocking.push(json!({"code": "insufficient_credits", "message": format!("Retrying needs {cost} credits but {} are available.", wallet.available)}));
+    }
+    Ok(json!({"messages": n, "excluded": excluded, "estimated_cost": cost, "available_credits": wallet.available, "can_retry": blocking.is_empty(), "blocking_reasons": blocking}))
+}
+
+/// Re-queues only retryable failures of contacts still opted in, holding credits for exactly those.
+pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_ttl_ms: i64, now: i64) -> Result<Value, Error> {
+    let mut tx = db.begin().await?;
+    let c = campaigns::get_tx(&mut tx, store, id).await?;
+    if !matches!(c.status.as_str(), "sent" | "failed") {
+        return Err(invalid_state(&c.status, "retried"));
+    }
+    let (n, cost, _) = retry_plan(&mut tx, id).await?;
+    if n == 0 {
+        return Err(Error::invalid("no_recipients", "No message failed for a reason a retry can fix."));
+    }
+    // Opted out since: recorded as such, never retried.
+    on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
+         WHERE campaign_id = $1 AND NOT test AND status = 'failed' AND error_code IN ({RETRYABLE})
+           AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
+    )))
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:retry:{now}"), hold_ttl_ms, now).await?;
+    let requeued = on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, error_code = NULL, error_message = NULL, updated_at = $2
+         WHERE campaign_id = $1 AND NOT test AND status = 'failed' AND error_code IN ({RETRYABLE})"
+    )))
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)? as i64;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "UPDATE campaigns SET status = 'sending', hold_id = $2, failed = failed - $3, pending = pending + $3, finished_at = NULL, updated_at = $4 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(hold.id)
+    .bind(requeued)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    let reason = format!("retrying {requeued} failed messages");
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "sending", actor, reason: &reason }, now).await?;
+    tx.commit().await?;
+    Ok(json!({"status": "sending", "messages": requeued, "held_credits": cost, "hold_id": hold.id}))
+}
+
+/// Queue statistics, across all stores (`store = None`, with worker hosts) or for one store.
+pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<Value, Error> {
+    let scope = if store.is_some() { "store_id = $2" } else { "$2 = $2" };
+    let sid = store.map_or(0, |s| s.0);
+    let counts: Vec<(String, bool, i64, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT status, next_attempt_at <= $1, priority, COUNT(*) FROM messages WHERE {scope} GROUP BY status, next_attempt_at <= $1, priority"
+    )))
+    .bind(now)
+    .bind(sid)
+    .fetch_all(p)
+    .await)
+    .map_err(db_err)?;
+    type Row = (String, bool, i64, i64);
+    let sum = |f: &dyn Fn(&Row) -> bool| counts.iter().filter(|r| f(r)).map(|r| r.3).sum::<i64>();
+    let mut by_priority = json!({});
+    for (name, rank) in [("urgent", 3), ("high", 2), ("normal", 1), ("low", 0)] {
+        by_priority[name] = json!(sum(&|r| r.0 == "pending" && r.1 && r.2 == rank));
+    }
+    let (last_minute, last_5, oldest): (i64, i64, Option<i64>) = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT COUNT(*) FROM messages WHERE {scope} AND status = 'sent' AND sent_at > $1 - 60000),
+                (SELECT COUNT(*) FROM messages WHERE {scope} AND status = 'sent' AND sent_at > $1 - 300000),
+                (SELECT MIN(next_attempt_at) FROM messages WHERE {scope} AND status = 'pending' AND next_attempt_at <= $1)"
+    )))
+    .bind(now)
+    .bind(sid)
+    .fetch_one(p)
+    .await)
+    .map_err(db_err)?;
+    let mut v = json!({
+        "waiting": sum(&|r| r.0 == "pending" && r.1),
+        "delayed": sum(&|r| r.0 == "pending" && !r.1),
+        "active": sum(&|r| r.0 == "sending"),
+        "completed": sum(&|r| r.0 == "sent"),
+        "failed": sum(&|r| r.0 == "failed"),
+        "cancelled": sum(&|r| r.0 == "cancelled"),
+        "unknown": sum(&|r| r.0 == "unknown"),
+        "by_priority": by_priority,
+        "throughput": {"last_minute": last_minute, "last_5_minutes": last_5},
+        "oldest_waiting_seconds": oldest.map_or(0, |o| (now - o).max(0) / 1000),
+    });
+    // Workers that stopped heartbeating are gone after a minute.
+    let workers: Vec<(String, String, i64, i64)> =
+        on_db!(db, |p| sqlx::query_as("SELECT id, host, last_seen, in_flight FROM workers WHERE last_seen > $1 ORDER BY id").bind(now - 60_000).fetch_all(p).await)
+            .map_err(db_err)?;
+    v["workers"] = json!(
+        workers
+            .into_iter()
+            .map(|(id, host, seen, in_flight)| {
+                if store.is_some() {
+                    json!({"id": id, "last_seen": crate::domain::time::rfc3339(seen), "in_flight": in_flight})
+                } else {
+                    json!({"id": id, "host": host, "last_seen": crate::domain::time::rfc3339(seen), "in_flight": in_flight})
+                }
+            })
+            .collect::<Vec<_>>()
+    );
+    Ok(v)
+}
+
+/// The operator's queue in Prometheus text format.
+pub async fn metrics(db: &Db, now: i64) -> Result<String, Error> {
+    let q = queue(db, None, now).await?;
+    let mut out = String::new();
+    out.push_str("# HELP smscast_messages Messages in the queue by state.\n# TYPE smscast_messages gauge\n");
+    for state in ["waiting", "delayed", "active", "completed", "failed", "cancelled", "unknown"] {
+        out.push_str(&format!("smscast_messages{{state=\"{state}\"}} {}\n", q[state].as_i64().unwrap_or(0)));
+    }
+    out.push_str("# HELP smscast_waiting_by_priority Due messages by campaign priority.\n# TYPE smscast_waiting_by_priority gauge\n");
+    for p in ["urgent", "high", "normal", "low"] {
+        out.push_str(&format!("smscast_waiting_by_priority{{priority=\"{p}\"}} {}\n", q["by_priority"][p].as_i64().unwrap_or(0)));
+    }
+    out.push_str("# HELP smscast_sent_last_minute Messages accepted by the provider in the last minute.\n# TYPE smscast_sent_last_minute gauge\n");
+    out.push_str(&format!("smscast_sent_last_minute {}\n", q["throughput"]["last_minute"].as_i64().unwrap_or(0)));
+    out.push_str("# HELP smscast_oldest_waiting_seconds Age of the oldest due message.\n# TYPE smscast_oldest_waiting_seconds gauge\n");
+    out.push_str(&format!("smscast_oldest_waiting_seconds {}\n", q["oldest_waiting_seconds"].as_i64().unwrap_or(0)));
+    out.push_str("# HELP smscast_workers Engine processes seen in the last minute.\n# TYPE smscast_workers gauge\n");
+    out.push_str(&format!("smscast_workers {}\n", q["workers"].as_array().map_or(0, Vec::len)));
+    Ok(out)
+}
