@@ -146,13 +146,11 @@ pub async fn import<R: Read + Send + 'static>(
         return Err(e); // the open transaction rolls back when the writer is dropped
     }
     writer.commit().await?;
-    eprintln!("write_batch total {:.2}", unsafe { WB });
     (report.created, report.updated) = writer.committed;
     Ok(report)
 }
 
 /// Writes batches into a transaction committed every `TX_ROWS` rows.
-static mut WB: f64 = 0.0;
 struct Writer<'a> {
     ctx: &'a ImportContext,
     tx: Option<Tx>,
@@ -169,15 +167,11 @@ impl Writer<'_> {
             None => self.tx.insert(self.ctx.db.begin().await?),
         };
         let n = rows.len();
-        let t = std::time::Instant::now();
         let (created, updated) = write_batch(self.ctx, tx, rows).await?;
-        unsafe { WB += t.elapsed().as_secs_f64(); }
         self.pending = (self.pending.0 + created, self.pending.1 + updated);
         self.rows_in_tx += n;
         if self.rows_in_tx >= TX_ROWS {
-            let t = std::time::Instant::now();
             self.commit().await?;
-            eprintln!("commit {:?}", t.elapsed());
         }
         Ok(())
     }
