@@ -139,12 +139,13 @@ pub fn generate_csv(path: &Path, rows: u64) -> anyhow::Result<u64> {
         if next(4) != 0 {
             write!(out, "customer{i}@example.gr")?;
         }
-        match next(3) {
+        let nt = std::env::var("XT").is_ok();
+        match if nt { 0 } else { next(3) } {
             0 => write!(out, ",")?,
             1 => write!(out, ",{}", TAGS[next(TAGS.len() as u64) as usize])?,
             _ => write!(out, ",\"{},{}\"", TAGS[next(3) as usize], TAGS[3 + next(3) as usize])?,
         }
-        let consent = match next(10) {
+        let consent = match if std::env::var("XC").is_ok() { 1 } else { next(10) } {
             0 => "opted_out",
             1 => "",
             2 => "unknown",
@@ -317,7 +318,31 @@ async fn preview_bench(args: BenchPreviewArgs) -> anyhow::Result<()> {
     let existing = std::env::var("XX_EXISTING").ok();
     let scratch = Scratch::new()?;
     let (db, url, store_id, campaign_id, seed_secs) = if let Some(u) = existing {
-        let db = Db::connect(&u, args.db_connections).await?;
+        let mut db = Db::connect(&u, args.db_connections).await?;
+        if let Ok(n) = std::env::var("XX_CHAN") {
+            use std::str::FromStr;
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&u)?
+                .row_buffer_size(n.parse()?)
+                .pragma("cache_size", std::env::var("XX_CACHE").unwrap_or("-65536".into()));
+            db = Db::Sqlite(sqlx::sqlite::SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?);
+        }
+        if std::env::var("XX_MODE").as_deref() == Ok("stream") {
+            let f = crate::store::audience::filter(&db, crate::store::StoreId(1), &crate::domain::campaign::Audience::All)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for _ in 0..3 {
+                let (c0, t) = (cpu_secs(), Instant::now());
+                let mut n = 0u64;
+                crate::store::audience::stream(&db, crate::store::StoreId(1), &f, |m| {
+                    n += m.id as u64 & 1;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("stream only: {:.2} s wall, {:.2} s cpu ({n})", t.elapsed().as_secs_f64(), cpu_secs() - c0);
+            }
+            return Ok(());
+        }
         (db, u, crate::store::StoreId(1), 1, 0.0)
     } else {
         let url = match &args.database_url {
@@ -383,11 +408,13 @@ async fn preview_bench(args: BenchPreviewArgs) -> anyhow::Result<()> {
     let peak_reset = reset_peak_rss();
     let rss_before = peak_rss_bytes().unwrap_or(0);
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let mut last = serde_json::Value::Null;
     for _ in 0..args.runs.max(1) {
-        let t = Instant::now();
+        let (t, c0) = (Instant::now(), cpu_secs());
         last = campaigns::preview(&db, store_id, campaign_id, &settings).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_secs() - c0);
     }
     let peak = peak_rss_bytes().unwrap_or(0);
     db.close().await;
@@ -404,6 +431,10 @@ async fn preview_bench(args: BenchPreviewArgs) -> anyhow::Result<()> {
     println!("preview time:    {:.2} s (first run; all runs: {} s)", times[0], runs.join(", "));
     println!("throughput:      {:.0} contacts/s", args.contacts as f64 / times[0]);
     println!(
+        "CPU time:        {} s (user + system, all threads, per run)",
+        cpu.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ")
+    );
+    println!(
         "peak RSS:        {:.1} MB{}",
         mb(peak),
         if peak_reset { " (preview only: the mark was reset after seeding)" } else { " (whole process, seeding included)" }
@@ -412,4 +443,15 @@ async fn preview_bench(args: BenchPreviewArgs) -> anyhow::Result<()> {
         println!("RSS at start:    {:.1} MB (peak while seeding {:.1} MB)", mb(rss_before), mb(peak_seeding));
     }
     Ok(())
+}
+
+/// CPU time (user + system) of this process so far, from /proc/self/stat, in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, i.e. 11 and 12 after the ')'.
+    (ticks(11) + ticks(12)) / 100.0
 }

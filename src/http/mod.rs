@@ -4,6 +4,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod sse;
 
 use crate::clock::SharedClock;
 use crate::domain::{Error, Kind};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub db: Db,
     pub clock: SharedClock,
     pub settings: HttpSettings,
+    /// Live-update pollers shared by this node's SSE subscribers.
+    pub hub: sse::Hub,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

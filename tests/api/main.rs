@@ -12,3 +12,4 @@ mod foundation;
 mod import;
 mod ledger;
 mod operations;
+mod events;

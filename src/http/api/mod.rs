@@ -48,6 +48,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/campaigns/{id}/retry-failed/preview", get(campaigns::retry_preview))
         .route("/api/campaigns/{id}/failures", get(campaigns::failures))
         .route("/api/queue", get(campaigns::store_queue))
+        .route("/api/campaigns/{id}/events", get(crate::http::sse::campaign_events))
+        .route("/api/events", get(crate::http::sse::store_events))
         .route("/api/admin/queue", get(campaigns::admin_queue))
         .route("/metrics", get(campaigns::metrics))
         .route("/api/campaigns/{id}/test/{message}", get(campaigns::test_message))
