@@ -707,3 +707,15 @@ pub async fn get_test_message(db: &Db, store: StoreId, campaign: i64, id: i64) -
     let (phone, status, pid, err) = row.ok_or_else(|| Error::not_found("test message"))?;
     Ok(json!({"id": id, "phone": phone, "status": status, "provider_message_id": pid, "error_code": err}))
 }
+
+/// Running or paused campaigns whose active hold has passed its deadline.
+pub async fn runs_with_expired_holds(db: &Db, now: i64) -> Result<Vec<(i64, i64)>, Error> {
+    on_db!(db, |p| sqlx::query_as(
+        "SELECT c.id, c.store_id FROM campaigns c JOIN holds h ON h.id = c.hold_id
+         WHERE h.state = 'active' AND h.expires_at <= $1 AND c.status IN ('sending', 'paused') LIMIT 50"
+    )
+    .bind(now)
+    .fetch_all(p)
+    .await)
+    .map_err(db_err)
+}

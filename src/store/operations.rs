@@ -27,7 +27,7 @@ async fn set_status(tx: &mut Tx, store: StoreId, id: i64, from: &[&str], to: &st
 
 /// Cancels in one transaction: status, every pending message, and the hold minus what in-flight
 /// batches may still be charged. In-flight batches finish and settle; the hold closes after them.
-pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, now: i64) -> Result<Value, Error> {
+pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, now: i64) -> Result<Value, Error> {
     let mut tx = db.begin().await?;
     let c = campaigns::get_tx(&mut tx, store, id).await?;
     if c.status == "cancelled" {
@@ -78,7 +78,7 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, now: i64) -> 
             released = ledger::release_part(&mut tx, hold, balance - in_flight_cost, &format!("cancel:{hold}"), now).await?;
         }
     }
-    let reason = format!("cancelled: {cancelled} messages not sent, {in_flight} in flight, {released} credits returned");
+    let reason = format!("{why}: {cancelled} messages not sent, {in_flight} in flight, {released} credits returned");
     campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "cancelled", actor, reason: &reason }, now).await?;
     tx.commit().await?;
     Ok(json!({"cancelled_messages": cancelled, "in_flight": in_flight, "released_credits": released, "status": "cancelled"}))

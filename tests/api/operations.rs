@@ -199,7 +199,37 @@ async fn operations_on_other_stores_campaigns_are_not_found(b: Backend) {
     }
 }
 
+async fn an_expired_hold_stops_the_run(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig::default(), 10, 1).await;
+    let s = t.store("Slow").await;
+    seed(&t, &s, 200, 1_000).await;
+    t.call(reqwest::Method::PUT, "/api/admin/rate-limits", Some(&t.admin_key), Some(json!({"key": format!("store:{}", s.id), "rate_per_sec": 20}))).await;
+    let id = campaign(&t, &s, "Forever").await;
+    t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    wait_for(&t, &s.key, id, "first messages", |p| p["sent"].as_i64().unwrap_or(0) > 0).await;
+    t.clock.advance(25 * 3_600_000);
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["status"], "cancelled", "{p}");
+    assert!(p["sent"].as_i64().unwrap() < 200 && p["cancelled"].as_i64().unwrap() > 0, "{p}");
+    let (_, h) = t.get(&format!("/api/campaigns/{id}/history"), &s.key).await;
+    let last = h["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"], "engine");
+    assert!(last["reason"].as_str().unwrap().contains("credit reservation expired"), "{last}");
+    wait_for(&t, &s.key, id, "in-flight to settle", |p| p["sending"] == 0).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, w) = t.get("/api/wallet", &s.key).await;
+        if w["held"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hold never settled: {w}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ledger_balanced(&t, &s, id, 1_000).await;
+}
+
 dual!(
+    an_expired_hold_stops_the_run,
     cancel_during_a_send,
     cancel_a_scheduled_campaign,
     pause_and_resume_send_each_message_once,

@@ -152,7 +152,7 @@ pub async fn test_message(
 }
 
 pub async fn cancel(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
-    Ok(Json(operations::cancel(&state.db, p.store, id, &p.actor.label(), state.clock.now_ms()).await?))
+    Ok(Json(operations::cancel(&state.db, p.store, id, &p.actor.label(), "cancelled", state.clock.now_ms()).await?))
 }
 
 pub async fn pause(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
