@@ -56,6 +56,9 @@ pub struct Engine {
     clock: SharedClock,
     cfg: EngineConfig,
     in_flight: AtomicI64,
+    /// Recent provider call results per campaign (true = the call failed), for auto-pause. A
+    /// heuristic, so per-process memory is enough: each engine sees its share of the calls.
+    recent: std::sync::Mutex<std::collections::HashMap<i64, std::collections::VecDeque<bool>>>,
     times: LoopTimes,
 }
 
@@ -120,7 +123,16 @@ fn host_name() -> String {
 impl Engine {
     pub fn new(db: Db, provider: Arc<dyn SmsProvider>, clock: SharedClock, cfg: EngineConfig) -> Arc<Engine> {
         let id = format!("{}-{}-{}", host_name(), std::process::id(), crate::secrets::random_token(6));
-        Arc::new(Engine { id, db, provider, clock, cfg, in_flight: AtomicI64::new(0), times: LoopTimes::default() })
+        Arc::new(Engine {
+            id,
+            db,
+            provider,
+            clock,
+            cfg,
+            in_flight: AtomicI64::new(0),
+            recent: Default::default(),
+            times: LoopTimes::default(),
+        })
     }
 
     /// Where the send loops' time went so far.
@@ -225,12 +237,43 @@ impl Engine {
         let result = self.send(&batch).await;
         self.in_flight.fetch_sub(batch.messages.len() as i64, Ordering::Relaxed);
         let sent_at = add_elapsed(&self.times.send_ns, claimed_at);
+        let call_failed = result.is_err();
         let (outcomes, pause) = self.outcomes(&batch, result);
         messages::record(&self.db, &batch, &outcomes, self.clock.now_ms()).await?;
         add_elapsed(&self.times.record_ns, sent_at);
         self.times.batches.fetch_add(1, Ordering::Relaxed);
         self.times.messages.fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
+        if let Some(rate) = self.failure_rate(batch.campaign_id, call_failed) {
+            let store = crate::store::StoreId(batch.messages[0].store_id);
+            let reason =
+                format!("paused automatically: {:.0}% of the last {} provider calls failed", rate * 100.0, self.cfg.auto_pause_window);
+            match crate::store::operations::pause(&self.db, store, batch.campaign_id, "engine", &reason, self.clock.now_ms()).await {
+                Ok(_) => tracing::warn!(campaign = batch.campaign_id, %reason, "auto-pause"),
+                Err(e) if e.code == "invalid_state" => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Some(pause))
+    }
+
+    /// Records one provider call; returns the failure rate when it crosses the threshold.
+    fn failure_rate(&self, campaign: i64, failed: bool) -> Option<f64> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let window = recent.entry(campaign).or_default();
+        window.push_back(failed);
+        while window.len() > self.cfg.auto_pause_window {
+            window.pop_front();
+        }
+        if window.len() < self.cfg.auto_pause_window {
+            return None;
+        }
+        let rate = window.iter().filter(|f| **f).count() as f64 / window.len() as f64;
+        if rate >= self.cfg.auto_pause_failure_rate {
+            window.clear();
+            Some(rate)
+        } else {
+            None
+        }
     }
 
     async fn send(&self, batch: &Batch) -> Result<Vec<SubmitOutcome>, BatchError> {

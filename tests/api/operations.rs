@@ -39,7 +39,10 @@ async fn cancel_during_a_send(b: Backend) {
     let p = wait_for(&t, &s.key, id, "in-flight batches to settle", |p| p["sending"] == 0).await;
     assert_eq!(p["status"], "cancelled");
     let accepted = sim.stats().accepted as i64;
-    assert!(accepted <= accepted_at_cancel + in_flight, "nothing beyond what was in flight: {accepted} > {accepted_at_cancel} + {in_flight}");
+    assert!(
+        accepted <= accepted_at_cancel + in_flight,
+        "nothing beyond what was in flight: {accepted} > {accepted_at_cancel} + {in_flight}"
+    );
     assert_eq!(p["cancelled"], r["cancelled_messages"]);
     let c = counts(&t, id).await;
     for k in ["pending", "sending", "sent", "failed", "cancelled"] {
@@ -48,11 +51,12 @@ async fn cancel_during_a_send(b: Backend) {
     // The hold settled exactly once: closed, empty, one final release.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (state,): (String,) = on_db!(t.db(), |p| sqlx::query_as("SELECT h.state FROM holds h JOIN campaigns c ON c.hold_id = h.id WHERE c.id = $1")
-            .bind(id)
-            .fetch_one(p)
-            .await)
-        .unwrap();
+        let (state,): (String,) =
+            on_db!(t.db(), |p| sqlx::query_as("SELECT h.state FROM holds h JOIN campaigns c ON c.hold_id = h.id WHERE c.id = $1")
+                .bind(id)
+                .fetch_one(p)
+                .await)
+            .unwrap();
         if state == "released" {
             break;
         }
@@ -70,7 +74,8 @@ async fn cancel_a_scheduled_campaign(b: Backend) {
     let s = t.store("Sched").await;
     seed(&t, &s, 5, 100).await;
     let at = smscast::domain::time::rfc3339(t.clock_now() + 60_000);
-    let (_, c) = t.post("/api/campaigns", &s.key, json!({"name": "Never", "message": "x", "audience": {"kind": "all"}, "schedule_at": at})).await;
+    let (_, c) =
+        t.post("/api/campaigns", &s.key, json!({"name": "Never", "message": "x", "audience": {"kind": "all"}, "schedule_at": at})).await;
     let id = c["id"].as_i64().unwrap();
     let (st, r) = t.post(&format!("/api/campaigns/{id}/cancel"), &s.key, json!({})).await;
     assert_eq!(st, 200, "{r}");
@@ -129,7 +134,11 @@ async fn retry_failed_resends_only_retryable(b: Backend) {
     let opted = list["items"][0]["id"].as_i64().unwrap();
     t.patch(&format!("/api/contacts/{opted}"), &s.key, json!({"consent": "opted_out"})).await;
     let (_, pv) = t.get(&format!("/api/campaigns/{id}/retry-failed/preview"), &s.key).await;
-    assert_eq!((pv["messages"].as_i64(), pv["excluded"]["opted_out"].as_i64(), pv["can_retry"].as_bool()), (Some(29), Some(1), Some(true)), "{pv}");
+    assert_eq!(
+        (pv["messages"].as_i64(), pv["excluded"]["opted_out"].as_i64(), pv["can_retry"].as_bool()),
+        (Some(29), Some(1), Some(true)),
+        "{pv}"
+    );
     let cost = pv["estimated_cost"].as_i64().unwrap();
     sim.set_config(SimulatorConfig::default());
     let (st, r) = t.post(&format!("/api/campaigns/{id}/retry-failed"), &s.key, json!({})).await;
@@ -203,7 +212,13 @@ async fn an_expired_hold_stops_the_run(b: Backend) {
     let (t, _sim) = TestApp::start_sending(b, SimulatorConfig::default(), 10, 1).await;
     let s = t.store("Slow").await;
     seed(&t, &s, 200, 1_000).await;
-    t.call(reqwest::Method::PUT, "/api/admin/rate-limits", Some(&t.admin_key), Some(json!({"key": format!("store:{}", s.id), "rate_per_sec": 20}))).await;
+    t.call(
+        reqwest::Method::PUT,
+        "/api/admin/rate-limits",
+        Some(&t.admin_key),
+        Some(json!({"key": format!("store:{}", s.id), "rate_per_sec": 20})),
+    )
+    .await;
     let id = campaign(&t, &s, "Forever").await;
     t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
     wait_for(&t, &s.key, id, "first messages", |p| p["sent"].as_i64().unwrap_or(0) > 0).await;
@@ -228,7 +243,23 @@ async fn an_expired_hold_stops_the_run(b: Backend) {
     assert_ledger_balanced(&t, &s, id, 1_000).await;
 }
 
+async fn a_failing_provider_pauses_the_campaign(b: Backend) {
+    // One message per call, every call a 500: after 20 failed calls the campaign pauses itself.
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { error_rate: 1.0, ..SimulatorConfig::default() }, 1, 1).await;
+    let s = t.store("Flaky").await;
+    seed(&t, &s, 40, 100).await;
+    let id = campaign(&t, &s, "Doomed").await;
+    t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    let p = wait_for(&t, &s.key, id, "auto-pause", |p| p["status"] == "paused").await;
+    assert!(p["pending"].as_i64().unwrap() > 0, "{p}");
+    let (_, h) = t.get(&format!("/api/campaigns/{id}/history"), &s.key).await;
+    let last = h["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["to"].as_str(), last["actor"].as_str()), (Some("paused"), Some("engine")));
+    assert!(last["reason"].as_str().unwrap().contains("provider calls failed"), "{last}");
+}
+
 dual!(
+    a_failing_provider_pauses_the_campaign,
     an_expired_hold_stops_the_run,
     cancel_during_a_send,
     cancel_a_scheduled_campaign,
