@@ -343,7 +343,9 @@ async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> 
     .map_err(db_err)?;
     let Some((hold_account, store, campaign)) = done else { return Ok(None) };
     // What is left in the clearing account (a cancel may already have returned part of it).
-    let (remainder,): (i64,) = on_tx!(tx, |c| sqlx::query_as("SELECT balance FROM accounts WHERE id = $1").bind(hold_account).fetch_one(c).await).map_err(db_err)?;
+    let (remainder,): (i64,) =
+        on_tx!(tx, |c| sqlx::query_as("SELECT balance FROM accounts WHERE id = $1").bind(hold_account).fetch_one(c).await)
+            .map_err(db_err)?;
     if remainder > 0 {
         let store = StoreId(store);
         let wallet = wallet_account(tx, store).await?;
@@ -446,12 +448,7 @@ pub async fn entries(db: &Db, store: StoreId, cursor: Option<&str>, limit: Optio
     .fetch_all(p)
     .await)
     .map_err(db_err)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next = crate::store::next_cursor(&mut rows, limit, |r| r.id);
     let items: Vec<_> = rows
         .into_iter()
         .map(|r| {

@@ -355,12 +355,7 @@ pub async fn list(db: &Db, store: StoreId, f: CampaignFilter) -> Result<Value, E
     .fetch_all(p)
     .await)
     .map_err(db_err)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next = super::next_cursor(&mut rows, limit, |r| r.id);
     Ok(json!({"items": rows.iter().map(CampaignRow::to_json).collect::<Vec<_>>(), "next_cursor": next}))
 }
 

@@ -400,12 +400,7 @@ pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<Cont
         .fetch_all(p)
         .await)
     .map_err(db_err)?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = super::next_cursor(&mut rows, limit, |r| r.id);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut tags = tags_for(db, store, &ids).await?;
     let items = rows.into_iter().map(|r| {

@@ -383,11 +383,12 @@ pub async fn complete_if_done(tx: &mut Tx, campaign: i64, now: i64) -> Result<bo
     .map_err(db_err)?;
     let Some((status, hold, store, sent, failed, unknown)) = done else {
         // A cancelled campaign's hold closes once its last in-flight batch is recorded.
-        let cancelled: Option<(Option<i64>,)> = on_tx!(tx, |c| sqlx::query_as("SELECT hold_id FROM campaigns WHERE id = $1 AND status = 'cancelled' AND sending = 0")
-            .bind(campaign)
-            .fetch_optional(c)
-            .await)
-        .map_err(db_err)?;
+        let cancelled: Option<(Option<i64>,)> =
+            on_tx!(tx, |c| sqlx::query_as("SELECT hold_id FROM campaigns WHERE id = $1 AND status = 'cancelled' AND sending = 0")
+                .bind(campaign)
+                .fetch_optional(c)
+                .await)
+            .map_err(db_err)?;
         if let Some((hold,)) = cancelled {
             // Retries recorded after the cancel would otherwise wait forever.
             let late = on_tx!(tx, |c| sqlx::query(
@@ -570,7 +571,10 @@ pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> R
     let category = match f.category.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(c) if super::operations::CATEGORIES.iter().any(|(k, _, _)| *k == c) => Some(c.to_string()),
-        Some(c) => return Err(Error::invalid("invalid_category", format!("\"{c}\" is not a failure category.")).with_details(json!({"field": "category"}))),
+        Some(c) => {
+            return Err(Error::invalid("invalid_category", format!("\"{c}\" is not a failure category."))
+                .with_details(json!({"field": "category"})));
+        }
     };
     let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(
         "SELECT id, contact_id, phone, text, segments, cost, status, delivery_status, provider_message_id, attempts, error_code, error_message, created_at, sent_at, updated_at
@@ -585,12 +589,7 @@ pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> R
     .fetch_all(p)
     .await)
     .map_err(db_err)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next = super::next_cursor(&mut rows, limit, |r| r.id);
     let items: Vec<Value> = rows
         .into_iter()
         .map(|m| {
@@ -692,9 +691,8 @@ pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings
 
 /// One test message, for the store to follow its outcome.
 pub async fn get_test_message(db: &Db, store: StoreId, campaign: i64, id: i64) -> Result<Value, Error> {
-    let row: Option<(String, String, Option<String>, Option<String>)> =
-        on_db!(db, |p| {
-            sqlx::query_as(
+    let row: Option<(String, String, Option<String>, Option<String>)> = on_db!(db, |p| {
+        sqlx::query_as(
         "SELECT phone, status, provider_message_id, error_code FROM messages WHERE id = $1 AND campaign_id = $2 AND store_id = $3 AND test"
     )
     .bind(id)
@@ -702,8 +700,8 @@ pub async fn get_test_message(db: &Db, store: StoreId, campaign: i64, id: i64) -
     .bind(store.0)
     .fetch_optional(p)
     .await
-        })
-        .map_err(db_err)?;
+    })
+    .map_err(db_err)?;
     let (phone, status, pid, err) = row.ok_or_else(|| Error::not_found("test message"))?;
     Ok(json!({"id": id, "phone": phone, "status": status, "provider_message_id": pid, "error_code": err}))
 }

@@ -183,6 +183,17 @@ pub fn parse_cursor(cursor: Option<&str>) -> Result<i64, Error> {
     }
 }
 
+/// Lists fetch `limit + 1` rows; this trims the extra one and returns the cursor for the next
+/// page (the last id shown), or `None` on the last page.
+pub fn next_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Option<String> {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| id(r).to_string())
+    } else {
+        None
+    }
+}
+
 pub fn clamp_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, Error> {
     match limit {
         None => Ok(default),
