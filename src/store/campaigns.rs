@@ -10,7 +10,7 @@ use crate::domain::render::Language;
 use crate::domain::sms::Encoding;
 use crate::domain::time::{parse_rfc3339, rfc3339};
 use crate::domain::{Error, tenant};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -65,11 +65,6 @@ impl CampaignRow {
 const COLUMNS: &str = "id, store_id, name, message, audience, priority, schedule_at, sender, discount_code, greek_gsm, status, total, pending, sending, sent, failed, \
                        cancelled, unknown, delivered, hold_id, started_at, finished_at, created_at, updated_at";
 
-/// `Some(None)` = sent as null (clear it); `None` = not sent (keep it).
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// The fields of a campaign a store may set. Used for create (name, message, audience required)
 /// and for PATCH (everything optional).
 #[derive(Debug, Default, Deserialize)]
@@ -79,11 +74,11 @@ pub struct CampaignInput {
     pub message: Option<String>,
     pub audience: Option<Audience>,
     pub priority: Option<Priority>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     pub schedule_at: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     pub sender: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     pub discount_code: Option<Option<String>>,
     pub greek_gsm: Option<bool>,
 }

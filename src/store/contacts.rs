@@ -72,11 +72,6 @@ pub struct NewContact {
     pub consent: Option<Consent>,
 }
 
-/// `Some(None)` = the field was sent as null (clear it); `None` = not sent (keep it).
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// For fields that can be left out but not cleared: `null` is a type error naming the field.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
@@ -87,11 +82,11 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 pub struct ContactPatch {
     #[serde(default, deserialize_with = "present")]
     pub phone: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     pub first_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     pub last_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     pub email: Option<Option<String>>,
     #[serde(default)]
     pub tags: Option<Vec<String>>,

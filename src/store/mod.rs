@@ -183,6 +183,11 @@ pub fn parse_cursor(cursor: Option<&str>) -> Result<i64, Error> {
     }
 }
 
+/// For PATCH bodies: `Some(None)` = the field was sent as null (clear it); `None` = not sent (keep it).
+pub fn double_option<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Lists fetch `limit + 1` rows; this trims the extra one and returns the cursor for the next
 /// page (the last id shown), or `None` on the last page.
 pub fn next_cursor<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Option<String> {
