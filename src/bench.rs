@@ -19,12 +19,15 @@ use std::str::FromStr;
 use std::time::Instant;
 
 mod send;
+mod sse;
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Import(a) => import_bench(a).await,
         BenchCommand::Preview(a) => preview_bench(a).await,
         BenchCommand::Send(a) => send::run(a).await,
+        BenchCommand::Sse(a) => sse::run(a).await,
+        BenchCommand::SseClients(a) => sse::clients(a).await,
     }
 }
 

@@ -144,6 +144,67 @@ pub enum BenchCommand {
     /// delivering it to a Mitto simulator (a separate process) over HTTP: launch time, messages/s,
     /// progress latency, peak RSS.
     Send(BenchSendArgs),
+    /// Seed contacts, open many SSE connections to one campaign's live events (in a child
+    /// process), send the campaign, and measure how long each event took to reach the clients:
+    /// event latency p50/p99, dropped connections, server RSS.
+    Sse(BenchSseArgs),
+    /// The SSE clients of `bench sse`, run as its child process (not for direct use).
+    #[command(hide = true)]
+    SseClients(BenchSseClientsArgs),
+}
+
+#[derive(Args)]
+pub struct BenchSseArgs {
+    /// Opted-in contacts to seed (not timed): the campaign's recipients.
+    #[arg(long, default_value_t = 200_000)]
+    pub contacts: u64,
+    /// Concurrent SSE connections watching the campaign.
+    #[arg(long, default_value_t = 1_000)]
+    pub clients: usize,
+    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
+    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
+    /// postgres://postgres@127.0.0.1/smscast_bench_sse. A SQLite path must not exist yet.
+    /// Deliberately not read from DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Maximum database connections of the app.
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
+    /// Send loops of the engine (in the app's process).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Messages per Mitto bulk call.
+    #[arg(long, default_value_t = 500)]
+    pub bulk_size: usize,
+    /// The simulator's processing time per call (with the bulk size and the send loops, it sets
+    /// how long the send lasts).
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
+    /// How often the clients' process reads the campaign's counters from the database, to know
+    /// when each change became visible.
+    #[arg(long, default_value_t = 20)]
+    pub sample_every_ms: u64,
+    /// Base URL of the unsubscribe links.
+    #[arg(long, default_value = "https://sms.example.gr")]
+    pub public_url: String,
+}
+
+#[derive(Args)]
+pub struct BenchSseClientsArgs {
+    /// Base URL of the app.
+    #[arg(long)]
+    pub url: String,
+    #[arg(long)]
+    pub campaign: i64,
+    #[arg(long)]
+    pub clients: usize,
+    #[arg(long)]
+    pub database_url: String,
+    #[arg(long, default_value_t = 20)]
+    pub sample_every_ms: u64,
+    /// The store's API key (passed in the environment, not on the command line).
+    #[arg(long, env = "SMSCAST_BENCH_SSE_KEY", hide_env_values = true)]
+    pub key: String,
 }
 
 #[derive(Args)]

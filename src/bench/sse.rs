@@ -1,0 +1,597 @@
+//! `smscast bench sse` (issue 5): many live-event (SSE) clients on one campaign during a send.
+//!
+//! The parent process seeds N opted-in contacts (bulk INSERTs, not timed), creates a campaign, and
+//! runs the app with its engine; a Mitto simulator runs as a child process. The SSE clients run in
+//! a second child process (`smscast bench sse-clients`), so the parent's memory is the server's:
+//! they open `--clients` connections to `GET /api/campaigns/{id}/events` over real HTTP and say
+//! when all are open; the parent then starts the send. While it runs, the clients' process also
+//! reads the campaign's counters straight from the database every `--sample-every-ms`, and records
+//! when each state first became visible there. An event's latency is the time from the first
+//! sample that shows its state (or a later one: the counters only grow during a send) to the
+//! moment a client parsed it. A connection is dropped when it failed to open, errored, or ended
+//! before the final status event.
+
+use crate::app::{self, AppConfig, EngineSetup};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{BenchSseArgs, BenchSseClientsArgs};
+use crate::provider::mitto::{MittoClient, MittoConfig};
+use crate::store::auth::Actor;
+use crate::store::stores::{self, CreateStore};
+use crate::store::{Db, on_db};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A `/proc/<pid>/status` field (`VmHWM:`, `VmRSS:`), in bytes.
+fn proc_status_bytes(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// User + system CPU seconds of a process (`/proc/<pid>/stat`, 100 ticks a second).
+fn proc_cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// This process's soft limit on open files.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+/// The `p`-th percentile (0–100) of sorted samples, nearest rank.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Starts `smscast simulator` on a loopback port; returns it with its base URL.
+async fn spawn_simulator(latency_ms: u64) -> anyhow::Result<(Child, String)> {
+    let exe = std::env::current_exe().context("cannot find the smscast executable")?;
+    let mut child = Command::new(exe)
+        .args(["simulator", "--listen", "127.0.0.1:0", "--latency-ms", &latency_ms.to_string()])
+        .env("SMSCAST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the simulator")?;
+    let mut lines = BufReader::new(child.stdout.take().context("simulator stdout")?).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some((_, url)) = line.split_once("listening on ") {
+                return Ok(url.trim().to_string());
+            }
+        }
+        bail!("the simulator exited before it was listening")
+    })
+    .await
+    .context("the simulator did not start within 20 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, url))
+}
+
+pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
+    use crate::store::campaigns::{self, CampaignInput};
+    // The clients' process holds one socket per client, this one the other end of each.
+    let need = args.clients as u64 + 256;
+    if let Some(limit) = open_files_limit().filter(|l| *l < need) {
+        bail!(
+            "{} SSE clients need about {need} open files per process, the limit is {limit}: raise it first (ulimit -n {need})",
+            args.clients
+        );
+    }
+    let scratch = super::Scratch::new()?;
+    let url = match &args.database_url {
+        None => format!("sqlite://{}", scratch.0.join("bench.db").display()),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            super::fresh_postgres(u).await?;
+            u.clone()
+        }
+        Some(u) => {
+            let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
+            if Path::new(path).exists() {
+                bail!("{path} exists; the bench needs a fresh SQLite file (remove it or pick another path)");
+            }
+            format!("sqlite://{path}")
+        }
+    };
+    let postgres = !url.starts_with("sqlite");
+    let db = Db::connect(&url, args.db_connections).await.context("cannot open the benchmark database")?;
+    let now = SystemClock.now_ms();
+    let created = stores::create(
+        &db,
+        now,
+        CreateStore {
+            name: "Bench SSE",
+            email: "bench-sse@smscast.local",
+            country: "GR",
+            language: "el",
+            timezone: "Europe/Athens",
+            sender_name: None,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let store_id = created.store.store_id();
+    let seeding = Instant::now();
+    super::seed_contacts(&db, store_id.0, args.contacts, now).await?;
+    let seeded_in = seeding.elapsed().as_secs_f64();
+    eprintln!("seeded {} contacts in {seeded_in:.1} s (not timed)", args.contacts);
+    if postgres {
+        on_db!(&db, |p| sqlx::query("VACUUM ANALYZE contacts").execute(p).await.map(|_| ()))?;
+    }
+    let mut tx = db.begin().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::ledger::top_up(&mut tx, store_id, 1_000_000_000, "bench", "bench-sse", now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let campaign = campaigns::create(
+        &db,
+        store_id,
+        &Actor::Operator,
+        CampaignInput {
+            name: Some("Καλοκαιρινές εκπτώσεις".into()),
+            message: Some("Γεια σου {{first_name}}! -20% σε όλα με τον κωδικό {{discount_code}} ως την Κυριακή.".into()),
+            audience: Some(crate::domain::campaign::Audience::All),
+            discount_code: Some(Some("SUMMER20".into())),
+            ..CampaignInput::default()
+        },
+        now,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+
+    let (mut simulator, sim_url) = spawn_simulator(args.latency_ms).await?;
+    let client = MittoClient::new(MittoConfig {
+        base_url: sim_url.clone(),
+        api_key: "bench".into(),
+        traffic_account_id: "bench".into(),
+        bulk_size: args.bulk_size,
+        timeout: Duration::from_secs(20),
+    })
+    .map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let cfg = AppConfig {
+        database_url: url.clone(),
+        db_connections: args.db_connections,
+        public_url: Some(args.public_url.clone()),
+        max_import_bytes: 1 << 20,
+        session_ttl_ms: 3_600_000,
+        billing: crate::domain::credits::Billing::PerSegment,
+        hold_ttl_ms: 24 * 3_600_000,
+        clock: Arc::new(SystemClock),
+        engine: Some(EngineSetup::new(Arc::new(client), args.workers)),
+    };
+    let running = app::start_with_db(cfg, db.clone(), listener).await?;
+    let base = running.url();
+
+    // From here on this process is the server: the app, its engine and its connection pool.
+    let peak_seeding = super::peak_rss_bytes().unwrap_or(0);
+    let peak_reset = super::reset_peak_rss();
+    let rss_idle = proc_status_bytes("self", "VmRSS:").unwrap_or(0);
+
+    let exe = std::env::current_exe().context("cannot find the smscast executable")?;
+    let mut clients = Command::new(exe)
+        .args(["bench", "sse-clients", "--url", &base, "--campaign", &campaign.id.to_string()])
+        .args(["--clients", &args.clients.to_string(), "--database-url", &url])
+        .args(["--sample-every-ms", &args.sample_every_ms.to_string()])
+        .env("SMSCAST_BENCH_SSE_KEY", &created.api_key)
+        .env("SMSCAST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the clients' process")?;
+    let clients_pid = clients.id().map(|p| p.to_string()).unwrap_or_default();
+    let mut lines = BufReader::new(clients.stdout.take().context("clients' stdout")?).lines();
+    let ready: Value = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix("ready ") {
+                return Ok(serde_json::from_str(rest)?);
+            }
+        }
+        bail!("the clients' process exited before its connections were open")
+    })
+    .await
+    .context("the clients did not connect within 300 s")??;
+    let rss_open = proc_status_bytes("self", "VmRSS:").unwrap_or(0);
+    let hwm_open = super::peak_rss_bytes().unwrap_or(0);
+    eprintln!("clients: {ready}");
+
+    let http = reqwest::Client::new();
+    let cpu_start = proc_cpu_seconds("self").unwrap_or(0.0);
+    let started = Instant::now();
+    let res = http
+        .post(format!("{base}/api/campaigns/{}/send", campaign.id))
+        .bearer_auth(&created.api_key)
+        .header("idempotency-key", "bench-sse")
+        .send()
+        .await?;
+    let status = res.status();
+    let launched: Value = res.json().await?;
+    let launch = started.elapsed().as_secs_f64();
+    if status.as_u16() != 202 {
+        bail!("the send call answered {status}: {launched}");
+    }
+    eprintln!("launched in {launch:.2} s: {launched}");
+    let result: Value = tokio::time::timeout(Duration::from_secs(3600), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix("result ") {
+                return Ok(serde_json::from_str(rest)?);
+            }
+        }
+        bail!("the clients' process exited without a result")
+    })
+    .await
+    .context("no result within an hour")??;
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = super::peak_rss_bytes().unwrap_or(0);
+    let rss_end = proc_status_bytes("self", "VmRSS:").unwrap_or(0);
+    let cpu = proc_cpu_seconds("self").unwrap_or(0.0) - cpu_start;
+    let clients_hwm = proc_status_bytes(&clients_pid, "VmHWM:");
+    let clients_cpu = proc_cpu_seconds(&clients_pid);
+    let _ = tokio::time::timeout(Duration::from_secs(10), clients.wait()).await;
+    let progress = crate::store::campaigns::get(&db, store_id, campaign.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    running.stop().await;
+    let _ = simulator.kill().await;
+
+    let lat = &result["latency_ms"];
+    let fmt = |v: &Value| format!("p50 {} ms, p99 {} ms, max {} ms ({} events)", v["p50"], v["p99"], v["max"], v["count"]);
+    let p99 = lat["all"]["p99"].as_f64().unwrap_or(f64::INFINITY);
+    let dropped = result["dropped"].as_u64().unwrap_or(u64::MAX);
+    let database = if postgres { "PostgreSQL" } else { "SQLite" };
+    println!("database:          {database}");
+    println!(
+        "engine:            in this process, {} send loop(s), bulk size {}, simulator latency {} ms",
+        args.workers, args.bulk_size, args.latency_ms
+    );
+    println!("contacts:          {} (seeded in {seeded_in:.1} s, not timed)", args.contacts);
+    println!("messages:          {} → campaign {} with {} sent", launched["messages"], progress.status, progress.sent);
+    println!("send:              launch {launch:.2} s, {elapsed:.1} s from the send call until every client's stream ended");
+    println!(
+        "clients:           {} SSE connections in a child process, all open in {} s; {} failed to open",
+        args.clients, ready["open_seconds"], ready["failed"]
+    );
+    println!(
+        "events received:   {} ({} progress, {} status; per client {}–{}; {} not matched to a sample), not counting the status each client gets on connecting",
+        result["events"],
+        result["progress_events"],
+        result["status_events"],
+        result["per_client_min"],
+        result["per_client_max"],
+        result["unmatched"]
+    );
+    println!("event latency:     {}", fmt(&lat["all"]));
+    println!("  progress:        {}", fmt(&lat["progress"]));
+    println!("  status:          {}", fmt(&lat["status"]));
+    println!(
+        "  how measured:    from the last database sample (every {} ms) that did not yet show the event's state: an upper bound; from the first that did: {}",
+        args.sample_every_ms,
+        fmt(&lat["all_lower"])
+    );
+    println!(
+        "                   ({} distinct states sampled; a state change falls in a window of p50 {} ms, max {} ms between two samples)",
+        result["samples"], result["sample_gap_ms"]["p50"], result["sample_gap_ms"]["max"]
+    );
+    println!("dropped:           {dropped} ({})", result["drop_reasons"]);
+    println!(
+        "server RSS:        peak {:.1} MB (VmHWM of the app's process, from after seeding to the end; clients and simulator are other processes)",
+        mb(peak)
+    );
+    println!(
+        "  RSS:             {:.1} MB idle → {:.1} MB with {} connections open (peak {:.1} MB) → {:.1} MB at the end{}",
+        mb(rss_idle),
+        mb(rss_open),
+        args.clients,
+        mb(hwm_open),
+        mb(rss_end),
+        if peak_reset { format!("; {:.1} MB peak while seeding", mb(peak_seeding)) } else { "; peak mark not resettable".into() }
+    );
+    println!("server CPU:        {cpu:.1} s over {elapsed:.1} s ({:.0}% of one core)", cpu * 100.0 / elapsed);
+    if let (Some(h), Some(c)) = (clients_hwm, clients_cpu) {
+        println!("clients' process:  peak RSS {:.1} MB, CPU {c:.1} s (not the server's)", mb(h));
+    }
+    println!(
+        "target:            p99 ≤ 1500 ms and no dropped connections → {}",
+        if p99 <= 1500.0 && dropped == 0 { "met" } else { "MISSED" }
+    );
+    if progress.status != "sent" || launched["messages"].as_i64() != Some(progress.sent) {
+        bail!("the send did not finish as expected: {} with {} sent", progress.status, progress.sent);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The clients' process.
+
+/// What a client parsed from one event.
+struct Received {
+    at: Instant,
+    status: bool,
+    state: State,
+}
+
+/// The parts of a campaign's state that only grow during a send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct State {
+    /// 0 before the send, 1 sending, 2 final.
+    stage: u8,
+    /// Messages claimed by a send loop so far (total − pending).
+    claimed: i64,
+    /// sent + failed + cancelled + unknown.
+    processed: i64,
+}
+
+impl State {
+    fn covers(&self, o: &State) -> bool {
+        self.stage >= o.stage && self.claimed >= o.claimed && self.processed >= o.processed
+    }
+}
+
+fn stage(status: &str) -> u8 {
+    match status {
+        "sent" | "failed" | "cancelled" => 2,
+        "draft" | "scheduled" => 0,
+        _ => 1,
+    }
+}
+
+fn state_of(p: &Value) -> State {
+    let n = |k: &str| p[k].as_i64().unwrap_or(0);
+    State { stage: stage(p["status"].as_str().unwrap_or("")), claimed: n("total") - n("pending"), processed: n("processed") }
+}
+
+struct ClientOutcome {
+    events: Vec<Received>,
+    /// None when the stream ended after the final status.
+    dropped: Option<String>,
+}
+
+/// One SSE connection: reads events until the final status (or an error), and reports when the
+/// first event (the current status, sent at once) arrived.
+async fn watch(http: reqwest::Client, url: String, key: Arc<str>, opened: tokio::sync::mpsc::UnboundedSender<bool>) -> ClientOutcome {
+    let mut events = Vec::with_capacity(64);
+    let res = match http.get(&url).bearer_auth(&*key).send().await {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            let _ = opened.send(false);
+            return ClientOutcome { events, dropped: Some(format!("HTTP {}", r.status().as_u16())) };
+        }
+        Err(e) => {
+            let _ = opened.send(false);
+            return ClientOutcome { events, dropped: Some(format!("connect: {}", e.without_url())) };
+        }
+    };
+    let mut res = res;
+    let mut buf = String::new();
+    let mut first = true;
+    loop {
+        let chunk = match res.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                if first {
+                    let _ = opened.send(false);
+                }
+                return ClientOutcome { events, dropped: Some("ended before the final status".into()) };
+            }
+            Err(e) => {
+                if first {
+                    let _ = opened.send(false);
+                }
+                return ClientOutcome { events, dropped: Some(format!("read: {}", e.without_url())) };
+            }
+        };
+        let at = Instant::now();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut kind, mut data) = ("message", String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    kind = if v.trim() == "status" { "status" } else { "progress" };
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&data) else { continue };
+            let is_status = kind == "status";
+            let state = if is_status {
+                let mut s = state_of(&v["progress"]);
+                s.stage = stage(v["status"].as_str().unwrap_or(""));
+                s
+            } else {
+                state_of(&v)
+            };
+            if first {
+                first = false;
+                let _ = opened.send(true);
+            } else {
+                events.push(Received { at, status: is_status, state });
+            }
+            if is_status && state.stage == 2 {
+                return ClientOutcome { events, dropped: None };
+            }
+        }
+    }
+}
+
+/// One state of the campaign as the sampler saw it, over one or more consecutive samples.
+struct Sample {
+    state: State,
+    /// When the first sample showing it returned.
+    first_after: Instant,
+    /// When the last sample showing it started.
+    last_before: Instant,
+}
+
+#[derive(sqlx::FromRow)]
+struct Counters {
+    status: String,
+    total: i64,
+    pending: i64,
+    processed: i64,
+}
+
+/// `smscast bench sse-clients`: the client side of `bench sse`. Prints `ready {…}` when every
+/// connection is open (or failed), then `result {…}` when every stream has ended.
+pub async fn clients(args: BenchSseClientsArgs) -> anyhow::Result<()> {
+    let db = Db::connect(&args.database_url, 2).await.context("cannot open the benchmark database")?;
+    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(30)).tcp_nodelay(true).build()?;
+    let url = format!("{}/api/campaigns/{}/events", args.url, args.campaign);
+    let key: Arc<str> = args.key.into();
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.clients);
+    // Open at most 100 at a time: a burst of 1,000 SYNs at once would only test the listen backlog.
+    let gate = Arc::new(tokio::sync::Semaphore::new(100));
+    for _ in 0..args.clients {
+        let (http, url, key, tx, gate, finished) =
+            (http.clone(), url.clone(), key.clone(), opened_tx.clone(), gate.clone(), finished.clone());
+        tasks.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await;
+            let (inner_tx, mut inner_rx) = tokio::sync::mpsc::unbounded_channel();
+            let stream = tokio::spawn(watch(http, url, key, inner_tx));
+            // Hold the permit until this connection is open (or failed).
+            let ok = inner_rx.recv().await.unwrap_or(false);
+            drop(permit);
+            let _ = tx.send(ok);
+            let out = stream.await.unwrap_or_else(|e| ClientOutcome { events: Vec::new(), dropped: Some(format!("task: {e}")) });
+            finished.fetch_add(1, Ordering::Relaxed);
+            out
+        }));
+    }
+    drop(opened_tx);
+    let (mut open, mut failed) = (0usize, 0usize);
+    while open + failed < args.clients {
+        match tokio::time::timeout(Duration::from_secs(120), opened_rx.recv()).await {
+            Ok(Some(true)) => open += 1,
+            Ok(Some(false)) => failed += 1,
+            _ => break,
+        }
+    }
+    let open_seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    println!("ready {}", json!({"open": open, "failed": failed, "open_seconds": open_seconds}));
+
+    // Sample the counters from the database until every stream ended, or 30 s after the final
+    // status (the streams still open then are stalled), or an hour.
+    let every = Duration::from_millis(args.sample_every_ms.max(1));
+    let mut samples: Vec<Sample> = Vec::with_capacity(8192);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut final_at: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        tick.tick().await;
+        let before = Instant::now();
+        let row: Result<Counters, sqlx::Error> = on_db!(&db, |p| sqlx::query_as(
+            "SELECT status, total, pending, sent + failed + cancelled + unknown AS processed FROM campaigns WHERE id = $1"
+        )
+        .bind(args.campaign)
+        .fetch_one(p)
+        .await);
+        let at = Instant::now();
+        match row {
+            Ok(c) => {
+                let s = State { stage: stage(&c.status), claimed: c.total - c.pending, processed: c.processed };
+                match samples.last_mut() {
+                    Some(l) if l.state == s => l.last_before = before,
+                    _ => samples.push(Sample { state: s, first_after: at, last_before: before }),
+                }
+                if s.stage == 2 && final_at.is_none() {
+                    final_at = Some(at);
+                }
+            }
+            Err(e) => eprintln!("sampler: {e}"),
+        }
+        if finished.load(Ordering::Relaxed) >= args.clients
+            || final_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30))
+            || Instant::now() > deadline
+        {
+            break;
+        }
+    }
+    db.close().await;
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if t.is_finished() {
+            outcomes.push(t.await.unwrap_or_else(|e| ClientOutcome { events: Vec::new(), dropped: Some(format!("task: {e}")) }));
+        } else {
+            t.abort();
+            outcomes.push(ClientOutcome { events: Vec::new(), dropped: Some("stalled: no final status 30 s after it".into()) });
+        }
+    }
+
+    // Latency of each event: from the first sample whose state covers the event's state.
+    let (mut all, mut progress, mut status) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unmatched = 0u64;
+    let mut all_lower = Vec::new();
+    let mut drop_reasons = std::collections::BTreeMap::<String, u64>::new();
+    let (mut per_min, mut per_max) = (usize::MAX, 0usize);
+    for o in &outcomes {
+        if let Some(r) = &o.dropped {
+            *drop_reasons.entry(r.clone()).or_default() += 1;
+        }
+        per_min = per_min.min(o.events.len());
+        per_max = per_max.max(o.events.len());
+        for e in &o.events {
+            // The state became visible after the last sample that did not show it started, and
+            // before the first one that did returned.
+            let i = samples.partition_point(|s| !s.state.covers(&e.state));
+            let (Some(prev), Some(first)) = (i.checked_sub(1).and_then(|p| samples.get(p)), samples.get(i)) else {
+                unmatched += 1;
+                continue;
+            };
+            let ms = |t: Instant| e.at.checked_duration_since(t).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            let (upper, lower) = (ms(prev.last_before), ms(first.first_after));
+            all.push(upper);
+            all_lower.push(lower);
+            if e.status { status.push(upper) } else { progress.push(upper) }
+        }
+    }
+    let summary = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let r = |x: f64| (x * 10.0).round() / 10.0;
+        json!({"count": v.len(), "p50": r(percentile(v, 50.0)), "p90": r(percentile(v, 90.0)), "p99": r(percentile(v, 99.0)), "max": r(v.last().copied().unwrap_or(f64::NAN))})
+    };
+    // How far apart a change and the sample before it can be: the measurement's resolution.
+    let mut gaps: Vec<f64> = samples.windows(2).map(|w| (w[1].first_after - w[0].last_before).as_secs_f64() * 1000.0).collect();
+    gaps.sort_by(f64::total_cmp);
+    let dropped = outcomes.iter().filter(|o| o.dropped.is_some()).count();
+    let result = json!({
+        "events": all.len() as u64 + unmatched,
+        "progress_events": progress.len(),
+        "status_events": status.len(),
+        "per_client_min": if outcomes.is_empty() { 0 } else { per_min },
+        "per_client_max": per_max,
+        "samples": samples.len(),
+        "sample_gap_ms": {"p50": (percentile(&gaps, 50.0) * 10.0).round() / 10.0, "max": (gaps.last().copied().unwrap_or(f64::NAN) * 10.0).round() / 10.0},
+        "unmatched": unmatched,
+        "dropped": dropped,
+        "drop_reasons": drop_reasons,
+        "latency_ms": {"all": summary(&mut all), "all_lower": summary(&mut all_lower), "progress": summary(&mut progress), "status": summary(&mut status)},
+    });
+    println!("result {result}");
+    Ok(())
+}
