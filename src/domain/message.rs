@@ -4,6 +4,7 @@
 
 use super::render::{Language, Template, TemplateError, Vars, unsubscribe_footer};
 use super::sms::{self, SegmentInfo};
+use std::borrow::Cow;
 
 /// The most a rendered message body may be, in characters (the footer comes on top).
 pub const MAX_CHARS: usize = 1600;
@@ -38,12 +39,18 @@ impl Composer {
 
     /// Renders the message body (without footer) into `out`; returns its length in characters.
     pub fn body(&self, first_name: Option<&str>, last_name: Option<&str>, out: &mut String) -> usize {
+        self.render_body(first_name, last_name, out);
+        out.chars().count()
+    }
+
+    /// Runs per recipient, so no allocation unless the Greek GSM mapping needs one.
+    fn render_body(&self, first_name: Option<&str>, last_name: Option<&str>, out: &mut String) {
         out.clear();
-        let map = |v: Option<&str>| if self.greek_gsm { v.map(sms::greek_to_gsm) } else { v.map(str::to_string) };
+        let greek = self.greek_gsm;
+        let map = |v| mapped(greek, v);
         let (first, last) = (map(first_name), map(last_name));
         let vars = Vars { first_name: first.as_deref(), last_name: last.as_deref(), discount_code: self.discount_code.as_deref() };
         self.template.render(&vars, out);
-        out.chars().count()
     }
 
     /// Renders the full text for one recipient into `out` and counts its segments.
@@ -55,13 +62,20 @@ impl Composer {
         unsubscribe_code: &str,
         out: &mut String,
     ) -> Option<SegmentInfo> {
-        if self.body(first_name, last_name, out) > MAX_CHARS {
+        self.render_body(first_name, last_name, out);
+        // A char is at least one byte, so only a long body needs counting.
+        if out.len() > MAX_CHARS && out.chars().count() > MAX_CHARS {
             return None;
         }
         out.push_str(&self.footer_prefix);
         out.push_str(unsubscribe_code);
         Some(sms::analyze(out))
     }
+}
+
+/// A merge value as sent: mapped to GSM look-alikes when the Greek option is on, else as is.
+fn mapped(greek_gsm: bool, v: Option<&str>) -> Option<Cow<'_, str>> {
+    v.map(|v| if greek_gsm { Cow::Owned(sms::greek_to_gsm(v)) } else { Cow::Borrowed(v) })
 }
 
 /// A stand-in code for previews: same length and character class as a real one, so the

@@ -69,37 +69,81 @@ pub struct SegmentInfo {
 /// ZWJ emoji) together: that needs Unicode segmentation tables std lacks, and
 /// the rare off-by-one is reconciled against the provider's part count anyway.
 pub fn analyze(text: &str) -> SegmentInfo {
-    let characters = text.chars().count();
-    let encoding = if text.chars().all(is_gsm7_char) { Encoding::Gsm7 } else { Encoding::Ucs2 };
-    let weight = |c: char| match encoding {
-        // `unwrap_or` is unreachable: every char was checked above.
-        Encoding::Gsm7 => gsm7_weight(c).unwrap_or(2),
-        // Once UCS-2, extension chars cost their UTF-16 length, not 2 (vector 24).
-        Encoding::Ucs2 => c.len_utf16(),
-    };
-    let units: usize = text.chars().map(weight).sum();
-
-    let segments = if units == 0 {
-        0
-    } else if units <= encoding.single_limit() {
-        1
-    } else {
-        let limit = encoding.part_limit();
-        let mut parts: u32 = 1;
-        let mut used = 0;
-        for w in text.chars().map(weight) {
-            // Each char is one indivisible item (weight ≤ 2 ≤ limit), so a
-            // char that does not fit opens the next part whole.
-            if used + w > limit {
-                parts += 1;
-                used = 0;
+    // This runs for every recipient of every preview and send, so it walks the text as little
+    // as it can. GSM-7 first: weights and packing in one pass, stopping at the first char
+    // outside the tables.
+    let mut gsm = Packing::default();
+    let mut characters = 0;
+    let mut all_gsm = true;
+    for c in text.chars() {
+        match gsm7_weight(c) {
+            Some(w) => {
+                gsm.push(w, GSM7_PART);
+                characters += 1;
             }
-            used += w;
+            None => {
+                all_gsm = false;
+                break;
+            }
         }
-        parts
+    }
+    if all_gsm {
+        return gsm.finish(Encoding::Gsm7, characters);
+    }
+    // UCS-2: every char costs its UTF-16 length (so extension chars no longer weigh 2, vector
+    // 24): 1, or 2 for the astral chars, whose UTF-8 lead byte is 0xF0..=0xF4. Without astral
+    // chars every item weighs 1 and greedy packing is plain division.
+    let characters = text.chars().count();
+    let astral = text.bytes().filter(|b| *b >= 0xF0).count();
+    let packing = if astral == 0 {
+        let units = characters;
+        Packing { units, parts: units.div_ceil(UCS2_PART).max(1) as u32, used: 0 }
+    } else {
+        let mut p = Packing::default();
+        for c in text.chars() {
+            p.push(c.len_utf16(), UCS2_PART);
+        }
+        p
     };
+    packing.finish(Encoding::Ucs2, characters)
+}
 
-    SegmentInfo { encoding, characters, units, segments }
+/// Greedy packing into concatenated parts.
+struct Packing {
+    units: usize,
+    parts: u32,
+    used: usize,
+}
+
+impl Default for Packing {
+    fn default() -> Self {
+        Packing { units: 0, parts: 1, used: 0 }
+    }
+}
+
+impl Packing {
+    /// Each char is one indivisible item (weight ≤ 2 ≤ limit), so a char that does not fit opens
+    /// the next part whole.
+    fn push(&mut self, w: usize, limit: usize) {
+        self.units += w;
+        if self.used + w > limit {
+            self.parts += 1;
+            self.used = 0;
+        }
+        self.used += w;
+    }
+
+    fn finish(self, encoding: Encoding, characters: usize) -> SegmentInfo {
+        let units = self.units;
+        let segments = if units == 0 {
+            0
+        } else if units <= encoding.single_limit() {
+            1
+        } else {
+            self.parts
+        };
+        SegmentInfo { encoding, characters, units, segments }
+    }
 }
 
 /// True if `c` is in the GSM-7 basic or extension table.
@@ -499,6 +543,35 @@ mod tests {
         parts.len() as u32
     }
 
+    /// The straightforward multi-pass version `analyze` replaced (one pass is faster); the two
+    /// must agree on every field.
+    fn analyze_multi_pass(text: &str) -> SegmentInfo {
+        let characters = text.chars().count();
+        let encoding = if text.chars().all(is_gsm7_char) { Encoding::Gsm7 } else { Encoding::Ucs2 };
+        let weight = |c: char| match encoding {
+            Encoding::Gsm7 => gsm7_weight(c).unwrap_or(2),
+            Encoding::Ucs2 => c.len_utf16(),
+        };
+        let units: usize = text.chars().map(weight).sum();
+        let segments = if units == 0 {
+            0
+        } else if units <= encoding.single_limit() {
+            1
+        } else {
+            let limit = encoding.part_limit();
+            let (mut parts, mut used) = (1, 0);
+            for w in text.chars().map(weight) {
+                if used + w > limit {
+                    parts += 1;
+                    used = 0;
+                }
+                used += w;
+            }
+            parts
+        };
+        SegmentInfo { encoding, characters, units, segments }
+    }
+
     /// Letters of the modern and polytonic Greek alphabet.
     fn greek_letter() -> impl Strategy<Value = char> {
         let mut letters: Vec<char> = ('\u{0391}'..='\u{03A9}')
@@ -537,6 +610,16 @@ mod tests {
         #[test]
         fn prop_matches_reference_packer(text in sms_text(400)) {
             prop_assert_eq!(analyze(&text).segments, reference_segments(&text));
+        }
+
+        #[test]
+        fn prop_one_pass_matches_multi_pass(text in sms_text(700)) {
+            prop_assert_eq!(analyze(&text), analyze_multi_pass(&text));
+        }
+
+        #[test]
+        fn prop_one_pass_matches_multi_pass_gsm(text in gsm_text(700)) {
+            prop_assert_eq!(analyze(&text), analyze_multi_pass(&text));
         }
 
         #[test]

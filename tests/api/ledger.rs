@@ -21,21 +21,21 @@ const TTL_MS: i64 = 1_000;
 const START: i64 = 1_700_000_000_000;
 
 /// A database for one test or one property case; a PostgreSQL one is dropped afterwards.
-struct TempDb {
-    db: Db,
+pub(crate) struct TempDb {
+    pub(crate) db: Db,
     pg: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl TempDb {
-    async fn new(b: Backend, connections: u32) -> TempDb {
+    pub(crate) async fn new(b: Backend, connections: u32) -> TempDb {
         let dir = tempfile::tempdir().expect("tempdir");
         let (url, pg) = fresh_database(b, dir.path()).await;
         let db = Db::connect(&url, connections).await.expect("connect and migrate");
         TempDb { db, pg, _dir: dir }
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         self.db.close().await;
         if let Some(name) = self.pg.take() {
             drop_database(&name);

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod audience;
 mod auth;
 mod campaigns;
 mod cli;
