@@ -142,13 +142,12 @@ pub fn generate_csv(path: &Path, rows: u64) -> anyhow::Result<u64> {
         if next(4) != 0 {
             write!(out, "customer{i}@example.gr")?;
         }
-        let nt = std::env::var("XT").is_ok();
-        match if nt { 0 } else { next(3) } {
+        match next(3) {
             0 => write!(out, ",")?,
             1 => write!(out, ",{}", TAGS[next(TAGS.len() as u64) as usize])?,
             _ => write!(out, ",\"{},{}\"", TAGS[next(3) as usize], TAGS[3 + next(3) as usize])?,
         }
-        let consent = match if std::env::var("XC").is_ok() { 1 } else { next(10) } {
+        let consent = match next(10) {
             0 => "opted_out",
             1 => "",
             2 => "unknown",

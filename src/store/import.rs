@@ -311,6 +311,28 @@ fn params(pg: bool, first: usize, rows: usize, cols: usize) -> String {
     s
 }
 
+/// Splits `n` rows into chunks of `max` (a power of two), then powers of two for the rest. Tags and
+/// consent events vary in number from batch to batch; chunking them to a handful of fixed sizes
+/// lets the database reuse a few prepared statements instead of preparing a new multi-thousand-
+/// parameter statement for every batch (which also filled the statement cache).
+fn chunk_sizes(n: usize, max: usize) -> Vec<usize> {
+    debug_assert!(max.is_power_of_two());
+    let mut sizes = vec![max; n / max];
+    let (mut rest, mut size) = (n % max, max / 2);
+    while rest > 0 {
+        if rest >= size {
+            sizes.push(size);
+            rest -= size;
+        } else {
+            size /= 2;
+        }
+    }
+    sizes
+}
+
+/// Rows per statement for tags and consent events (see `chunk_sizes`).
+const CHUNK: usize = 512;
+
 /// Writes one batch in the given transaction, in a fixed number of statements whatever the batch
 /// size. Returns (created, updated).
 async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result<(u64, u64), Error> {
@@ -367,7 +389,10 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
     .map_err(db_err)?;
     let id_of: HashMap<&str, i64> = ids.iter().map(|(id, p)| (p.as_str(), *id)).collect();
     let tags: Vec<(i64, &str)> = rows.iter().flat_map(|r| r.tags.iter().map(|t| (id_of[r.phone.as_str()], t.as_str()))).collect();
-    for chunk in tags.chunks(BATCH) {
+    let mut rest = &tags[..];
+    for size in chunk_sizes(tags.len(), CHUNK) {
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
         let sql =
             format!("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES {} ON CONFLICT DO NOTHING", params(pg, 1, chunk.len(), 3));
         on_tx!(tx, |c| {
@@ -380,7 +405,10 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
         .map_err(db_err)?;
     }
     // The consent history, as `contacts::record_consent` writes it, one statement per chunk.
-    for chunk in events.chunks(BATCH) {
+    let mut rest = &events[..];
+    for size in chunk_sizes(events.len(), CHUNK) {
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
         let sql = format!(
             "INSERT INTO consent_events (store_id, contact_id, phone, from_consent, to_consent, source, actor, at) VALUES {}",
             params(pg, 1, chunk.len(), 8)
@@ -408,23 +436,57 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
 }
 
 async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> Result<HashMap<&'r str, Consent>, Error> {
-    let pg = tx.is_postgres();
-    let sql = format!(
-        "SELECT phone, consent FROM contacts WHERE store_id = {} AND phone IN {}",
-        if pg { "$1" } else { "?" },
-        params(pg, 2, 1, rows.len())
-    );
-    let found: Vec<(String, String)> = on_tx!(tx, |c| {
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
-        for r in rows {
-            q = q.bind(&r.phone);
+    let found: Vec<(String, String)> = match tx {
+        Tx::Sqlite(c) => {
+            let sql = format!("SELECT phone, consent FROM contacts WHERE store_id = ? AND phone IN {}", params(false, 2, 1, rows.len()));
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
+            for r in rows {
+                q = q.bind(&r.phone);
+            }
+            q.fetch_all(&mut **c).await
         }
-        q.fetch_all(c).await
-    })
+        // One probe of the (store_id, phone) index per number, whatever the planner's statistics
+        // say. With `phone IN (…)`, stale statistics (a table grown inside the import's own
+        // transactions) made PostgreSQL scan every contact of the store for each batch.
+        Tx::Pg(c) => {
+            let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+            sqlx::query_as(
+                "SELECT p.phone, c.consent FROM unnest($2::text[]) AS p(phone)
+                 CROSS JOIN LATERAL (SELECT consent FROM contacts WHERE store_id = $1 AND phone = p.phone LIMIT 1) c",
+            )
+            .bind(store.0)
+            .bind(phones)
+            .fetch_all(&mut **c)
+            .await
+        }
+    }
     .map_err(db_err)?;
     let by_phone: HashSet<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
     Ok(found
         .into_iter()
         .filter_map(|(p, c)| by_phone.get(p.as_str()).map(|k| (*k, Consent::parse(&c).unwrap_or(Consent::Unknown))))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_with_few_distinct_sizes() {
+        for n in [0, 1, 2, 3, 511, 512, 513, 1000, 1023, 1024, 1300, 5000] {
+            let sizes = chunk_sizes(n, 512);
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}");
+            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= 512), "{n}: {sizes:?}");
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{n}: {sizes:?}");
+        }
+        assert_eq!(chunk_sizes(1300, 512), [512, 512, 256, 16, 4]);
+    }
+
+    #[test]
+    fn placeholders_per_dialect() {
+        assert_eq!(params(true, 2, 2, 2), "($2,$3),($4,$5)");
+        assert_eq!(params(false, 2, 2, 2), "(?,?),(?,?)");
+        assert_eq!(params(true, 2, 1, 3), "($2,$3,$4)");
+    }
 }

@@ -498,7 +498,40 @@ async fn phone_parsing_in_import(b: Backend) {
     assert_eq!(error_list(&r).iter().map(|e| e.0).collect::<Vec<_>>(), [8, 9, 10]);
 }
 
+async fn large_file_keeps_every_tag_and_consent_event(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Large").await;
+    // More rows than one write batch, with a consent and tags on every row, so tags and consent
+    // events are written in several statements per batch.
+    let mut csv = String::from("phone,first_name,tags,consent\n");
+    for i in 0..1300 {
+        csv.push_str(&format!(
+            "69{:08},P{i},\"all,{}\",{}\n",
+            30_000_000 + i,
+            if i % 2 == 0 { "even" } else { "odd" },
+            if i % 3 == 0 { "no" } else { "yes" }
+        ));
+    }
+    let (st, r) = t.import_csv(&s.key, &csv).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(report(&r), (1300, 1300, 0, 0));
+    assert_eq!(list_all(&t, &s.key, "tag=all", 500).await.len(), 1300);
+    assert_eq!(list_all(&t, &s.key, "tag=even", 500).await.len(), 650);
+    assert_eq!(list_all(&t, &s.key, "consent=opted_out", 500).await.len(), 434);
+    assert_eq!(list_all(&t, &s.key, "consent=opted_in", 500).await.len(), 866);
+    for i in [0, 511, 512, 1023, 1299] {
+        let c = by_phone(&t, &s.key, &format!("+3069{:08}", 30_000_000 + i)).await;
+        assert_eq!(c["first_name"], format!("P{i}"));
+        let (_, h) = t.get(&format!("/api/contacts/{}/consent-history", c["id"]), &s.key).await;
+        let items = h["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "row {i}: {h}");
+        assert_eq!(items[0]["to"], if i % 3 == 0 { "opted_out" } else { "opted_in" });
+        assert_eq!(items[0]["source"], "import");
+    }
+}
+
 dual!(
+    large_file_keeps_every_tag_and_consent_event,
     empty_file_and_header_only,
     bom_crlf_lf_and_quoting,
     invalid_rows_among_good_ones,
