@@ -60,6 +60,10 @@ pub struct Engine {
     /// heuristic, so per-process memory is enough: each engine sees its share of the calls.
     recent: std::sync::Mutex<std::collections::HashMap<i64, std::collections::VecDeque<bool>>>,
     times: LoopTimes,
+    /// SQLite only: this engine's database writes take turns here. SQLite has one writer at a
+    /// time, and a writer that finds the database busy polls with sleeps of up to 100 ms (its busy
+    /// handler); queued here instead, the next loop starts the moment the previous one commits.
+    sqlite_turn: Option<tokio::sync::Mutex<()>>,
 }
 
 /// Where the send loops' wall-clock time goes, summed over all loops of this engine: claiming
@@ -123,6 +127,7 @@ fn host_name() -> String {
 impl Engine {
     pub fn new(db: Db, provider: Arc<dyn SmsProvider>, clock: SharedClock, cfg: EngineConfig) -> Arc<Engine> {
         let id = format!("{}-{}-{}", host_name(), std::process::id(), crate::secrets::random_token(6));
+        let db_is_pg = db.is_postgres();
         Arc::new(Engine {
             id,
             db,
@@ -132,7 +137,17 @@ impl Engine {
             in_flight: AtomicI64::new(0),
             recent: Default::default(),
             times: LoopTimes::default(),
+            sqlite_turn: (!db_is_pg).then(|| tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// Waits for this engine's turn to write (SQLite); no wait on PostgreSQL, whose row locks let
+    /// claims and outcomes run side by side.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.sqlite_turn {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
     }
 
     /// Where the send loops' time went so far.
@@ -193,6 +208,7 @@ impl Engine {
 
     /// Reaps expired leases, starts due scheduled campaigns, expires holds, heartbeats.
     pub async fn maintain(&self) -> Result<(), crate::domain::Error> {
+        let _turn = self.write_turn().await;
         let now = self.clock.now_ms();
         messages::heartbeat(&self.db, &self.id, &host_name(), self.in_flight.load(Ordering::Relaxed), now).await?;
         messages::reap(&self.db, now).await?;
@@ -220,6 +236,7 @@ impl Engine {
     /// `d` before the next (zero, or the provider's Retry-After).
     pub async fn run_once(&self) -> Result<Option<Duration>, crate::domain::Error> {
         let started = Instant::now();
+        let turn = self.write_turn().await;
         let now = self.clock.now_ms();
         let bucket = crate::store::rate::provider_key(self.provider.name());
         let granted = crate::store::rate::take(&self.db, &bucket, self.provider.max_batch() as i64, now).await?;
@@ -228,6 +245,7 @@ impl Engine {
         }
         let claimed = messages::claim(&self.db, &self.id, granted, self.cfg.lease_ms, now).await?;
         crate::store::rate::refund(&self.db, &bucket, granted - claimed.as_ref().map_or(0, |b| b.messages.len() as i64)).await?;
+        drop(turn);
         let Some(batch) = claimed else {
             self.times.empty_claims.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
@@ -239,7 +257,9 @@ impl Engine {
         let sent_at = add_elapsed(&self.times.send_ns, claimed_at);
         let call_failed = result.is_err();
         let (outcomes, pause) = self.outcomes(&batch, result);
+        let turn = self.write_turn().await;
         messages::record(&self.db, &batch, &outcomes, self.clock.now_ms()).await?;
+        drop(turn);
         add_elapsed(&self.times.record_ns, sent_at);
         self.times.batches.fetch_add(1, Ordering::Relaxed);
         self.times.messages.fetch_add(batch.messages.len() as u64, Ordering::Relaxed);

@@ -1,7 +1,7 @@
 //! Turning an audience into SQL over contacts, and streaming the matching contacts.
 //! Preview and send both read recipients through `stream`.
 
-use super::{Db, StoreId, db_err, on_db};
+use super::{Db, StoreId, db_err};
 use crate::domain::Error;
 use crate::domain::campaign::{Audience, Condition, Match, SegmentRules, TextOp};
 use futures_util::TryStreamExt;
@@ -134,28 +134,15 @@ pub async fn stream(db: &Db, store: StoreId, f: &Filter, mut each: impl FnMut(Me
             // more than reading and rendering them. So each page of contacts comes back as one
             // JSON row, keyset-paginated by id; the pages share one read transaction, so they see
             // one snapshot, as PostgreSQL's single statement does.
-            let after = f.binds.len() + 2;
-            let sql = format!(
-                "SELECT json_group_array(json_array(c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile) ORDER BY c.id)
-                 FROM (SELECT {COLUMNS} FROM contacts c WHERE c.store_id = $1 AND {} AND c.id > ${after} ORDER BY c.id LIMIT {SQLITE_PAGE}) c",
-                f.sql
-            );
+            let sql = sqlite_page_sql(f, SQLITE_PAGE);
             let mut tx = p.begin().await.map_err(db_err)?;
             let mut last = i64::MIN;
             loop {
-                let mut q = sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(sql.clone())).bind(store.0);
-                for b in &f.binds {
-                    q = match b {
-                        Bind::Int(v) => q.bind(*v),
-                        Bind::Text(s) => q.bind(s.as_str()),
-                    };
-                }
-                let page = q.bind(last).fetch_one(&mut *tx).await.map_err(db_err)?;
-                let rows: Vec<JsonMemberRow> = serde_json::from_str(page.as_deref().unwrap_or("[]")).map_err(Error::internal)?;
+                let rows = sqlite_page(&mut tx, &sql, store, f, last).await?;
                 let full = rows.len() == SQLITE_PAGE;
-                for (id, phone, first_name, last_name, consent, mobile) in rows {
-                    last = id;
-                    each(Member { id, phone, first_name, last_name, consent, mobile: mobile != 0 })?;
+                for m in rows {
+                    last = m.id;
+                    each(m)?;
                 }
                 if !full {
                     break;
@@ -165,6 +152,46 @@ pub async fn stream(db: &Db, store: StoreId, f: &Filter, mut each: impl FnMut(Me
             Ok(())
         }
     }
+}
+
+/// One page of up to `limit` members after a contact id, as one JSON row (see `stream`).
+fn sqlite_page_sql(f: &Filter, limit: usize) -> String {
+    let after = f.binds.len() + 2;
+    format!(
+        "SELECT json_group_array(json_array(c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile) ORDER BY c.id)
+         FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile FROM contacts c
+               WHERE c.store_id = $1 AND {} AND c.id > ${after} ORDER BY c.id LIMIT {limit}) c",
+        f.sql
+    )
+}
+
+async fn sqlite_page(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    sql: &str,
+    store: StoreId,
+    f: &Filter,
+    after: i64,
+) -> Result<Vec<Member>, Error> {
+    let mut q = sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(sql.to_string())).bind(store.0);
+    for b in &f.binds {
+        q = match b {
+            Bind::Int(v) => q.bind(*v),
+            Bind::Text(s) => q.bind(s.as_str()),
+        };
+    }
+    let page = q.bind(after).fetch_one(&mut **tx).await.map_err(db_err)?;
+    let rows: Vec<JsonMemberRow> = serde_json::from_str(page.as_deref().unwrap_or("[]")).map_err(Error::internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, phone, first_name, last_name, consent, mobile)| Member {
+            id,
+            phone,
+            first_name,
+            last_name,
+            consent,
+            mobile: mobile != 0,
+        })
+        .collect())
 }
 
 /// Like `stream`, but delivers batches of up to `size` members over a bounded channel from a task
@@ -178,31 +205,53 @@ pub fn spawn_batches(
 ) -> (tokio::sync::mpsc::Receiver<Vec<Member>>, tokio::task::JoinHandle<Result<(), Error>>) {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let task = tokio::spawn(async move {
-        let sql = format!(
-            "SELECT c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile FROM contacts c WHERE c.store_id = $1 AND {} ORDER BY c.id",
-            f.sql
-        );
-        on_db!(&db, |p| {
-            let mut q = sqlx::query_as::<_, Member>(sqlx::AssertSqlSafe(sql)).bind(store.0);
-            for b in &f.binds {
-                q = match b {
-                    Bind::Int(v) => q.bind(*v),
-                    Bind::Text(s) => q.bind(s.as_str()),
-                };
-            }
-            let mut rows = q.fetch(p);
-            let mut batch = Vec::with_capacity(size);
-            while let Some(m) = rows.try_next().await.map_err(db_err)? {
-                batch.push(m);
-                if batch.len() == size && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(size))).await.is_err() {
-                    return Ok(()); // the receiver gave up (its transaction failed)
+        match &db {
+            Db::Pg(p) => {
+                let sql = format!(
+                    "SELECT c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile FROM contacts c WHERE c.store_id = $1 AND {} ORDER BY c.id",
+                    f.sql
+                );
+                let mut q = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(sql)).bind(store.0);
+                for b in &f.binds {
+                    q = match b {
+                        Bind::Int(v) => q.bind(*v),
+                        Bind::Text(s) => q.bind(s.as_str()),
+                    };
                 }
+                let mut rows = q.fetch(p);
+                let mut batch = Vec::with_capacity(size);
+                while let Some((id, phone, first_name, last_name, consent, mobile)) = rows.try_next().await.map_err(db_err)? {
+                    batch.push(Member { id, phone, first_name, last_name, consent, mobile });
+                    if batch.len() == size && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(size))).await.is_err() {
+                        return Ok(()); // the receiver gave up (its transaction failed)
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(batch).await;
+                }
+                Ok(())
             }
-            if !batch.is_empty() {
-                let _ = tx.send(batch).await;
+            Db::Sqlite(p) => {
+                // A page per batch, in JSON, in one read transaction: see `stream`.
+                let sql = sqlite_page_sql(&f, size);
+                let mut read = p.begin().await.map_err(db_err)?;
+                let mut last = i64::MIN;
+                loop {
+                    let batch = sqlite_page(&mut read, &sql, store, &f, last).await?;
+                    let full = batch.len() == size;
+                    let Some(m) = batch.last() else { break };
+                    last = m.id;
+                    if tx.send(batch).await.is_err() {
+                        return Ok(()); // the receiver gave up (its transaction failed)
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                read.commit().await.map_err(db_err)?;
+                Ok(())
             }
-            Ok::<(), Error>(())
-        })
+        }
     });
     (rx, task)
 }

@@ -95,22 +95,26 @@ pub async fn revoke_api_key(db: &Db, store: StoreId, id: i64, now: i64) -> Resul
 }
 
 pub async fn authenticate_key(db: &Db, key: &str, now: i64) -> Result<Option<Principal>, Error> {
-    let found: Option<(i64, i64)> =
-        on_db!(db, |p| sqlx::query_as("SELECT id, store_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+    let found: Option<(i64, i64, Option<i64>)> =
+        on_db!(db, |p| sqlx::query_as("SELECT id, store_id, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
             .bind(secrets::sha256_hex(key))
             .fetch_optional(p)
             .await)
         .map_err(db_err)?;
-    let Some((id, store)) = found else { return Ok(None) };
-    // Recorded at minute precision so reads don't turn into a write per request.
-    on_db!(db, |p| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
-        .bind(id)
-        .bind(now)
-        .bind(now - 60_000)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-    .map_err(db_err)?;
+    let Some((id, store, last_used)) = found else { return Ok(None) };
+    // Recorded at minute precision so reads don't turn into a write per request. The UPDATE runs
+    // only when the minute is stale: even one that changes nothing takes SQLite's write lock, so a
+    // progress poll would wait behind every send-engine transaction.
+    if last_used.is_none_or(|t| t < now - 60_000) {
+        on_db!(db, |p| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
+            .bind(id)
+            .bind(now)
+            .bind(now - 60_000)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+    }
     Ok(Some(Principal { store: StoreId(store), actor: Actor::ApiKey(id) }))
 }
 

@@ -29,68 +29,58 @@ struct NewMessage {
     code: String,
 }
 
-/// Writes bind placeholders in the order they appear in the SQL text, which must also be the order
-/// of the binds: `$1, $2, …` on PostgreSQL, anonymous `?` on SQLite. sqlx looks every *named*
-/// SQLite parameter up by its index, and SQLite finds a name by walking the list of all of them, so
-/// a statement with thousands of `$N` costs time quadratic in their number (it was most of a launch
-/// and of every outcome's recording); anonymous parameters are bound by position.
-struct Params {
-    pg: bool,
-    next: usize,
-}
-
-impl Params {
-    fn new(pg: bool) -> Params {
-        Params { pg, next: 1 }
-    }
-
-    /// Appends `count` comma-separated placeholders.
-    fn push(&mut self, sql: &mut String, count: usize) {
-        use std::fmt::Write;
-        for i in 0..count {
-            if i > 0 {
-                sql.push(',');
-            }
-            if self.pg {
-                let _ = write!(sql, "${}", self.next);
-            } else {
-                sql.push('?');
-            }
-            self.next += 1;
+/// Appends `rows` groups of `cols` anonymous placeholders, `(?,?),(?,?)…`, for a multi-row
+/// statement on SQLite; the binds follow in the same order. sqlx looks every *named* SQLite
+/// parameter (`$N`) up by its index, and SQLite finds a name by walking the list of all of them,
+/// so a statement with thousands of `$N` costs time quadratic in their number (it was most of a
+/// launch and of every outcome's recording). (PostgreSQL gets one array per column instead.)
+fn sqlite_rows(sql: &mut String, rows: usize, cols: usize) {
+    for r in 0..rows {
+        sql.push_str(if r > 0 { ",(" } else { "(" });
+        for c in 0..cols {
+            sql.push_str(if c > 0 { ",?" } else { "?" });
         }
-    }
-
-    /// Appends `rows` parenthesised groups of `cols` placeholders (a multi-row VALUES list).
-    fn rows(&mut self, sql: &mut String, rows: usize, cols: usize) {
-        for r in 0..rows {
-            sql.push_str(if r > 0 { ",(" } else { "(" });
-            self.push(sql, cols);
-            sql.push(')');
-        }
+        sql.push(')');
     }
 }
 
 async fn insert_messages(tx: &mut Tx, c: &CampaignRow, rows: &[NewMessage], priority: i64, now: i64) -> Result<(), Error> {
-    let pg = tx.is_postgres();
+    const COLUMNS: &str = "INSERT INTO messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, contact_id, phone, text, segments, cost, unsubscribe_code)";
     for chunk in rows.chunks(INSERT_BATCH) {
-        // The values common to every row come first, bound once per statement.
-        let mut sql = String::with_capacity(256 + chunk.len() * 32);
-        let mut p = Params::new(pg);
-        sql.push_str(
-            "INSERT INTO messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, contact_id, phone, text, segments, cost, unsubscribe_code) SELECT ",
-        );
-        p.push(&mut sql, 6);
-        sql.push_str(", 'pending', v.* FROM (VALUES ");
-        p.rows(&mut sql, chunk.len(), 6);
-        sql.push_str(") AS v");
-        on_tx!(tx, |conn| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.store_id).bind(c.id).bind(priority).bind(now).bind(now).bind(now);
-            for m in chunk {
-                q = q.bind(m.contact_id).bind(&m.phone).bind(&m.text).bind(m.segments).bind(m.cost).bind(&m.code);
+        match tx {
+            // One array per column: a short statement with 10 binds, not one with thousands.
+            Tx::Pg(conn) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{COLUMNS} SELECT $1, $2, $3, $4, $4, $4, 'pending', v.* FROM unnest($5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[]) AS v"
+                )))
+                .bind(c.store_id)
+                .bind(c.id)
+                .bind(priority)
+                .bind(now)
+                .bind(chunk.iter().map(|m| m.contact_id).collect::<Vec<i64>>())
+                .bind(chunk.iter().map(|m| m.phone.as_str()).collect::<Vec<&str>>())
+                .bind(chunk.iter().map(|m| m.text.as_str()).collect::<Vec<&str>>())
+                .bind(chunk.iter().map(|m| m.segments).collect::<Vec<i64>>())
+                .bind(chunk.iter().map(|m| m.cost).collect::<Vec<i64>>())
+                .bind(chunk.iter().map(|m| m.code.as_str()).collect::<Vec<&str>>())
+                .execute(&mut **conn)
+                .await
+                .map_err(db_err)?;
             }
-            q.execute(conn).await.map(|r| r.rows_affected())
-        })
-        .map_err(db_err)?;
+            Tx::Sqlite(conn) => {
+                // The values common to every row come first, bound once per statement.
+                let mut sql = String::with_capacity(256 + chunk.len() * 16);
+                sql.push_str(COLUMNS);
+                sql.push_str(" SELECT ?, ?, ?, ?, ?, ?, 'pending', v.* FROM (VALUES ");
+                sqlite_rows(&mut sql, chunk.len(), 6);
+                sql.push_str(") AS v");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.store_id).bind(c.id).bind(priority).bind(now).bind(now).bind(now);
+                for m in chunk {
+                    q = q.bind(m.contact_id).bind(&m.phone).bind(&m.text).bind(m.segments).bind(m.cost).bind(&m.code);
+                }
+                q.execute(&mut **conn).await.map_err(db_err)?;
+            }
+        }
     }
     Ok(())
 }
@@ -122,34 +112,50 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
         drop(tx);
         return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "started"));
     }
-    let (mut count, mut cost, mut segments, mut too_long) = (0i64, 0i64, 0i64, 0i64);
-    let mut text = String::with_capacity(256);
+    // Three stages run side by side: the reader streams contacts (its own connection), a task
+    // renders each batch, and this one inserts it, so rendering batch k + 1 overlaps inserting k.
     let (mut batches, reader) = audience::spawn_batches(db.clone(), store, filter, INSERT_BATCH);
-    while let Some(members) = batches.recv().await {
-        let mut rows = Vec::with_capacity(members.len());
-        for m in &members {
-            let code = unsubscribe_code();
-            match campaigns::decide(m, &comp, &code, &mut text) {
-                Decision::Send(info) => {
-                    let price = settings.billing.cost(info.segments);
-                    rows.push(NewMessage {
-                        contact_id: m.id,
-                        phone: m.phone.clone(),
-                        text: text.clone(),
-                        segments: i64::from(info.segments),
-                        cost: price,
-                        code,
-                    });
-                    cost += price;
-                    segments += i64::from(info.segments);
+    let (rendered_tx, mut rendered) = tokio::sync::mpsc::channel::<Vec<NewMessage>>(2);
+    let billing = settings.billing;
+    let renderer = tokio::spawn(async move {
+        let (mut cost, mut segments, mut too_long) = (0i64, 0i64, 0i64);
+        let mut text = String::new();
+        while let Some(members) = batches.recv().await {
+            let mut rows = Vec::with_capacity(members.len());
+            for m in members {
+                let code = unsubscribe_code();
+                match campaigns::decide(&m, &comp, &code, &mut text) {
+                    Decision::Send(info) => {
+                        let price = billing.cost(info.segments);
+                        // The rendered text moves into the row; the next one gets a buffer of the same size.
+                        let capacity = text.len();
+                        rows.push(NewMessage {
+                            contact_id: m.id,
+                            phone: m.phone,
+                            text: std::mem::replace(&mut text, String::with_capacity(capacity)),
+                            segments: i64::from(info.segments),
+                            cost: price,
+                            code,
+                        });
+                        cost += price;
+                        segments += i64::from(info.segments);
+                    }
+                    Decision::TooLong => too_long += 1,
+                    Decision::OptedOut | Decision::NoConsent | Decision::NotMobile => {}
                 }
-                Decision::TooLong => too_long += 1,
-                Decision::OptedOut | Decision::NoConsent | Decision::NotMobile => {}
+            }
+            if rendered_tx.send(rows).await.is_err() {
+                break; // the insert failed; its error is the one reported
             }
         }
+        (cost, segments, too_long)
+    });
+    let mut count = 0i64;
+    while let Some(rows) = rendered.recv().await {
         count += rows.len() as i64;
         insert_messages(&mut tx, &c, &rows, priority, now).await?;
     }
+    let (cost, segments, too_long) = renderer.await.map_err(Error::internal)?;
     reader.await.map_err(Error::internal)??;
     if too_long > 0 {
         return Err(Error::invalid(
@@ -228,22 +234,25 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -
     // workers came back empty-handed and idled for a poll interval.
     let lock = if db.is_postgres() { "FOR UPDATE OF m SKIP LOCKED" } else { "" };
     let mut tx = db.begin().await?;
-    let messages: Vec<Claimed> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE messages SET status = 'sending', lease_owner = $2, lease_until = $3, lease_token = $4, attempts = attempts + 1, updated_at = $5
-         WHERE id IN (SELECT m.id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
-                      WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $5 AND (c.status = 'sending' OR m.test)
-                      ORDER BY m.next_attempt_at, m.id LIMIT $6 {lock})
-         RETURNING id, store_id, campaign_id, phone, text, cost, attempts, test"
-    )))
-    .bind(campaign_id)
-    .bind(worker)
-    .bind(now + lease_ms)
-    .bind(token)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(c)
-    .await)
-    .map_err(db_err)?;
+    let messages: Vec<Claimed> = match &mut tx {
+        Tx::Pg(c) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'sending', lease_owner = $2, lease_until = $3, lease_token = $4, attempts = attempts + 1, updated_at = $5
+             WHERE id IN (SELECT m.id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+                          WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $5 AND (c.status = 'sending' OR m.test)
+                          ORDER BY m.next_attempt_at, m.id LIMIT $6 {lock})
+             RETURNING id, store_id, campaign_id, phone, text, cost, attempts, test"
+        )))
+        .bind(campaign_id)
+        .bind(worker)
+        .bind(now + lease_ms)
+        .bind(token)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut **c)
+        .await
+        .map_err(db_err)?,
+        Tx::Sqlite(c) => claim_sqlite(c, campaign_id, worker, now + lease_ms, token, now, limit).await?,
+    };
     if messages.is_empty() {
         drop(tx);
         super::rate::refund(db, &store_key, limit).await?;
@@ -264,6 +273,77 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -
     // After the commit: on SQLite another write while this transaction is open would wait for it.
     super::rate::refund(db, &store_key, limit - messages.len() as i64).await?;
     Ok(Some(Batch { token, campaign_id, sender, messages }))
+}
+
+/// The claim on SQLite, inside the `BEGIN IMMEDIATE` transaction (no other writer until it
+/// commits, so the rows read stay pending): the batch comes back as one JSON row, then one UPDATE
+/// leases it. sqlx hands each SQLite row from the connection's thread to the caller's with thread
+/// wake-ups, which for `UPDATE … RETURNING` a thousand rows cost more than the update itself.
+async fn claim_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    campaign_id: i64,
+    worker: &str,
+    lease_until: i64,
+    token: i64,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, Error> {
+    let page: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(m.id, m.store_id, m.campaign_id, m.phone, m.text, m.cost, m.attempts + 1, m.test))
+         FROM (SELECT m.id, m.store_id, m.campaign_id, m.phone, m.text, m.cost, m.attempts, m.test
+               FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+               WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $2 AND (c.status = 'sending' OR m.test)
+               ORDER BY m.next_attempt_at, m.id LIMIT $3) m",
+    )
+    .bind(campaign_id)
+    .bind(now)
+    .bind(limit)
+    .fetch_one(&mut *c)
+    .await
+    .map_err(db_err)?;
+    type Row = (i64, i64, i64, String, String, i64, i64, i64);
+    let rows: Vec<Row> = serde_json::from_str(&page).map_err(Error::internal)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = String::with_capacity(rows.len() * 9 + 2);
+    ids.push('[');
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            ids.push(',');
+        }
+        let _ = std::fmt::Write::write_fmt(&mut ids, format_args!("{}", r.0));
+    }
+    ids.push(']');
+    let leased = sqlx::query(
+        "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until = $2, lease_token = $3, attempts = attempts + 1, updated_at = $4
+         WHERE id IN (SELECT value FROM json_each($5)) AND status = 'pending'",
+    )
+    .bind(worker)
+    .bind(lease_until)
+    .bind(token)
+    .bind(now)
+    .bind(ids)
+    .execute(&mut *c)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if leased != rows.len() as u64 {
+        return Err(Error::internal(format!("claim: {leased} of {} selected messages leased", rows.len())));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(id, store_id, campaign_id, phone, text, cost, attempts, test)| Claimed {
+            id,
+            store_id,
+            campaign_id,
+            phone,
+            text,
+            cost,
+            attempts,
+            test: test != 0,
+        })
+        .collect())
 }
 
 /// Moves campaign counters; `deltas` name columns of `campaigns`.
@@ -292,28 +372,117 @@ pub enum Outcome {
 /// Records a batch's outcome in one transaction, guarded by the claim's fencing token: a stale
 /// worker (lease expired, rows reaped) changes nothing. Charges exactly the rows that became `sent`.
 pub async fn record(db: &Db, batch: &Batch, outcomes: &[(i64, Outcome)], now: i64) -> Result<(), Error> {
+    // The usual case: the lease still holds, every outcome applies, and what changed (each row's
+    // cost, test flag and new status) is known from the claim, so nothing is read back. If the
+    // counts say otherwise (rows reaped after the lease expired), roll back and read back exactly
+    // the rows that do change.
+    if let Some(changed) = expected_changes(batch, outcomes) {
+        let mut tx = db.begin().await?;
+        let mut applied = 0;
+        for chunk in outcomes.chunks(INSERT_BATCH) {
+            applied += update_outcomes(&mut tx, batch.token, chunk, now, false).await?.0;
+        }
+        if applied == outcomes.len() as u64 {
+            return finish_record(tx, batch, &changed, now).await;
+        }
+        drop(tx);
+    }
     let mut tx = db.begin().await?;
-    let mut changed: Vec<(i64, i64, bool, String)> = Vec::with_capacity(outcomes.len());
-    let pg = db.is_postgres();
+    let mut changed = Vec::with_capacity(outcomes.len());
     for chunk in outcomes.chunks(INSERT_BATCH) {
-        // The outcomes first (a CTE), then `now` and the fencing token: placeholders in bind order.
-        let mut sql = String::with_capacity(512 + chunk.len() * 32);
-        let mut p = Params::new(pg);
-        sql.push_str("WITH v (id, status, provider_message_id, error_code, error_message, next_attempt_at) AS (VALUES ");
-        p.rows(&mut sql, chunk.len(), 6);
-        sql.push_str(
-            ") UPDATE messages SET status = v.status, provider_message_id = v.provider_message_id, error_code = v.error_code,
-                error_message = v.error_message, next_attempt_at = v.next_attempt_at, lease_owner = NULL, lease_until = NULL,
-                sent_at = CASE WHEN v.status = 'sent' THEN ",
-        );
-        p.push(&mut sql, 1);
-        sql.push_str(" ELSE messages.sent_at END, updated_at = ");
-        p.push(&mut sql, 1);
-        sql.push_str(" FROM v WHERE messages.id = v.id AND messages.status = 'sending' AND messages.lease_token = ");
-        p.push(&mut sql, 1);
-        sql.push_str(" RETURNING messages.id, messages.cost, messages.test, messages.status");
-        let rows: Vec<(i64, i64, bool, String)> = on_tx!(&mut tx, |c| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        changed.extend(update_outcomes(&mut tx, batch.token, chunk, now, true).await?.1);
+    }
+    finish_record(tx, batch, &changed, now).await
+}
+
+/// A message whose outcome was written: id, cost, test, new status.
+type Changed = (i64, i64, bool, &'static str);
+
+fn status_of(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Sent { .. } => "sent",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Retry { .. } => "pending",
+    }
+}
+
+/// What `record` changes if every outcome applies; `None` if an outcome is for a message the batch
+/// did not claim.
+fn expected_changes(batch: &Batch, outcomes: &[(i64, Outcome)]) -> Option<Vec<Changed>> {
+    let claimed: std::collections::HashMap<i64, &Claimed> = batch.messages.iter().map(|m| (m.id, m)).collect();
+    outcomes.iter().map(|(id, o)| claimed.get(id).map(|m| (m.id, m.cost, m.test, status_of(o)))).collect()
+}
+
+/// Writes one chunk of outcomes, fenced by the claim's token. Returns how many rows changed and,
+/// with `read_back`, which.
+async fn update_outcomes(
+    tx: &mut Tx,
+    token: i64,
+    chunk: &[(i64, Outcome)],
+    now: i64,
+    read_back: bool,
+) -> Result<(u64, Vec<Changed>), Error> {
+    const SET: &str = "UPDATE messages SET status = v.status, provider_message_id = v.provider_message_id, error_code = v.error_code,
+        error_message = v.error_message, next_attempt_at = v.next_attempt_at, lease_owner = NULL, lease_until = NULL";
+    const RETURNING: &str = " RETURNING messages.id, messages.cost, messages.test, messages.status";
+    let (affected, rows): (u64, Vec<(i64, i64, bool, String)>) = match tx {
+        Tx::Pg(c) => {
+            let mut statuses = Vec::with_capacity(chunk.len());
+            let (mut provider_ids, mut codes, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+            let mut next_at = Vec::with_capacity(chunk.len());
+            for (_, o) in chunk {
+                statuses.push(status_of(o));
+                let (pid, code, message, at) = match o {
+                    Outcome::Sent { provider_id } => (Some(provider_id.as_str()), None, None, now),
+                    Outcome::Failed { code, message } => (None, Some(*code), Some(message.as_str()), now),
+                    Outcome::Retry { at, code, message } => (None, Some(*code), Some(message.as_str()), *at),
+                };
+                provider_ids.push(pid);
+                codes.push(code);
+                errors.push(message);
+                next_at.push(at);
+            }
+            // `IS TRUE` keeps the planner on the primary key: with the plain condition it may walk the
+            // partial index of `sending` rows, which on PostgreSQL fills with dead entries between
+            // vacuums (with autovacuum off, one per message ever sent).
+            let sql = format!(
+                "{SET}, sent_at = CASE WHEN v.status = 'sent' THEN $7 ELSE messages.sent_at END, updated_at = $7
+                 FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[])
+                      AS v (id, status, provider_message_id, error_code, error_message, next_attempt_at)
+                 WHERE messages.id = v.id AND messages.lease_token = $8 AND (messages.status = 'sending') IS TRUE{}",
+                if read_back { RETURNING } else { "" }
+            );
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(chunk.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+                .bind(statuses)
+                .bind(provider_ids)
+                .bind(codes)
+                .bind(errors)
+                .bind(next_at)
+                .bind(now)
+                .bind(token);
+            if read_back {
+                let rows = q.try_map(|r| <(i64, i64, bool, String) as sqlx::FromRow<_>>::from_row(&r)).fetch_all(&mut **c).await;
+                (0, rows.map_err(db_err)?)
+            } else {
+                (q.execute(&mut **c).await.map_err(db_err)?.rows_affected(), Vec::new())
+            }
+        }
+        Tx::Sqlite(c) => {
+            // The outcomes first (a CTE), then `now` twice and the fencing token, as bound.
+            let mut sql = String::with_capacity(512 + chunk.len() * 16);
+            sql.push_str("WITH v (id, status, provider_message_id, error_code, error_message, next_attempt_at) AS (VALUES ");
+            sqlite_rows(&mut sql, chunk.len(), 6);
+            sql.push_str(") ");
+            sql.push_str(SET);
+            sql.push_str(
+                ", sent_at = CASE WHEN v.status = 'sent' THEN ? ELSE messages.sent_at END, updated_at = ?
+                 FROM v WHERE messages.id = v.id AND messages.status = 'sending' AND messages.lease_token = ?",
+            );
+            if read_back {
+                sql.push_str(RETURNING);
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, o) in chunk {
                 q = match o {
                     Outcome::Sent { provider_id } => {
@@ -327,12 +496,34 @@ pub async fn record(db: &Db, batch: &Batch, outcomes: &[(i64, Outcome)], now: i6
                     }
                 };
             }
-            let q = q.bind(now).bind(now).bind(batch.token);
-            q.fetch_all(c).await
-        })
-        .map_err(db_err)?;
-        changed.extend(rows);
+            let q = q.bind(now).bind(now).bind(token);
+            if read_back {
+                let rows = q.try_map(|r| <(i64, i64, bool, String) as sqlx::FromRow<_>>::from_row(&r)).fetch_all(&mut **c).await;
+                (0, rows.map_err(db_err)?)
+            } else {
+                (q.execute(&mut **c).await.map_err(db_err)?.rows_affected(), Vec::new())
+            }
+        }
+    };
+    if !read_back {
+        return Ok((affected, Vec::new()));
     }
+    let changed: Vec<Changed> = rows
+        .into_iter()
+        .map(|(id, cost, test, status)| {
+            let status = match status.as_str() {
+                "sent" => "sent",
+                "failed" => "failed",
+                _ => "pending",
+            };
+            (id, cost, test, status)
+        })
+        .collect();
+    Ok((changed.len() as u64, changed))
+}
+
+/// The rest of an outcome's transaction: campaign counters, credit charges, completion.
+async fn finish_record(mut tx: Tx, batch: &Batch, changed: &[Changed], now: i64) -> Result<(), Error> {
     let campaign_rows = changed.iter().filter(|r| !r.2);
     let count = |s: &str| campaign_rows.clone().filter(|r| r.3 == s).count() as i64;
     let (sent, failed, retried) = (count("sent"), count("failed"), count("pending"));

@@ -4,6 +4,7 @@ use crate::dual;
 use crate::harness::{Backend, TestApp, assert_error, assert_ledger_balanced, campaign, counts, seed};
 use serde_json::{Value, json};
 use smscast::provider::simulator::SimulatorConfig;
+use smscast::store::on_db;
 
 async fn ten_thousand_recipients(b: Backend) {
     let (t, sim) = TestApp::start_sending(b, SimulatorConfig::default(), 1000, 2).await;
@@ -191,11 +192,69 @@ async fn provider_rate_limit_paces_sending(b: Backend) {
     assert_error(st, &e, 422, "invalid_field");
 }
 
+/// An outcome is written only under its claim's fencing token. A batch whose lease expired and was
+/// reaped writes nothing when its late outcome arrives; a batch of which part was reaped writes,
+/// counts and charges exactly the rest (`record` first writes without reading rows back and, when
+/// the count falls short, rolls back and reads back what really changed).
+async fn outcomes_are_fenced_by_the_lease(b: Backend) {
+    use smscast::store::messages::{self, Batch, Outcome};
+    let t = TestApp::start(b).await;
+    let s = t.store("Fenced").await;
+    seed(&t, &s, 30, 1_000).await;
+    let id = campaign(&t, &s, "Fenced").await;
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    let (db, now) = (t.db(), t.clock_now());
+    let all_sent = |b: &Batch| b.messages.iter().map(|m| (m.id, Outcome::Sent { provider_id: format!("p{}", m.id) })).collect::<Vec<_>>();
+
+    // Reaped in full: the late outcome changes nothing.
+    let stale = messages::claim(db, "w1", 10, 1_000, now).await.unwrap().expect("a batch");
+    assert_eq!(messages::reap(db, now + 1_001).await.unwrap(), 10);
+    messages::record(db, &stale, &all_sent(&stale), now + 1_002).await.unwrap();
+    let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
+    assert_eq!((p["sent"].as_i64(), p["unknown"].as_i64(), p["sending"].as_i64()), (Some(0), Some(10), Some(0)), "{p}");
+
+    // Four of ten reaped (as the reaper would, row by row): six are written and charged.
+    let partly = messages::claim(db, "w2", 10, 60_000, now + 2_000).await.unwrap().expect("a batch");
+    let reaped: Vec<i64> = partly.messages.iter().take(4).map(|m| m.id).collect();
+    for mid in &reaped {
+        on_db!(db, |p| sqlx::query("UPDATE messages SET status = 'unknown', lease_owner = NULL, lease_until = NULL WHERE id = $1")
+            .bind(*mid)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .unwrap();
+    }
+    on_db!(db, |p| sqlx::query("UPDATE campaigns SET sending = sending - 4, unknown = unknown + 4 WHERE id = $1")
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ()))
+    .unwrap();
+    messages::record(db, &partly, &all_sent(&partly), now + 2_001).await.unwrap();
+    let c = counts(&t, id).await;
+    assert_eq!((c["sent"].as_i64(), c["unknown"].as_i64(), c["pending"].as_i64()), (Some(6), Some(14), Some(10)), "{c}");
+
+    // The rest goes the usual way; the campaign ends and the ledger balances.
+    let rest = messages::claim(db, "w3", 100, 60_000, now + 3_000).await.unwrap().expect("a batch");
+    assert_eq!(rest.messages.len(), 10);
+    messages::record(db, &rest, &all_sent(&rest), now + 3_001).await.unwrap();
+    let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
+    assert_eq!(p["status"], "sent", "{p}");
+    let c = counts(&t, id).await;
+    for k in ["pending", "sending", "sent", "failed", "cancelled", "unknown"] {
+        assert_eq!(c[k], p[k], "counter {k} equals the row count");
+    }
+    assert_eq!((c["sent"].as_i64(), c["unknown"].as_i64()), (Some(16), Some(14)));
+    assert_ledger_balanced(&t, &s, id, 1_000).await;
+}
+
 dual!(
     ten_thousand_recipients,
     provider_faults_end_terminal_without_duplicates,
     send_refusals_are_specific,
     test_sends_are_charged_and_leave_the_campaign_alone,
     scheduled_campaigns_start_by_themselves,
-    provider_rate_limit_paces_sending
+    provider_rate_limit_paces_sending,
+    outcomes_are_fenced_by_the_lease
 );
