@@ -347,6 +347,9 @@ impl Engine {
                     TransientKind::ServerError | TransientKind::Connection => "provider_error",
                 };
                 let hint = retry_after.map_or(0, |d| d.as_millis() as i64);
+                // One retry time per batch, so the batch stays whole: fewer, fuller provider calls.
+                let attempts = batch.messages.iter().map(|m| m.attempts).max().unwrap_or(1);
+                let retry_at = now + self.backoff(attempts).max(hint);
                 let out = batch
                     .messages
                     .iter()
@@ -354,7 +357,7 @@ impl Engine {
                         let o = if m.attempts >= self.cfg.max_attempts {
                             Outcome::Failed { code, message: format!("gave up after {} attempts: {message}", m.attempts) }
                         } else {
-                            Outcome::Retry { at: now + self.backoff(m.attempts).max(hint), code, message: message.clone() }
+                            Outcome::Retry { at: retry_at, code, message: message.clone() }
                         };
                         (m.id, o)
                     })

@@ -8,7 +8,15 @@ use crate::domain::campaign::invalid_state;
 use crate::ledger::{self, TransferKind};
 use serde_json::{Value, json};
 
-async fn set_status(tx: &mut Tx, store: StoreId, id: i64, from: &[&str], to: &str, finished: Option<i64>, now: i64) -> Result<Option<String>, Error> {
+async fn set_status(
+    tx: &mut Tx,
+    store: StoreId,
+    id: i64,
+    from: &[&str],
+    to: &str,
+    finished: Option<i64>,
+    now: i64,
+) -> Result<Option<String>, Error> {
     let list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(",");
     let row: Option<(String,)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE campaigns SET status = $3, finished_at = COALESCE($4, finished_at), updated_at = $5
@@ -58,28 +66,32 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
         .await
         .map(|r| r.rows_affected()))
     .map_err(db_err)?;
-    let (in_flight, in_flight_cost): (i64, Option<i64>) =
-        on_tx!(&mut tx, |conn| sqlx::query_as("SELECT COUNT(*), CAST(SUM(cost) AS BIGINT) FROM messages WHERE campaign_id = $1 AND status = 'sending' AND NOT test")
-            .bind(id)
-            .fetch_one(conn)
-            .await)
-        .map_err(db_err)?;
+    let (in_flight, in_flight_cost): (i64, Option<i64>) = on_tx!(&mut tx, |conn| sqlx::query_as(
+        "SELECT COUNT(*), CAST(SUM(cost) AS BIGINT) FROM messages WHERE campaign_id = $1 AND status = 'sending' AND NOT test"
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await)
+    .map_err(db_err)?;
     let mut released = 0;
     if let Some(hold) = c.hold_id {
         let in_flight_cost = in_flight_cost.unwrap_or(0);
         if in_flight_cost == 0 {
             released = ledger::finalize(&mut tx, hold, TransferKind::Release, now).await?;
         } else {
-            let (balance,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as("SELECT a.balance FROM holds h JOIN accounts a ON a.id = h.account_id WHERE h.id = $1")
-                .bind(hold)
-                .fetch_one(conn)
-                .await)
+            let (balance,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(
+                "SELECT a.balance FROM holds h JOIN accounts a ON a.id = h.account_id WHERE h.id = $1"
+            )
+            .bind(hold)
+            .fetch_one(conn)
+            .await)
             .map_err(db_err)?;
             released = ledger::release_part(&mut tx, hold, balance - in_flight_cost, &format!("cancel:{hold}"), now).await?;
         }
     }
     let reason = format!("{why}: {cancelled} messages not sent, {in_flight} in flight, {released} credits returned");
-    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "cancelled", actor, reason: &reason }, now).await?;
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "cancelled", actor, reason: &reason }, now)
+        .await?;
     tx.commit().await?;
     Ok(json!({"cancelled_messages": cancelled, "in_flight": in_flight, "released_credits": released, "status": "cancelled"}))
 }
@@ -109,7 +121,8 @@ pub async fn resume(db: &Db, store: StoreId, id: i64, actor: &str, now: i64) -> 
     if set_status(&mut tx, store, id, &["paused"], "sending", None, now).await?.is_none() {
         return Err(invalid_state(&c.status, "resumed"));
     }
-    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some("paused"), to: "sending", actor, reason: "resumed" }, now).await?;
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some("paused"), to: "sending", actor, reason: "resumed" }, now)
+        .await?;
     // Everything may have finished while it was paused.
     super::messages::complete_if_done(&mut tx, id, now).await?;
     tx.commit().await?;
@@ -123,7 +136,11 @@ pub const CATEGORIES: [(&str, &str, bool); 8] = [
     ("rate_limited", "The provider kept asking us to slow down and the attempts ran out.", true),
     ("timeout", "The provider did not answer in time, repeatedly.", true),
     ("provider_error", "The provider had errors on its side, repeatedly.", true),
-    ("unknown_outcome", "We lost track of the message while it was being sent; it may have arrived. It is never resent automatically.", false),
+    (
+        "unknown_outcome",
+        "We lost track of the message while it was being sent; it may have arrived. It is never resent automatically.",
+        false,
+    ),
     ("insufficient_credits", "There were not enough credits reserved for this message.", true),
     ("opted_out", "The contact opted out after the campaign was sent; they will not be messaged.", false),
 ];
@@ -191,7 +208,9 @@ pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Er
     let wallet = ledger::wallet(db, store).await?;
     let mut blocking = Vec::new();
     if !matches!(c.status.as_str(), "sent" | "failed") {
-        blocking.push(json!({"code": "invalid_state", "message": format!("A {} campaign cannot be retried; wait until it has finished.", c.status)}));
+        blocking.push(
+            json!({"code": "invalid_state", "message": format!("A {} campaign cannot be retried; wait until it has finished.", c.status)}),
+        );
     }
     if n == 0 {
         blocking.push(json!({"code": "no_recipients", "message": "No message failed for a reason a retry can fix."}));
@@ -199,7 +218,9 @@ pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Er
     if cost > wallet.available {
         blocking.push(json!({"code": "insufficient_credits", "message": format!("Retrying needs {cost} credits but {} are available.", wallet.available)}));
     }
-    Ok(json!({"messages": n, "excluded": excluded, "estimated_cost": cost, "available_credits": wallet.available, "can_retry": blocking.is_empty(), "blocking_reasons": blocking}))
+    Ok(
+        json!({"messages": n, "excluded": excluded, "estimated_cost": cost, "available_credits": wallet.available, "can_retry": blocking.is_empty(), "blocking_reasons": blocking}),
+    )
 }
 
 /// Re-queues only retryable failures of contacts still opted in, holding credits for exactly those.
@@ -295,8 +316,11 @@ pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<Value, E
     });
     // Workers that stopped heartbeating are gone after a minute.
     let workers: Vec<(String, String, i64, i64)> =
-        on_db!(db, |p| sqlx::query_as("SELECT id, host, last_seen, in_flight FROM workers WHERE last_seen > $1 ORDER BY id").bind(now - 60_000).fetch_all(p).await)
-            .map_err(db_err)?;
+        on_db!(db, |p| sqlx::query_as("SELECT id, host, last_seen, in_flight FROM workers WHERE last_seen > $1 ORDER BY id")
+            .bind(now - 60_000)
+            .fetch_all(p)
+            .await)
+        .map_err(db_err)?;
     v["workers"] = json!(
         workers
             .into_iter()
@@ -324,7 +348,9 @@ pub async fn metrics(db: &Db, now: i64) -> Result<String, Error> {
     for p in ["urgent", "high", "normal", "low"] {
         out.push_str(&format!("smscast_waiting_by_priority{{priority=\"{p}\"}} {}\n", q["by_priority"][p].as_i64().unwrap_or(0)));
     }
-    out.push_str("# HELP smscast_sent_last_minute Messages accepted by the provider in the last minute.\n# TYPE smscast_sent_last_minute gauge\n");
+    out.push_str(
+        "# HELP smscast_sent_last_minute Messages accepted by the provider in the last minute.\n# TYPE smscast_sent_last_minute gauge\n",
+    );
     out.push_str(&format!("smscast_sent_last_minute {}\n", q["throughput"]["last_minute"].as_i64().unwrap_or(0)));
     out.push_str("# HELP smscast_oldest_waiting_seconds Age of the oldest due message.\n# TYPE smscast_oldest_waiting_seconds gauge\n");
     out.push_str(&format!("smscast_oldest_waiting_seconds {}\n", q["oldest_waiting_seconds"].as_i64().unwrap_or(0)));
