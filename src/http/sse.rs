@@ -136,7 +136,16 @@ pub async fn campaign_events(
     // A resuming client already knows the status named in its last event id.
     let last_status = last_event.as_deref().and_then(|e| e.split('-').next()).map(str::to_string);
     let rx = state.hub.subscribe(&state, p.store, first);
-    let mut w = Watcher { rx, last_id: last_event, last_status, last_progress: None, pending_progress: false, queue: Default::default(), done: false, state };
+    let mut w = Watcher {
+        rx,
+        last_id: last_event,
+        last_status,
+        last_progress: None,
+        pending_progress: false,
+        queue: Default::default(),
+        done: false,
+        state,
+    };
     w.rx.mark_changed();
     let stream = futures_util::stream::unfold(w, |mut w| async move {
         loop {
@@ -170,43 +179,53 @@ pub async fn campaign_events(
 }
 
 /// `GET /api/events`: the store's dashboard — wallet, campaign statuses and queue — as they change.
-pub async fn store_events(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+pub async fn store_events(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let store = p.store;
     let init: (Option<Value>, Option<Value>, Option<Value>, u64) = (None, None, None, 0);
-    let stream = futures_util::stream::unfold((state, init, std::collections::VecDeque::<Event>::new()), move |(state, mut last, mut queue)| async move {
-        loop {
-            if let Some(e) = queue.pop_front() {
-                return Some((Ok(e), (state, last, queue)));
-            }
-            if last.3 > 0 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            last.3 += 1;
-            let now = state.clock.now_ms();
-            if let Ok(w) = crate::ledger::wallet(&state.db, store).await {
-                let v = json!(w);
-                if last.0.as_ref() != Some(&v) {
-                    queue.push_back(Event::default().event("wallet").data(v.to_string()));
-                    last.0 = Some(v);
+    let stream = futures_util::stream::unfold(
+        (state, init, std::collections::VecDeque::<Event>::new()),
+        move |(state, mut last, mut queue)| async move {
+            loop {
+                if let Some(e) = queue.pop_front() {
+                    return Some((Ok(e), (state, last, queue)));
                 }
-            }
-            if let Ok(c) = campaigns::list(&state.db, store, campaigns::CampaignFilter { status: None, limit: Some(50), cursor: None }).await {
-                let v = json!(c["items"].as_array().map(|items| items.iter().map(|i| json!({"id": i["id"], "name": i["name"], "status": i["status"]})).collect::<Vec<_>>()));
-                if last.1.as_ref() != Some(&v) {
-                    queue.push_back(Event::default().event("campaigns").data(v.to_string()));
-                    last.1 = Some(v);
+                if last.3 > 0 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-            }
-            // Queue counts scan the store's messages: every fifth second is enough for a dashboard.
-            if last.3 % 5 == 1 {
-                if let Ok(q) = crate::store::operations::queue(&state.db, Some(store), now).await {
-                    if last.2.as_ref() != Some(&q) {
-                        queue.push_back(Event::default().event("queue").data(q.to_string()));
-                        last.2 = Some(q);
+                last.3 += 1;
+                let now = state.clock.now_ms();
+                if let Ok(w) = crate::ledger::wallet(&state.db, store).await {
+                    let v = json!(w);
+                    if last.0.as_ref() != Some(&v) {
+                        queue.push_back(Event::default().event("wallet").data(v.to_string()));
+                        last.0 = Some(v);
+                    }
+                }
+                if let Ok(c) =
+                    campaigns::list(&state.db, store, campaigns::CampaignFilter { status: None, limit: Some(50), cursor: None }).await
+                {
+                    let v = json!(c["items"].as_array().map(|items| {
+                        items.iter().map(|i| json!({"id": i["id"], "name": i["name"], "status": i["status"]})).collect::<Vec<_>>()
+                    }));
+                    if last.1.as_ref() != Some(&v) {
+                        queue.push_back(Event::default().event("campaigns").data(v.to_string()));
+                        last.1 = Some(v);
+                    }
+                }
+                // Queue counts scan the store's messages: every fifth second is enough for a dashboard.
+                if last.3 % 5 == 1 {
+                    if let Ok(q) = crate::store::operations::queue(&state.db, Some(store), now).await {
+                        if last.2.as_ref() != Some(&q) {
+                            queue.push_back(Event::default().event("queue").data(q.to_string()));
+                            last.2 = Some(q);
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

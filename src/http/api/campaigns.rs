@@ -168,7 +168,8 @@ pub async fn retry_preview(State(state): State<Arc<AppState>>, Auth(p): Auth, Id
 }
 
 pub async fn retry_failed(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = operations::retry_failed(&state.db, p.store, id, &p.actor.label(), state.settings.send.hold_ttl_ms, state.clock.now_ms()).await?;
+    let body =
+        operations::retry_failed(&state.db, p.store, id, &p.actor.label(), state.settings.send.hold_ttl_ms, state.clock.now_ms()).await?;
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
@@ -185,7 +186,10 @@ pub async fn admin_queue(State(state): State<Arc<AppState>>, _: crate::http::ext
 }
 
 /// Prometheus text format, for the operator's scraper (admin key required).
-pub async fn metrics(State(state): State<Arc<AppState>>, _: crate::http::extract::Admin) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], String)> {
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    _: crate::http::extract::Admin,
+) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], String)> {
     let text = operations::metrics(&state.db, state.clock.now_ms()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
