@@ -31,6 +31,50 @@ pub fn parse_country(code: &str) -> Option<Id> {
 /// Parses `raw` as written by a person: national formats for `country`, `+30 …`, `0030 …`, spaces,
 /// dashes, dots and parentheses. Letters are refused (vanity numbers are not what stores import).
 pub fn parse(raw: &str, country: Id) -> Result<Phone, PhoneError> {
+    greek_mobile(raw.trim(), country).map_or_else(|| parse_full(raw, country), Ok)
+}
+
+/// The common case of a Greek store without libphonenumber: a Greek mobile (`69` and 8 digits,
+/// every one of them a valid mobile number in libphonenumber's metadata) written with `+30`, or —
+/// for a store in Greece — nationally or with `0030`, digits separated by spaces, dashes, dots or
+/// parentheses. The answer is exactly libphonenumber's (tests compare the two on many spellings);
+/// anything else goes through libphonenumber, which costs ~8 µs a number: the largest single cost
+/// of a CSV import.
+fn greek_mobile(trimmed: &str, country: Id) -> Option<Phone> {
+    let mut digits = [0u8; 14];
+    let mut n = 0;
+    let mut separators = 0;
+    let bytes = trimmed.as_bytes();
+    let plus = bytes.first() == Some(&b'+');
+    for b in &bytes[usize::from(plus)..] {
+        match b {
+            b'0'..=b'9' if n < digits.len() => {
+                digits[n] = *b;
+                n += 1;
+            }
+            b' ' | b'-' | b'.' | b'(' | b')' => separators += 1,
+            _ => return None,
+        }
+    }
+    // libphonenumber refuses "+306936709-292" (a separator inside the number, none after the
+    // country code) while it reads "+30 693670-9292" and "+306936709292": only those two shapes.
+    let plus_shape_ok = separators == 0 || (bytes.get(1..3) == Some(b"30") && matches!(bytes.get(3), Some(b' ' | b'-' | b'.')));
+    let national = match (plus, &digits[..n]) {
+        (true, [b'3', b'0', rest @ ..]) if plus_shape_ok => rest,
+        (false, [b'0', b'0', b'3', b'0', rest @ ..]) if country == Id::GR => rest,
+        (false, rest) if country == Id::GR => rest,
+        _ => return None,
+    };
+    if national.len() != 10 || !national.starts_with(b"69") {
+        return None;
+    }
+    let mut e164 = String::with_capacity(13);
+    e164.push_str("+30");
+    e164.extend(national.iter().map(|d| *d as char));
+    Some(Phone { e164, mobile: true })
+}
+
+fn parse_full(raw: &str, country: Id) -> Result<Phone, PhoneError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(PhoneError { reason: "empty", message: "The phone number is empty.".into() });
@@ -90,6 +134,73 @@ mod tests {
         assert_eq!(gr("+44 7911 123456").unwrap().e164, "+447911123456");
         assert_eq!(parse("(201) 555-0123", Id::US).unwrap().e164, "+12015550123");
         assert_eq!(parse("030 1234567", Id::DE).unwrap().e164, "+49301234567");
+    }
+
+    /// The fast path answers exactly what libphonenumber answers, on every spelling people use
+    /// and on odd ones (separators anywhere, leading or trailing punctuation, other countries).
+    #[test]
+    fn greek_mobile_fast_path_agrees_with_libphonenumber() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let prefixes = [
+            "", "", "+30", "+30 ", "+30 ", "0030", "0030 ", "0030-", "+ 30", "+30-", "+30.", "+30(", "30", "+3", "0", "00", "+", "0030 0",
+            "+44 ",
+        ];
+        let seps = ["", "", "", " ", "-", ".", "(", ")", "  ", " - "];
+        let countries = [Id::GR, Id::GR, Id::GR, Id::CY, Id::DE, Id::US];
+        let mut fast = 0;
+        for _ in 0..50_000 {
+            let national: String = match next(6) {
+                0 => format!("6{}{:08}", next(10), next(100_000_000)),
+                1 => format!("2{:09}", next(1_000_000_000)),
+                2 => format!("69{:0w$}", next(10_000_000), w = 7),
+                3 => format!("69{:09}", next(1_000_000_000)),
+                _ => format!("69{:08}", next(100_000_000)),
+            };
+            let mut raw = String::from(prefixes[next(prefixes.len() as u64) as usize]);
+            for (i, d) in national.chars().enumerate() {
+                if i > 0 && next(3) == 0 {
+                    raw.push_str(seps[next(seps.len() as u64) as usize]);
+                }
+                raw.push(d);
+            }
+            if next(8) == 0 {
+                raw.insert_str(0, seps[next(seps.len() as u64) as usize]);
+            }
+            if next(8) == 0 {
+                raw.push_str(seps[next(seps.len() as u64) as usize]);
+            }
+            let country = countries[next(countries.len() as u64) as usize];
+            if let Some(p) = greek_mobile(raw.trim(), country) {
+                fast += 1;
+                assert_eq!(Ok(p), parse_full(&raw, country), "{raw:?} in {country:?}");
+            }
+        }
+        assert!(fast > 4_000, "the fast path is taken often enough to be tested: {fast}");
+        for (raw, country) in
+            [("6912345678", Id::GR), ("+30 691 234 5678", Id::DE), ("0030 6912345678", Id::GR), ("(691) 234-5678", Id::GR)]
+        {
+            assert!(greek_mobile(raw, country).is_some(), "{raw}");
+        }
+        // Left to libphonenumber: other countries' national and 00 forms, landlines, a plus
+        // inside the number, letters, wrong lengths.
+        for (raw, country) in [
+            ("6912345678", Id::CY),
+            ("0030 6912345678", Id::US),
+            ("(+30) 6912345678", Id::GR),
+            ("2101234567", Id::GR),
+            ("69+12345678", Id::GR),
+            ("69123abc78", Id::GR),
+            ("691234567", Id::GR),
+            ("306912345678", Id::GR),
+        ] {
+            assert!(greek_mobile(raw, country).is_none(), "{raw}");
+        }
     }
 
     #[test]
