@@ -8,8 +8,8 @@ use std::borrow::Cow;
 
 /// The most a rendered message body may be, in characters (the footer comes on top).
 pub const MAX_CHARS: usize = 1600;
-/// Length of the per-recipient unsubscribe code: 10 characters of a 57-letter alphabet (~58 bits).
-pub const UNSUBSCRIBE_CODE_LEN: usize = 10;
+/// Length of the per-recipient unsubscribe code (see `unsubscribe`).
+pub const UNSUBSCRIBE_CODE_LEN: usize = super::unsubscribe::CODE_LEN;
 
 pub struct Composer {
     template: Template,
@@ -82,6 +82,16 @@ fn mapped(greek_gsm: bool, v: Option<&str>) -> Option<Cow<'_, str>> {
 /// segment count is identical.
 pub fn preview_code() -> String {
     "x".repeat(UNSUBSCRIBE_CODE_LEN)
+}
+
+/// Puts the real code in place of the stand-in a text was composed with (the code ends the text;
+/// same length and characters, so the segment count stands). Launches render before their rows
+/// have ids.
+pub fn set_code(text: &mut String, code: &str) {
+    debug_assert_eq!(code.len(), UNSUBSCRIBE_CODE_LEN);
+    debug_assert!(text.ends_with(&preview_code()), "{text}");
+    text.truncate(text.len() - UNSUBSCRIBE_CODE_LEN);
+    text.push_str(code);
 }
 
 #[cfg(test)]

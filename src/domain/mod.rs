@@ -10,5 +10,6 @@ pub mod render;
 pub mod sms;
 pub mod tenant;
 pub mod time;
+pub mod unsubscribe;
 
 pub use error::{Error, Kind, Result};

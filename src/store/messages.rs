@@ -7,7 +7,9 @@ use super::audience;
 use super::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
 use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor};
 use crate::domain::campaign::{Priority, Status, invalid_state};
+use crate::domain::message::{preview_code, set_code};
 use crate::domain::time::rfc3339;
+use crate::domain::unsubscribe::CodeKey;
 use crate::domain::{Error, Kind};
 use crate::ledger::{self, TransferKind};
 use serde_json::{Value, json};
@@ -15,18 +17,37 @@ use serde_json::{Value, json};
 /// Rows per multi-row INSERT when materializing.
 const INSERT_BATCH: usize = 1000;
 
-/// A fresh unsubscribe code: 10 characters of an unambiguous 57-letter alphabet (~58 bits).
-pub fn unsubscribe_code() -> String {
-    crate::secrets::random_token(crate::domain::message::UNSUBSCRIBE_CODE_LEN)
-}
-
 struct NewMessage {
     contact_id: i64,
     phone: String,
+    /// Composed with the stand-in code; the real one goes in once the row has its id.
     text: String,
     segments: i64,
     cost: i64,
-    code: String,
+}
+
+/// Ids for `n` new message rows, taken before inserting them: a message's unsubscribe code is
+/// derived from its id and is part of its text. On SQLite the transaction holds the write lock
+/// (`BEGIN IMMEDIATE`), so the ids after the highest one ever given are free; on PostgreSQL the
+/// table's sequence hands them out.
+async fn allocate_ids(tx: &mut Tx, n: usize) -> Result<Vec<i64>, Error> {
+    match tx {
+        Tx::Pg(c) => sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, $1)")
+            .bind(n as i64)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db_err),
+        Tx::Sqlite(c) => {
+            // AUTOINCREMENT: ids are never reused, so start past the highest ever handed out.
+            let last: i64 = sqlx::query_scalar(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), COALESCE((SELECT MAX(id) FROM messages), 0))",
+            )
+            .fetch_one(&mut **c)
+            .await
+            .map_err(db_err)?;
+            Ok((last + 1..=last + n as i64).collect())
+        }
+    }
 }
 
 /// Appends `rows` groups of `cols` anonymous placeholders, `(?,?),(?,?)…`, for a multi-row
@@ -44,25 +65,42 @@ fn sqlite_rows(sql: &mut String, rows: usize, cols: usize) {
     }
 }
 
-async fn insert_messages(tx: &mut Tx, c: &CampaignRow, rows: &[NewMessage], priority: i64, now: i64) -> Result<(), Error> {
-    const COLUMNS: &str = "INSERT INTO messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, contact_id, phone, text, segments, cost, unsubscribe_code)";
-    for chunk in rows.chunks(INSERT_BATCH) {
+/// Inserts a launch's rows, each with its id and its text's real unsubscribe code; returns the
+/// ids' range.
+async fn insert_messages(
+    tx: &mut Tx,
+    c: &CampaignRow,
+    key: &CodeKey,
+    rows: &mut [NewMessage],
+    priority: i64,
+    now: i64,
+) -> Result<Option<(i64, i64)>, Error> {
+    const COLUMNS: &str = "INSERT INTO messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, id, contact_id, phone, text, segments, cost)";
+    let mut range: Option<(i64, i64)> = None;
+    for chunk in rows.chunks_mut(INSERT_BATCH) {
+        let ids = allocate_ids(tx, chunk.len()).await?;
+        for (m, id) in chunk.iter_mut().zip(&ids) {
+            set_code(&mut m.text, &key.code(*id));
+        }
+        for id in [ids.first(), ids.last()].into_iter().flatten() {
+            range = Some(range.map_or((*id, *id), |(lo, hi)| (lo.min(*id), hi.max(*id))));
+        }
         match tx {
             // One array per column: a short statement with 10 binds, not one with thousands.
             Tx::Pg(conn) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} SELECT $1, $2, $3, $4, $4, $4, 'pending', v.* FROM unnest($5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[]) AS v"
+                    "{COLUMNS} SELECT $1, $2, $3, $4, $4, $4, 'pending', v.* FROM unnest($5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[]) AS v"
                 )))
                 .bind(c.store_id)
                 .bind(c.id)
                 .bind(priority)
                 .bind(now)
+                .bind(&ids)
                 .bind(chunk.iter().map(|m| m.contact_id).collect::<Vec<i64>>())
                 .bind(chunk.iter().map(|m| m.phone.as_str()).collect::<Vec<&str>>())
                 .bind(chunk.iter().map(|m| m.text.as_str()).collect::<Vec<&str>>())
                 .bind(chunk.iter().map(|m| m.segments).collect::<Vec<i64>>())
                 .bind(chunk.iter().map(|m| m.cost).collect::<Vec<i64>>())
-                .bind(chunk.iter().map(|m| m.code.as_str()).collect::<Vec<&str>>())
                 .execute(&mut **conn)
                 .await
                 .map_err(db_err)?;
@@ -75,14 +113,14 @@ async fn insert_messages(tx: &mut Tx, c: &CampaignRow, rows: &[NewMessage], prio
                 sqlite_rows(&mut sql, chunk.len(), 6);
                 sql.push_str(") AS v");
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.store_id).bind(c.id).bind(priority).bind(now).bind(now).bind(now);
-                for m in chunk {
-                    q = q.bind(m.contact_id).bind(&m.phone).bind(&m.text).bind(m.segments).bind(m.cost).bind(&m.code);
+                for (m, id) in chunk.iter().zip(&ids) {
+                    q = q.bind(*id).bind(m.contact_id).bind(&m.phone).bind(&m.text).bind(m.segments).bind(m.cost);
                 }
                 q.execute(&mut **conn).await.map_err(db_err)?;
             }
         }
     }
-    Ok(())
+    Ok(range)
 }
 
 /// Starts a campaign: `draft|scheduled → sending`, one message row per recipient with its exact
@@ -114,16 +152,17 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     }
     // Three stages run side by side: the reader streams contacts (its own connection), a task
     // renders each batch, and this one inserts it, so rendering batch k + 1 overlaps inserting k.
+    let key = super::settings::code_key(&mut tx).await?;
     let (mut batches, reader) = audience::spawn_batches(db.clone(), store, filter, INSERT_BATCH);
     let (rendered_tx, mut rendered) = tokio::sync::mpsc::channel::<Vec<NewMessage>>(2);
     let billing = settings.billing;
     let renderer = tokio::spawn(async move {
         let (mut cost, mut segments, mut too_long) = (0i64, 0i64, 0i64);
         let mut text = String::new();
+        let code = preview_code();
         while let Some(members) = batches.recv().await {
             let mut rows = Vec::with_capacity(members.len());
             for m in members {
-                let code = unsubscribe_code();
                 match campaigns::decide(&m, &comp, &code, &mut text) {
                     Decision::Send(info) => {
                         let price = billing.cost(info.segments);
@@ -135,7 +174,6 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
                             text: std::mem::replace(&mut text, String::with_capacity(capacity)),
                             segments: i64::from(info.segments),
                             cost: price,
-                            code,
                         });
                         cost += price;
                         segments += i64::from(info.segments);
@@ -151,9 +189,12 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
         (cost, segments, too_long)
     });
     let mut count = 0i64;
-    while let Some(rows) = rendered.recv().await {
+    let mut range: Option<(i64, i64)> = None;
+    while let Some(mut rows) = rendered.recv().await {
         count += rows.len() as i64;
-        insert_messages(&mut tx, &c, &rows, priority, now).await?;
+        if let Some((lo, hi)) = insert_messages(&mut tx, &c, &key, &mut rows, priority, now).await? {
+            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
     }
     let (cost, segments, too_long) = renderer.await.map_err(Error::internal)?;
     reader.await.map_err(Error::internal)??;
@@ -174,10 +215,13 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
         ));
     }
     let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:run:{now}"), settings.hold_ttl_ms, now).await?;
-    on_tx!(&mut tx, |conn| sqlx::query("UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0 WHERE id = $1")
+    let (first, last) = range.unzip();
+    on_tx!(&mut tx, |conn| sqlx::query("UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0, first_message_id = $4, last_message_id = $5 WHERE id = $1")
         .bind(id)
         .bind(hold.id)
         .bind(count)
+        .bind(first)
+        .bind(last)
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))
@@ -212,29 +256,34 @@ pub struct Batch {
 /// Claims up to `limit` due messages of the most urgent campaign, under a lease. Committed before
 /// any provider call.
 pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Option<Batch>, Error> {
-    // Idle engines poll, so first a question whose cost grows neither with the message table nor,
-    // on PostgreSQL, with a launch in progress (whose uncommitted rows the query below would visit
-    // one by one: 4 idle loops took more CPU than a 1,000,000-message launch they waited for).
-    let work: bool = on_db!(db, |p| sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM campaigns WHERE status = 'sending' AND pending > 0)
-             OR EXISTS (SELECT 1 FROM messages WHERE status = 'pending' AND test AND next_attempt_at <= $1)"
-    )
-    .bind(now)
-    .fetch_one(p)
-    .await)
-    .map_err(db_err)?;
-    if !work {
-        return Ok(None);
-    }
-    let next: Option<(i64, i64)> = on_db!(db, |p| sqlx::query_as(
-        "SELECT m.campaign_id, m.store_id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
-         WHERE m.status = 'pending' AND m.next_attempt_at <= $1 AND (c.status = 'sending' OR m.test)
-         ORDER BY m.priority DESC, m.next_attempt_at, m.id LIMIT 1"
+    // Idle engines poll, so both questions cost the same whatever the size of the message table
+    // and, on PostgreSQL, whatever a launch in progress has inserted but not committed (a query
+    // walking pending rows would visit each of those: 4 idle loops once took more CPU than the
+    // launch they waited for). Test sends first: the store owner is waiting with phone in hand.
+    let test: Option<(i64, i64)> = on_db!(db, |p| sqlx::query_as(
+        "SELECT campaign_id, store_id FROM messages WHERE status = 'pending' AND test AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1"
     )
     .bind(now)
     .fetch_optional(p)
     .await)
     .map_err(db_err)?;
+    // Then the sending campaign whose first pending message ranks highest (priority, then age),
+    // each looked up through the campaign's pending-rows index.
+    let next = match test {
+        Some(t) => Some(t),
+        None => on_db!(db, |p| sqlx::query_as(
+            "SELECT c.id, c.store_id FROM campaigns c
+             WHERE c.status = 'sending' AND c.pending > 0
+               AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending' AND m.next_attempt_at <= $1)
+             ORDER BY (SELECT m.priority FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending' ORDER BY m.next_attempt_at, m.id LIMIT 1) DESC,
+                      (SELECT MIN(m.next_attempt_at) FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending'), c.id
+             LIMIT 1"
+        )
+        .bind(now)
+        .fetch_optional(p)
+        .await)
+        .map_err(db_err)?,
+    };
     let Some((campaign_id, store_id)) = next else { return Ok(None) };
     // The store's own rate limit, on top of the provider account's (taken by the engine).
     let store_key = super::rate::store_key(store_id);
@@ -783,10 +832,18 @@ pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> R
                 .with_details(json!({"field": "category"})));
         }
     };
-    let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(
+    // A campaign's messages lie between its first and last id, so a page is a primary-key walk of
+    // that range; failures (rare) have their own index.
+    let failures = category.is_some() || matches!(status.as_deref(), Some("failed" | "unknown"));
+    let scope = if failures {
+        format!("campaign_id = $1 AND {}", super::operations::FAILURES)
+    } else {
+        "id BETWEEN (SELECT first_message_id FROM campaigns WHERE id = $1) AND (SELECT last_message_id FROM campaigns WHERE id = $1) AND campaign_id = $1".into()
+    };
+    let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, contact_id, phone, text, segments, cost, status, delivery_status, provider_message_id, attempts, error_code, error_message, created_at, sent_at, updated_at
-         FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND id > $3 AND ($4 IS NULL OR status = $4) AND ($6 IS NULL OR error_code = $6) ORDER BY id LIMIT $5"
-    )
+         FROM messages WHERE {scope} AND store_id = $2 AND NOT test AND id > $3 AND ($4 IS NULL OR status = $4) AND ($6 IS NULL OR error_code = $6) ORDER BY id LIMIT $5"
+    )))
     .bind(campaign)
     .bind(store.0)
     .bind(after)
@@ -861,18 +918,19 @@ pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings
     };
     let comp = campaigns::composer(&c, &store_row.language, &settings.public_url, c.greek_gsm)?;
     let mut tx = db.begin().await?;
+    let key = super::settings::code_key(&mut tx).await?;
     let mut out = Vec::new();
     for phone in phones {
-        let code = unsubscribe_code();
+        let mid = allocate_ids(&mut tx, 1).await?[0];
         let mut text = String::new();
         let info = comp
-            .compose(first.as_deref(), last.as_deref(), &code, &mut text)
+            .compose(first.as_deref(), last.as_deref(), &key.code(mid), &mut text)
             .ok_or_else(|| Error::invalid("message_too_long", "The message is too long once the contact's details are filled in."))?;
         let cost = settings.billing.cost(info.segments);
-        let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("test:{code}"), settings.hold_ttl_ms, now).await?;
-        let (mid,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(
-            "INSERT INTO messages (store_id, campaign_id, contact_id, hold_id, phone, text, segments, cost, test, unsubscribe_code, status, priority, next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, 'pending', $10, $11, $11, $11) RETURNING id"
+        let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("test:message:{mid}"), settings.hold_ttl_ms, now).await?;
+        on_tx!(&mut tx, |conn| sqlx::query(
+            "INSERT INTO messages (id, store_id, campaign_id, contact_id, hold_id, phone, text, segments, cost, test, status, priority, next_attempt_at, created_at, updated_at)
+             VALUES ($9, $1, $2, $3, $4, $5, $6, $7, $8, TRUE, 'pending', $10, $11, $11, $11)"
         )
         .bind(store.0)
         .bind(id)
@@ -882,11 +940,12 @@ pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings
         .bind(&text)
         .bind(i64::from(info.segments))
         .bind(cost)
-        .bind(&code)
+        .bind(mid)
         .bind(Priority::Urgent.rank())
         .bind(now)
-        .fetch_one(conn)
-        .await)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
         .map_err(db_err)?;
         out.push(
             json!({"id": mid, "phone": phone, "text": text, "segments": info.segments, "encoding": info.encoding.as_str(), "cost": cost}),

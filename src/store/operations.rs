@@ -147,11 +147,16 @@ pub const CATEGORIES: [(&str, &str, bool); 8] = [
 
 const RETRYABLE: &str = "'rate_limited', 'timeout', 'provider_error', 'insufficient_credits'";
 
+/// The predicate of the partial index `messages_failures`, word for word: SQLite uses a partial
+/// index only when a query's condition contains its predicate as written (`status = 'failed'`
+/// alone does not qualify), and without it a campaign's failures are a walk of the whole table.
+pub(crate) const FAILURES: &str = "status IN ('failed', 'unknown')";
+
 pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
     campaigns::get(db, store, id).await?;
-    let rows: Vec<(Option<String>, i64)> = on_db!(db, |p| sqlx::query_as(
-        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND status IN ('failed', 'unknown') GROUP BY error_code"
-    )
+    let rows: Vec<(Option<String>, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND {FAILURES} GROUP BY error_code"
+    )))
     .bind(id)
     .bind(store.0)
     .fetch_all(p)
@@ -170,7 +175,7 @@ pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> 
 async fn retry_plan(tx: &mut Tx, id: i64) -> Result<(i64, i64, Value), Error> {
     let (retryable, cost): (i64, Option<i64>) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*), CAST(SUM(m.cost) AS BIGINT) FROM messages m JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND k.consent = 'opted_in'"
+         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND k.consent = 'opted_in'"
     )))
     .bind(id)
     .fetch_one(c)
@@ -178,14 +183,14 @@ async fn retry_plan(tx: &mut Tx, id: i64) -> Result<(i64, i64, Value), Error> {
     .map_err(db_err)?;
     let (opted_out,): (i64,) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM messages m LEFT JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND (k.id IS NULL OR k.consent <> 'opted_in')"
+         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND (k.id IS NULL OR k.consent <> 'opted_in')"
     )))
     .bind(id)
     .fetch_one(c)
     .await)
     .map_err(db_err)?;
     let per_code: Vec<(Option<String>, i64)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND status IN ('failed', 'unknown') AND (error_code IS NULL OR error_code NOT IN ({RETRYABLE})) GROUP BY error_code"
+        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND (error_code IS NULL OR error_code NOT IN ({RETRYABLE})) GROUP BY error_code"
     )))
     .bind(id)
     .fetch_all(c)
@@ -237,7 +242,7 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     // Opted out since: recorded as such, never retried.
     on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND status = 'failed' AND error_code IN ({RETRYABLE})
+         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({RETRYABLE})
            AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
     )))
     .bind(id)
@@ -249,7 +254,7 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:retry:{now}"), hold_ttl_ms, now).await?;
     let requeued = on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, error_code = NULL, error_message = NULL, updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND status = 'failed' AND error_code IN ({RETRYABLE})"
+         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({RETRYABLE})"
     )))
     .bind(id)
     .bind(now)

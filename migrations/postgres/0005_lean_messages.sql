@@ -1,0 +1,28 @@
+-- A leaner message table: launches insert a million rows, claims and outcomes rewrite them.
+-- * No unsubscribe_code column: a message's code is its id under a keyed permutation
+--   (src/domain/unsubscribe.rs), so there is no unique index over random codes to maintain.
+-- * No foreign key to campaigns: rows are only written by a campaign's launch or test send, in the
+--   transaction that reads that campaign, and campaigns are never deleted; the per-row check cost
+--   as much as the insert.
+-- * Fewer indexes: claims pick a campaign from `campaigns` and walk its pending rows through
+--   messages_campaign_ready; lists walk the campaign's id range by primary key (first/last id on
+--   the campaign); failures have a small partial index of their own. Every claim and outcome is
+--   a new row version with an entry in each index, so each index dropped is two writes fewer per
+--   message on top of the one at launch.
+-- Codes already sent in earlier texts were random and are not recognised any more.
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+ALTER TABLE campaigns ADD COLUMN first_message_id BIGINT;
+ALTER TABLE campaigns ADD COLUMN last_message_id BIGINT;
+UPDATE campaigns SET
+    first_message_id = (SELECT MIN(id) FROM messages m WHERE m.campaign_id = campaigns.id AND NOT m.test),
+    last_message_id = (SELECT MAX(id) FROM messages m WHERE m.campaign_id = campaigns.id AND NOT m.test);
+
+ALTER TABLE messages DROP COLUMN unsubscribe_code;
+ALTER TABLE messages DROP CONSTRAINT messages_campaign_id_fkey;
+DROP INDEX messages_ready;
+DROP INDEX messages_campaign;
+CREATE INDEX messages_failures ON messages (campaign_id, id) WHERE status IN ('failed', 'unknown');

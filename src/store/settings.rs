@@ -1,0 +1,22 @@
+//! Installation-wide settings kept in the database, so every process of a cluster shares them.
+
+use super::{Tx, db_err, on_tx};
+use crate::domain::Error;
+use crate::domain::unsubscribe::CodeKey;
+
+const CODE_KEY: &str = "unsubscribe_code_key";
+
+/// The key behind unsubscribe codes, created by whichever process needs it first (the losers of
+/// a race read the winner's).
+pub async fn code_key(tx: &mut Tx) -> Result<CodeKey, Error> {
+    on_tx!(tx, |c| sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(CODE_KEY)
+        .bind(CodeKey::random().to_hex())
+        .execute(c)
+        .await
+        .map(|_| ()))
+    .map_err(db_err)?;
+    let (hex,): (String,) =
+        on_tx!(tx, |c| sqlx::query_as("SELECT value FROM settings WHERE name = $1").bind(CODE_KEY).fetch_one(c).await).map_err(db_err)?;
+    CodeKey::from_hex(&hex).ok_or_else(|| Error::internal("the stored unsubscribe code key is malformed"))
+}
