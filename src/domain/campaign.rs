@@ -59,6 +59,8 @@ pub enum Priority {
 }
 
 impl Priority {
+    pub const ALL: [Priority; 4] = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::Low => "low",
@@ -69,7 +71,7 @@ impl Priority {
     }
 
     pub fn parse(s: &str) -> Option<Priority> {
-        [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent].into_iter().find(|p| p.as_str() == s)
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
     /// Higher is claimed first.

@@ -60,6 +60,8 @@ pub struct Engine {
     /// heuristic, so per-process memory is enough: each engine sees its share of the calls.
     recent: std::sync::Mutex<std::collections::HashMap<i64, std::collections::VecDeque<bool>>>,
     times: LoopTimes,
+    /// Shared by this engine's loops: each claim starts where the last one ended.
+    cursor: messages::ClaimCursor,
     /// SQLite only: this engine's database writes take turns here. SQLite has one writer at a
     /// time, and a writer that finds the database busy polls with sleeps of up to 100 ms (its busy
     /// handler); queued here instead, the next loop starts the moment the previous one commits.
@@ -137,6 +139,7 @@ impl Engine {
             in_flight: AtomicI64::new(0),
             recent: Default::default(),
             times: LoopTimes::default(),
+            cursor: messages::ClaimCursor::default(),
             sqlite_turn: (!db_is_pg).then(|| tokio::sync::Mutex::new(())),
         })
     }
@@ -243,7 +246,7 @@ impl Engine {
         if granted == 0 {
             return Ok(Some(Duration::from_millis(20)));
         }
-        let claimed = messages::claim(&self.db, &self.id, granted, self.cfg.lease_ms, now).await?;
+        let claimed = messages::claim(&self.db, &self.id, granted, self.cfg.lease_ms, now, &self.cursor).await?;
         crate::store::rate::refund(&self.db, &bucket, granted - claimed.as_ref().map_or(0, |b| b.messages.len() as i64)).await?;
         drop(turn);
         let Some(batch) = claimed else {
