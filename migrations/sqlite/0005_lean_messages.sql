@@ -1,4 +1,9 @@
 -- A leaner message table: launches insert a million rows, claims and outcomes rewrite them.
+-- * No stored text for campaign messages: the text is a function of the campaign's message (not
+--   editable once started), the language and public URL it was started with (kept on the
+--   campaign), the recipient's names as they were at the launch (kept on the row) and the
+--   unsubscribe code; it is rendered again, identically, when sent and when listed. `text` is
+--   kept for test sends, whose campaign may still be edited afterwards.
 -- * No unsubscribe_code column: a message's code is its id under a keyed permutation
 --   (src/domain/unsubscribe.rs), so there is no unique index over random codes to maintain.
 -- * No foreign key to campaigns: rows are only written by a campaign's launch or test send, in the
@@ -15,6 +20,8 @@ CREATE TABLE settings (
 
 ALTER TABLE campaigns ADD COLUMN first_message_id BIGINT;
 ALTER TABLE campaigns ADD COLUMN last_message_id BIGINT;
+ALTER TABLE campaigns ADD COLUMN launch_language TEXT;
+ALTER TABLE campaigns ADD COLUMN launch_public_url TEXT;
 
 CREATE TABLE messages_lean (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -24,7 +31,10 @@ CREATE TABLE messages_lean (
     -- NULL: the campaign's current hold; set for test sends, which hold credits of their own.
     hold_id BIGINT,
     phone TEXT NOT NULL,
-    text TEXT NOT NULL,
+    -- NULL: rendered from the campaign and the names below (see above).
+    text TEXT,
+    first_name TEXT,
+    last_name TEXT,
     segments BIGINT NOT NULL,
     cost BIGINT NOT NULL,
     -- Test sends are charged like any message but never counted in the campaign.

@@ -84,16 +84,6 @@ pub fn preview_code() -> String {
     "x".repeat(UNSUBSCRIBE_CODE_LEN)
 }
 
-/// Puts the real code in place of the stand-in a text was composed with (the code ends the text;
-/// same length and characters, so the segment count stands). Launches render before their rows
-/// have ids.
-pub fn set_code(text: &mut String, code: &str) {
-    debug_assert_eq!(code.len(), UNSUBSCRIBE_CODE_LEN);
-    debug_assert!(text.ends_with(&preview_code()), "{text}");
-    text.truncate(text.len() - UNSUBSCRIBE_CODE_LEN);
-    text.push_str(code);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -302,6 +302,13 @@ impl Simulator {
         lock(&self.shared.state).stats
     }
 
+    /// What the simulator accepted under a provider message id: (destination, text). What
+    /// `GET /api/v1.1/Messages/{id}` shows, for checks in the same process.
+    pub fn accepted(&self, message_id: &str) -> Option<(String, String)> {
+        let id = MessageId::parse(message_id)?;
+        lock(&self.shared.state).records.get(&id).map(|r| (r.destination.to_string(), r.text.to_string()))
+    }
+
     /// Binds nothing itself: serves on a listener the caller bound (tests
     /// bind 127.0.0.1:0 first).
     pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {

@@ -35,6 +35,9 @@ pub struct CampaignRow {
     pub unknown: i64,
     pub delivered: i64,
     pub hold_id: Option<i64>,
+    /// What the texts of the current run were rendered with (set when it starts).
+    pub launch_language: Option<String>,
+    pub launch_public_url: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub created_at: i64,
@@ -63,7 +66,7 @@ impl CampaignRow {
 }
 
 const COLUMNS: &str = "id, store_id, name, message, audience, priority, schedule_at, sender, discount_code, greek_gsm, status, total, pending, sending, sent, failed, \
-                       cancelled, unknown, delivered, hold_id, started_at, finished_at, created_at, updated_at";
+                       cancelled, unknown, delivered, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
 
 /// The fields of a campaign a store may set. Used for create (name, message, audience required)
 /// and for PATCH (everything optional).
@@ -360,6 +363,14 @@ pub struct SendSettings {
     pub public_url: String,
     pub billing: Billing,
     pub hold_ttl_ms: i64,
+}
+
+/// The composer a started campaign's messages were rendered with: the same texts again.
+pub fn launch_composer(c: &CampaignRow) -> Result<Composer, Error> {
+    match (&c.launch_language, &c.launch_public_url) {
+        (Some(lang), Some(url)) => composer(c, lang, url, c.greek_gsm),
+        _ => Err(Error::internal(format!("campaign {} has messages but was never started", c.id))),
+    }
 }
 
 pub fn composer(c: &CampaignRow, lang: &str, public_url: &str, greek_gsm: bool) -> Result<Composer, Error> {

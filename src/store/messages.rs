@@ -7,7 +7,8 @@ use super::audience;
 use super::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
 use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor};
 use crate::domain::campaign::{Priority, Status, invalid_state};
-use crate::domain::message::{preview_code, set_code};
+use crate::domain::message::{Composer, preview_code};
+use crate::domain::unsubscribe::CodeKey;
 use crate::domain::time::rfc3339;
 use crate::domain::{Error, Kind};
 use crate::ledger::{self, TransferKind};
@@ -16,30 +17,34 @@ use serde_json::{Value, json};
 /// Rows per multi-row INSERT when materializing.
 const INSERT_BATCH: usize = 1000;
 
+/// A campaign message as the launch writes it: no text, which is rendered again from the campaign
+/// and these names when sent or listed (a third of the bytes, on every write of the row).
 struct NewMessage {
     id: i64,
     contact_id: i64,
     phone: String,
-    text: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
     segments: i64,
     cost: i64,
 }
 
-/// Where a launch's message ids come from. They are taken before the rows are written because a
-/// message's unsubscribe code is derived from its id and is part of its text.
+/// Where a launch's message ids come from. They are taken before the rows are written, so the
+/// launch knows the campaign's id range (lists walk it) without reading anything back.
 enum Ids {
     /// SQLite: the launch's transaction holds the write lock (`BEGIN IMMEDIATE`) from before the
     /// first id is read until it commits, so the ids after the highest one ever given are free.
     Next(i64),
     /// PostgreSQL: the table's sequence, asked on a pooled connection (sequences are not
-    /// transactional, so the launch's own connection can stay busy with its `COPY`).
-    Sequence(sqlx::PgPool),
+    /// transactional, so the launch's own connection can stay busy with its `COPY`), 10,000 at a
+    /// time; what is left unused at the end is a harmless gap.
+    Sequence(sqlx::PgPool, std::collections::VecDeque<i64>),
 }
 
 impl Ids {
     async fn new(db: &Db, tx: &mut Tx) -> Result<Ids, Error> {
         match (db, tx) {
-            (Db::Pg(pool), _) => Ok(Ids::Sequence(pool.clone())),
+            (Db::Pg(pool), _) => Ok(Ids::Sequence(pool.clone(), Default::default())),
             (_, Tx::Sqlite(c)) => {
                 // AUTOINCREMENT: ids are never reused, so start past the highest ever handed out.
                 let last: i64 = sqlx::query_scalar(
@@ -61,11 +66,19 @@ impl Ids {
                 *next += n as i64;
                 Ok(ids)
             }
-            Ids::Sequence(pool) => sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, $1)")
-                .bind(n as i64)
-                .fetch_all(&*pool)
-                .await
-                .map_err(db_err),
+            Ids::Sequence(pool, ready) => {
+                while ready.len() < n {
+                    // The sequence named as a constant: `pg_get_serial_sequence` costs a catalog
+                    // lookup per row (4 µs; 10 times `nextval` itself).
+                    let more: Vec<i64> = sqlx::query_scalar("SELECT nextval('messages_id_seq'::regclass) FROM generate_series(1, $1)")
+                        .bind(n.max(10_000) as i64)
+                        .fetch_all(&*pool)
+                        .await
+                        .map_err(db_err)?;
+                    ready.extend(more);
+                }
+                Ok(ready.drain(..n).collect())
+            }
         }
     }
 }
@@ -85,7 +98,8 @@ fn sqlite_rows(sql: &mut String, rows: usize, cols: usize) {
     }
 }
 
-const LAUNCH_COLUMNS: &str = "messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, id, contact_id, phone, text, segments, cost)";
+const LAUNCH_COLUMNS: &str =
+    "messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, id, contact_id, phone, first_name, last_name, segments, cost)";
 
 /// A launch's rows on SQLite: multi-row INSERTs of up to 1,000 rows.
 async fn insert_sqlite(c: &mut sqlx::SqliteConnection, campaign: &CampaignRow, rows: &[NewMessage], priority: i64, now: i64) -> Result<(), Error> {
@@ -95,11 +109,11 @@ async fn insert_sqlite(c: &mut sqlx::SqliteConnection, campaign: &CampaignRow, r
         sql.push_str("INSERT INTO ");
         sql.push_str(LAUNCH_COLUMNS);
         sql.push_str(" SELECT ?, ?, ?, ?, ?, ?, 'pending', v.* FROM (VALUES ");
-        sqlite_rows(&mut sql, chunk.len(), 6);
+        sqlite_rows(&mut sql, chunk.len(), 7);
         sql.push_str(") AS v");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(campaign.store_id).bind(campaign.id).bind(priority).bind(now).bind(now).bind(now);
         for m in chunk {
-            q = q.bind(m.id).bind(m.contact_id).bind(&m.phone).bind(&m.text).bind(m.segments).bind(m.cost);
+            q = q.bind(m.id).bind(m.contact_id).bind(&m.phone).bind(&m.first_name).bind(&m.last_name).bind(m.segments).bind(m.cost);
         }
         q.execute(&mut *c).await.map_err(db_err)?;
     }
@@ -113,7 +127,11 @@ fn copy_lines(out: &mut Vec<u8>, campaign: &CampaignRow, rows: &[NewMessage], pr
     out.clear();
     for m in rows {
         let _ = write!(out, "{}\t{}\t{priority}\t{now}\t{now}\t{now}\tpending\t{}\t{}\t", campaign.store_id, campaign.id, m.id, m.contact_id);
-        for field in [&m.phone, &m.text] {
+        for field in [Some(&m.phone), m.first_name.as_ref(), m.last_name.as_ref()] {
+            let Some(field) = field else {
+                out.extend_from_slice(b"\\N\t");
+                continue;
+            };
             for b in field.bytes() {
                 match b {
                     b'\\' => out.extend_from_slice(b"\\\\"),
@@ -158,7 +176,8 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     }
     // Three stages run side by side: the reader streams contacts (its own connection), a task
     // renders each batch, and this one inserts it, so rendering batch k + 1 overlaps inserting k.
-    let key = super::settings::code_key(&mut tx).await?;
+    // Created here if this is the first launch: claims and lists only read it.
+    super::settings::code_key(&mut tx).await?;
     let mut ids = Ids::new(db, &mut tx).await?;
     let (mut batches, reader) = audience::spawn_batches(db.clone(), store, filter, INSERT_BATCH);
     let (rendered_tx, mut rendered) = tokio::sync::mpsc::channel::<Vec<NewMessage>>(2);
@@ -173,13 +192,12 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
                 match campaigns::decide(&m, &comp, &code, &mut text) {
                     Decision::Send(info) => {
                         let price = billing.cost(info.segments);
-                        // The rendered text moves into the row; the next one gets a buffer of the same size.
-                        let capacity = text.len();
                         rows.push(NewMessage {
                             id: 0,
                             contact_id: m.id,
                             phone: m.phone,
-                            text: std::mem::replace(&mut text, String::with_capacity(capacity)),
+                            first_name: m.first_name,
+                            last_name: m.last_name,
                             segments: i64::from(info.segments),
                             cost: price,
                         });
@@ -190,11 +208,9 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
                     Decision::OptedOut | Decision::NoConsent | Decision::NotMobile => {}
                 }
             }
-            // Composed with the stand-in code; the real one needs the row's id.
             let taken = ids.take(rows.len()).await?;
             for (m, id) in rows.iter_mut().zip(taken) {
                 m.id = id;
-                set_code(&mut m.text, &key.code(id));
             }
             if rendered_tx.send(rows).await.is_err() {
                 break; // the insert failed; its error is the one reported
@@ -250,12 +266,17 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     }
     let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:run:{now}"), settings.hold_ttl_ms, now).await?;
     let (first, last) = range.unzip();
-    on_tx!(&mut tx, |conn| sqlx::query("UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0, first_message_id = $4, last_message_id = $5 WHERE id = $1")
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0,
+             first_message_id = $4, last_message_id = $5, launch_language = $6, launch_public_url = $7 WHERE id = $1"
+    )
         .bind(id)
         .bind(hold.id)
         .bind(count)
         .bind(first)
         .bind(last)
+        .bind(&store_row.language)
+        .bind(&settings.public_url)
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))
@@ -267,8 +288,24 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     )
 }
 
+/// A claimed message as stored: campaign messages carry the recipient's names instead of a text.
+#[derive(Debug, sqlx::FromRow)]
+struct ClaimedRow {
+    id: i64,
+    store_id: i64,
+    campaign_id: i64,
+    phone: String,
+    text: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    cost: i64,
+    attempts: i64,
+    test: bool,
+    next_attempt_at: i64,
+}
+
 /// A claimed message, ready for the provider.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: i64,
     pub store_id: i64,
@@ -278,7 +315,6 @@ pub struct Claimed {
     pub cost: i64,
     pub attempts: i64,
     pub test: bool,
-    pub next_attempt_at: i64,
 }
 
 pub struct Batch {
@@ -363,7 +399,7 @@ async fn claim_campaign(
     }
     let token: i64 = rand::random::<i64>() & i64::MAX;
     let mut tx = db.begin().await?;
-    let messages: Vec<Claimed> = match &mut tx {
+    let rows: Vec<ClaimedRow> = match &mut tx {
         Tx::Pg(c) => {
             let mut hint = cursor.get(campaign_id);
             loop {
@@ -376,13 +412,13 @@ async fn claim_campaign(
         }
         Tx::Sqlite(c) => claim_sqlite(c, campaign_id, worker, now + lease_ms, token, now, limit).await?,
     };
-    if messages.is_empty() {
+    if rows.is_empty() {
         drop(tx);
         cursor.set(campaign_id, None);
         super::rate::refund(db, &store_key, limit).await?;
         return Ok(None);
     }
-    let counted = messages.iter().filter(|m| !m.test).count() as i64;
+    let counted = rows.iter().filter(|m| !m.test).count() as i64;
     if counted > 0 {
         bump(&mut tx, campaign_id, &[("pending", -counted), ("sending", counted)]).await?;
     }
@@ -393,13 +429,59 @@ async fn claim_campaign(
     .fetch_one(c)
     .await)
     .map_err(db_err)?;
+    let campaign = campaigns::get_tx(&mut tx, super::StoreId(store_id), campaign_id).await?;
     tx.commit().await?;
     if db.is_postgres() {
-        cursor.set(campaign_id, messages.iter().map(|m| (m.next_attempt_at, m.id)).max());
+        cursor.set(campaign_id, rows.iter().map(|m| (m.next_attempt_at, m.id)).max());
     }
+    let messages = with_texts(db, &campaign, rows, |m| (m.id, m.text.take(), m.first_name.take(), m.last_name.take()))
+        .await?
+        .into_iter()
+        .map(|(m, text)| Claimed {
+            id: m.id,
+            store_id: m.store_id,
+            campaign_id: m.campaign_id,
+            phone: m.phone,
+            text,
+            cost: m.cost,
+            attempts: m.attempts,
+            test: m.test,
+        })
+        .collect::<Vec<_>>();
     // After the commit: on SQLite another write while this transaction is open would wait for it.
     super::rate::refund(db, &store_key, limit - messages.len() as i64).await?;
     Ok(Some(Batch { token, campaign_id, sender, messages }))
+}
+
+/// Pairs each message with its exact text: stored for test sends, rendered again for campaign
+/// messages (the campaign's launch composer, the names kept on the row, the code of its id).
+/// `parts` takes a row's id, stored text and names.
+async fn with_texts<R>(
+    db: &Db,
+    campaign: &CampaignRow,
+    mut rows: Vec<R>,
+    parts: impl Fn(&mut R) -> (i64, Option<String>, Option<String>, Option<String>),
+) -> Result<Vec<(R, String)>, Error> {
+    let mut render: Option<(Composer, CodeKey)> = None;
+    let mut out = Vec::with_capacity(rows.len());
+    for mut row in rows.drain(..) {
+        let (id, text, first, last) = parts(&mut row);
+        let text = match text {
+            Some(t) => t,
+            None => {
+                if render.is_none() {
+                    render = Some((campaigns::launch_composer(campaign)?, super::settings::read_code_key(db).await?));
+                }
+                let (comp, key) = render.as_ref().expect("set above");
+                let mut text = String::new();
+                comp.compose(first.as_deref(), last.as_deref(), &key.code(id), &mut text)
+                    .ok_or_else(|| Error::internal(format!("message {id} no longer fits its campaign's limits")))?;
+                text
+            }
+        };
+        out.push((row, text));
+    }
+    Ok(out)
 }
 
 /// The claim on PostgreSQL: `SKIP LOCKED`, so concurrent claims (any number of processes) take
@@ -415,7 +497,7 @@ async fn claim_pg(
     now: i64,
     limit: i64,
     after: Option<(i64, i64)>,
-) -> Result<Vec<Claimed>, Error> {
+) -> Result<Vec<ClaimedRow>, Error> {
     let hint = if after.is_some() { "AND (m.next_attempt_at, m.id) > ($7, $8)" } else { "AND $7::BIGINT IS NULL AND $8::BIGINT IS NULL" };
     let (at, id) = after.unzip();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -423,7 +505,7 @@ async fn claim_pg(
          WHERE id IN (SELECT m.id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
                       WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $5 {hint} AND (c.status = 'sending' OR m.test)
                       ORDER BY m.next_attempt_at, m.id LIMIT $6 FOR UPDATE OF m SKIP LOCKED)
-         RETURNING id, store_id, campaign_id, phone, text, cost, attempts, test, next_attempt_at"
+         RETURNING id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at"
     )))
     .bind(campaign_id)
     .bind(worker)
@@ -452,10 +534,10 @@ async fn claim_sqlite(
     token: i64,
     now: i64,
     limit: i64,
-) -> Result<Vec<Claimed>, Error> {
+) -> Result<Vec<ClaimedRow>, Error> {
     let page: String = sqlx::query_scalar(
-        "SELECT json_group_array(json_array(m.id, m.store_id, m.campaign_id, m.phone, m.text, m.cost, m.attempts + 1, m.test, m.next_attempt_at))
-         FROM (SELECT m.id, m.store_id, m.campaign_id, m.phone, m.text, m.cost, m.attempts, m.test, m.next_attempt_at
+        "SELECT json_group_array(json_array(m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts + 1, m.test, m.next_attempt_at))
+         FROM (SELECT m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts, m.test, m.next_attempt_at
                FROM messages m INDEXED BY messages_campaign_ready JOIN campaigns c ON c.id = m.campaign_id
                WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $2 AND (c.status = 'sending' OR m.test)
                ORDER BY m.next_attempt_at, m.id LIMIT $3) m",
@@ -466,7 +548,7 @@ async fn claim_sqlite(
     .fetch_one(&mut *c)
     .await
     .map_err(db_err)?;
-    type Row = (i64, i64, i64, String, String, i64, i64, i64, i64);
+    type Row = (i64, i64, i64, String, Option<String>, Option<String>, Option<String>, i64, i64, i64, i64);
     let rows: Vec<Row> = serde_json::from_str(&page).map_err(Error::internal)?;
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -498,12 +580,14 @@ async fn claim_sqlite(
     }
     Ok(rows
         .into_iter()
-        .map(|(id, store_id, campaign_id, phone, text, cost, attempts, test, next_attempt_at)| Claimed {
+        .map(|(id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at)| ClaimedRow {
             id,
             store_id,
             campaign_id,
             phone,
             text,
+            first_name,
+            last_name,
             cost,
             attempts,
             test: test != 0,
@@ -898,7 +982,9 @@ struct MessageRow {
     id: i64,
     contact_id: Option<i64>,
     phone: String,
-    text: String,
+    text: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
     segments: i64,
     cost: i64,
     status: String,
@@ -913,7 +999,7 @@ struct MessageRow {
 }
 
 pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> Result<Value, Error> {
-    campaigns::get(db, store, campaign).await?;
+    let c = campaigns::get(db, store, campaign).await?;
     let limit = clamp_limit(f.limit, 50, 500)?;
     let after = parse_cursor(f.cursor.as_deref())?;
     let status = match f.status.as_deref().filter(|s| !s.is_empty()) {
@@ -942,7 +1028,7 @@ pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> R
         "id BETWEEN (SELECT first_message_id FROM campaigns WHERE id = $1) AND (SELECT last_message_id FROM campaigns WHERE id = $1) AND campaign_id = $1".into()
     };
     let mut rows: Vec<MessageRow> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, contact_id, phone, text, segments, cost, status, delivery_status, provider_message_id, attempts, error_code, error_message, created_at, sent_at, updated_at
+        "SELECT id, contact_id, phone, text, first_name, last_name, segments, cost, status, delivery_status, provider_message_id, attempts, error_code, error_message, created_at, sent_at, updated_at
          FROM messages WHERE {scope} AND store_id = $2 AND NOT test AND id > $3 AND ($4 IS NULL OR status = $4) AND ($6 IS NULL OR error_code = $6) ORDER BY id LIMIT $5"
     )))
     .bind(campaign)
@@ -955,10 +1041,11 @@ pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> R
     .await)
     .map_err(db_err)?;
     let next = super::next_cursor(&mut rows, limit, |r| r.id);
-    let items: Vec<Value> = rows
+    let items: Vec<Value> = with_texts(db, &c, rows, |m| (m.id, m.text.take(), m.first_name.take(), m.last_name.take()))
+        .await?
         .into_iter()
-        .map(|m| {
-            json!({"id": m.id, "contact_id": m.contact_id, "phone": m.phone, "text": m.text, "segments": m.segments, "cost": m.cost, "status": m.status,
+        .map(|(m, text)| {
+            json!({"id": m.id, "contact_id": m.contact_id, "phone": m.phone, "text": text, "segments": m.segments, "cost": m.cost, "status": m.status,
                    "delivery_status": m.delivery_status, "provider_message_id": m.provider_message_id, "attempts": m.attempts,
                    "error_code": m.error_code, "error_message": m.error_message, "created_at": rfc3339(m.created_at),
                    "sent_at": m.sent_at.map(rfc3339), "updated_at": rfc3339(m.updated_at)})

@@ -1,6 +1,6 @@
 //! Installation-wide settings kept in the database, so every process of a cluster shares them.
 
-use super::{Tx, db_err, on_tx};
+use super::{Db, Tx, db_err, on_db, on_tx};
 use crate::domain::Error;
 use crate::domain::unsubscribe::CodeKey;
 
@@ -19,4 +19,12 @@ pub async fn code_key(tx: &mut Tx) -> Result<CodeKey, Error> {
     let (hex,): (String,) =
         on_tx!(tx, |c| sqlx::query_as("SELECT value FROM settings WHERE name = $1").bind(CODE_KEY).fetch_one(c).await).map_err(db_err)?;
     CodeKey::from_hex(&hex).ok_or_else(|| Error::internal("the stored unsubscribe code key is malformed"))
+}
+
+/// The key, for reading codes back (claims, lists). It exists once anything was launched.
+pub async fn read_code_key(db: &Db) -> Result<CodeKey, Error> {
+    let hex: Option<String> =
+        on_db!(db, |p| sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(CODE_KEY).fetch_optional(p).await)
+            .map_err(db_err)?;
+    hex.as_deref().and_then(CodeKey::from_hex).ok_or_else(|| Error::internal("the unsubscribe code key is missing or malformed"))
 }
