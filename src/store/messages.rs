@@ -8,8 +8,8 @@ use super::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
 use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor};
 use crate::domain::campaign::{Priority, Status, invalid_state};
 use crate::domain::message::{Composer, preview_code};
-use crate::domain::unsubscribe::CodeKey;
 use crate::domain::time::rfc3339;
+use crate::domain::unsubscribe::CodeKey;
 use crate::domain::{Error, Kind};
 use crate::ledger::{self, TransferKind};
 use serde_json::{Value, json};
@@ -98,11 +98,16 @@ fn sqlite_rows(sql: &mut String, rows: usize, cols: usize) {
     }
 }
 
-const LAUNCH_COLUMNS: &str =
-    "messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, id, contact_id, phone, first_name, last_name, segments, cost)";
+const LAUNCH_COLUMNS: &str = "messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, id, contact_id, phone, first_name, last_name, segments, cost)";
 
 /// A launch's rows on SQLite: multi-row INSERTs of up to 1,000 rows.
-async fn insert_sqlite(c: &mut sqlx::SqliteConnection, campaign: &CampaignRow, rows: &[NewMessage], priority: i64, now: i64) -> Result<(), Error> {
+async fn insert_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    campaign: &CampaignRow,
+    rows: &[NewMessage],
+    priority: i64,
+    now: i64,
+) -> Result<(), Error> {
     for chunk in rows.chunks(INSERT_BATCH) {
         // The values common to every row come first, bound once per statement.
         let mut sql = String::with_capacity(256 + chunk.len() * 16);
@@ -111,7 +116,8 @@ async fn insert_sqlite(c: &mut sqlx::SqliteConnection, campaign: &CampaignRow, r
         sql.push_str(" SELECT ?, ?, ?, ?, ?, ?, 'pending', v.* FROM (VALUES ");
         sqlite_rows(&mut sql, chunk.len(), 7);
         sql.push_str(") AS v");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(campaign.store_id).bind(campaign.id).bind(priority).bind(now).bind(now).bind(now);
+        let mut q =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(campaign.store_id).bind(campaign.id).bind(priority).bind(now).bind(now).bind(now);
         for m in chunk {
             q = q.bind(m.id).bind(m.contact_id).bind(&m.phone).bind(&m.first_name).bind(&m.last_name).bind(m.segments).bind(m.cost);
         }
@@ -126,7 +132,8 @@ fn copy_lines(out: &mut Vec<u8>, campaign: &CampaignRow, rows: &[NewMessage], pr
     use std::io::Write;
     out.clear();
     for m in rows {
-        let _ = write!(out, "{}\t{}\t{priority}\t{now}\t{now}\t{now}\tpending\t{}\t{}\t", campaign.store_id, campaign.id, m.id, m.contact_id);
+        let _ =
+            write!(out, "{}\t{}\t{priority}\t{now}\t{now}\t{now}\tpending\t{}\t{}\t", campaign.store_id, campaign.id, m.id, m.contact_id);
         for field in [Some(&m.phone), m.first_name.as_ref(), m.last_name.as_ref()] {
             let Some(field) = field else {
                 out.extend_from_slice(b"\\N\t");

@@ -49,11 +49,9 @@ async fn ten_thousand_recipients(b: Backend) {
     assert_ledger_balanced(&t, &s, id, 50_000).await;
     // Each message went to its own contact with that contact's name; the provider got exactly the
     // text the API lists; the unsubscribe code at its end names that message.
-    let contacts: Vec<(i64, String, String)> = on_db!(t.db(), |p| sqlx::query_as("SELECT id, phone, first_name FROM contacts WHERE store_id = $1")
-        .bind(s.id)
-        .fetch_all(p)
-        .await)
-    .unwrap();
+    let contacts: Vec<(i64, String, String)> =
+        on_db!(t.db(), |p| sqlx::query_as("SELECT id, phone, first_name FROM contacts WHERE store_id = $1").bind(s.id).fetch_all(p).await)
+            .unwrap();
     let contacts: std::collections::HashMap<i64, (String, String)> = contacts.into_iter().map(|(id, p, f)| (id, (p, f))).collect();
     let key = smscast::store::settings::read_code_key(t.db()).await.unwrap();
     let (mut seen, mut cursor) = (0, String::new());
