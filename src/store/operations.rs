@@ -154,17 +154,11 @@ pub(crate) const FAILURES: &str = "status IN ('failed', 'unknown')";
 
 pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
     campaigns::get(db, store, id).await?;
-    let rows: Vec<(Option<String>, i64)> =
-        on_db!(db, |p| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let sql = format!(
         "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND store_id = $2 AND NOT test AND {FAILURES} GROUP BY error_code"
-    )))
-    .bind(id)
-    .bind(store.0)
-    .fetch_all(p)
-    .await
-        })
-        .map_err(db_err)?;
+    );
+    let rows: Vec<(Option<String>, i64)> =
+        on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).bind(store.0).fetch_all(p).await).map_err(db_err)?;
     let count = |code: &str| rows.iter().filter(|(c, _)| c.as_deref() == Some(code)).map(|r| r.1).sum::<i64>();
     let items: Vec<Value> = CATEGORIES
         .iter()
