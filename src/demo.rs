@@ -5,7 +5,7 @@ use crate::domain::Error;
 use crate::store::auth::{self, Actor};
 use crate::store::import::{self, ImportContext};
 use crate::store::stores::{self, CreateStore};
-use crate::store::{Db, db_err, on_db};
+use crate::store::{Db, StoreId, db_err, on_db, on_tx};
 
 pub struct DemoCredentials {
     pub store_id: i64,
@@ -102,58 +102,69 @@ fn demo_csv(rows: usize) -> String {
     out
 }
 
-/// Seeds the demo store once; later runs return the credentials recorded the first time.
+/// Seeds the demo store once; later runs return the credentials recorded the first time. The store,
+/// its keys and the credentials are written in one transaction; the contacts and the credits come
+/// after it and are idempotent (an upsert by phone, a top-up with a fixed key), and the credentials
+/// are marked seeded last, so a first run that was interrupted is finished by the next one.
 pub async fn ensure_demo(db: &Db, now: i64) -> Result<DemoCredentials, Error> {
-    let existing: Option<(i64, String, String, String, String)> =
-        on_db!(db, |p| sqlx::query_as("SELECT store_id, email, password, api_key, admin_key FROM demo_credentials WHERE id = 1")
+    let existing: Option<(i64, String, String, String, String, bool)> =
+        on_db!(db, |p| sqlx::query_as("SELECT store_id, email, password, api_key, admin_key, seeded FROM demo_credentials WHERE id = 1")
             .fetch_optional(p)
             .await)
         .map_err(db_err)?;
-    if let Some((store_id, email, password, api_key, admin_key)) = existing {
-        return Ok(DemoCredentials { store_id, email, password, api_key, admin_key });
-    }
-    let created = stores::create(
-        db,
-        now,
-        CreateStore {
-            name: "Demo Store",
-            email: "demo@smscast.local",
-            country: "GR",
-            language: "el",
-            timezone: "Europe/Athens",
-            sender_name: Some("DemoStore"),
-        },
-    )
-    .await?;
-    let admin_key = auth::create_admin_key(db, "demo operator", now).await?;
-    let ctx = ImportContext {
-        db: db.clone(),
-        store: created.store.store_id(),
-        country: phonenumber::country::Id::GR,
-        actor: Actor::System("demo"),
-        now,
+    let creds = match existing {
+        Some((store_id, email, password, api_key, admin_key, seeded)) => {
+            let creds = DemoCredentials { store_id, email, password, api_key, admin_key };
+            if seeded {
+                return Ok(creds);
+            }
+            creds
+        }
+        None => {
+            let mut tx = db.begin().await?;
+            let created = stores::create_in(
+                &mut tx,
+                now,
+                CreateStore {
+                    name: "Demo Store",
+                    email: "demo@smscast.local",
+                    country: "GR",
+                    language: "el",
+                    timezone: "Europe/Athens",
+                    sender_name: Some("DemoStore"),
+                },
+            )
+            .await?;
+            let admin_key = auth::create_admin_key_in(&mut tx, "demo operator", now).await?;
+            on_tx!(&mut tx, |c| sqlx::query(
+                "INSERT INTO demo_credentials (id, store_id, email, password, api_key, admin_key, seeded) VALUES (1, $1, $2, $3, $4, $5, FALSE)"
+            )
+            .bind(created.store.id)
+            .bind(&created.email)
+            .bind(&created.password)
+            .bind(&created.api_key)
+            .bind(&admin_key)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+            .map_err(db_err)?;
+            tx.commit().await?;
+            DemoCredentials {
+                store_id: created.store.id,
+                email: created.email,
+                password: created.password,
+                api_key: created.api_key,
+                admin_key,
+            }
+        }
     };
+    let store = StoreId(creds.store_id);
+    let ctx = ImportContext { db: db.clone(), store, country: phonenumber::country::Id::GR, actor: Actor::System("demo"), now };
     import::import(ctx, std::io::Cursor::new(demo_csv(1000).into_bytes()), |_| {}).await?;
     let mut tx = db.begin().await?;
-    crate::ledger::top_up(&mut tx, created.store.store_id(), 5_000, "Demo credits", "demo-top-up", now).await?;
+    crate::ledger::top_up(&mut tx, store, 5_000, "Demo credits", "demo-top-up", now).await?;
+    on_tx!(&mut tx, |c| sqlx::query("UPDATE demo_credentials SET seeded = TRUE WHERE id = 1").execute(c).await.map(|r| r.rows_affected()))
+        .map_err(db_err)?;
     tx.commit().await?;
-    on_db!(db, |p| sqlx::query(
-        "INSERT INTO demo_credentials (id, store_id, email, password, api_key, admin_key) VALUES (1, $1, $2, $3, $4, $5)"
-    )
-    .bind(created.store.id)
-    .bind(&created.email)
-    .bind(&created.password)
-    .bind(&created.api_key)
-    .bind(&admin_key)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))
-    .map_err(db_err)?;
-    Ok(DemoCredentials {
-        store_id: created.store.id,
-        email: created.email,
-        password: created.password,
-        api_key: created.api_key,
-        admin_key,
-    })
+    Ok(creds)
 }

@@ -119,13 +119,20 @@ pub async fn authenticate_key(db: &Db, key: &str, now: i64) -> Result<Option<Pri
 }
 
 pub async fn create_admin_key(db: &Db, name: &str, now: i64) -> Result<String, Error> {
+    let mut tx = db.begin().await?;
+    let key = create_admin_key_in(&mut tx, name, now).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+pub async fn create_admin_key_in(tx: &mut Tx, name: &str, now: i64) -> Result<String, Error> {
     let key = secrets::new_api_key(secrets::ADMIN_KEY_PREFIX);
-    on_db!(db, |p| sqlx::query("INSERT INTO admin_keys (name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
+    on_tx!(tx, |c| sqlx::query("INSERT INTO admin_keys (name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(name)
         .bind(secrets::display_prefix(&key))
         .bind(secrets::sha256_hex(&key))
         .bind(now)
-        .execute(p)
+        .execute(c)
         .await
         .map(|r| r.rows_affected()))
     .map_err(db_err)?;

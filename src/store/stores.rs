@@ -1,6 +1,6 @@
 //! Stores (tenants) and their settings.
 
-use super::{Db, StoreId, db_err, is_unique_violation, on_db, on_tx};
+use super::{Db, StoreId, Tx, db_err, is_unique_violation, on_db, on_tx};
 use crate::domain::{Error, tenant};
 use crate::secrets;
 use serde::Serialize;
@@ -52,6 +52,14 @@ fn default_sender(name: &str) -> String {
 }
 
 pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore, Error> {
+    let mut tx = db.begin().await?;
+    let created = create_in(&mut tx, now, req).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// `create` inside a caller's transaction (the demo records its credentials in the same one).
+pub async fn create_in(tx: &mut Tx, now: i64, req: CreateStore<'_>) -> Result<NewStore, Error> {
     let name = tenant::validate_name(req.name)?;
     let email = crate::domain::contact::clean_email(Some(req.email))?
         .ok_or_else(|| {
@@ -67,8 +75,7 @@ pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore,
     };
     let password = secrets::random_token(16);
     let api_key = secrets::new_api_key(secrets::STORE_KEY_PREFIX);
-    let mut tx = db.begin().await?;
-    let store: StoreRow = on_tx!(&mut tx, |c| sqlx::query_as(
+    let store: StoreRow = on_tx!(tx, |c| sqlx::query_as(
         "INSERT INTO stores (name, default_country, timezone, language, sender_name, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *"
     )
@@ -81,15 +88,14 @@ pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore,
     .fetch_one(c)
     .await)
     .map_err(db_err)?;
-    let inserted =
-        on_tx!(&mut tx, |c| sqlx::query("INSERT INTO users (store_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(store.id)
-            .bind(&email)
-            .bind(secrets::hash_password(&password))
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()));
+    let inserted = on_tx!(tx, |c| sqlx::query("INSERT INTO users (store_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(store.id)
+        .bind(&email)
+        .bind(secrets::hash_password(&password))
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()));
     if let Err(e) = inserted {
         return Err(if is_unique_violation(&e) {
             Error::conflict("email_taken", format!("A user with the email {email} already exists."))
@@ -98,8 +104,7 @@ pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore,
             db_err(e)
         });
     }
-    super::auth::insert_api_key(&mut tx, store.store_id(), "Default", &api_key, now).await?;
-    tx.commit().await?;
+    super::auth::insert_api_key(tx, store.store_id(), "Default", &api_key, now).await?;
     Ok(NewStore { store, email, password, api_key })
 }
 

@@ -255,4 +255,40 @@ async fn store_create_and_import_contacts(b: Backend) {
     assert!(err.contains("phone column"), "{err}");
 }
 
-dual!(serve_demo_seeds_once, store_create_and_import_contacts);
+/// A first `serve --demo` stopped after the store was created but before its contacts and credits
+/// were in: the next start finishes the job with the same credentials, and credits arrive once.
+async fn an_interrupted_demo_seeding_is_finished_next_time(b: Backend) {
+    let t = crate::harness::TestApp::start(b).await;
+    let now = smscast::clock::Clock::now_ms(&*t.clock);
+    let first = smscast::demo::ensure_demo(t.db(), now).await.unwrap();
+    let count = |db: Db| async move {
+        let n: (i64,) = smscast::store::on_db!(&db, |p| sqlx::query_as("SELECT COUNT(*) FROM contacts WHERE store_id = $1")
+            .bind(first.store_id)
+            .fetch_one(p)
+            .await)
+        .unwrap();
+        n.0
+    };
+    let seeded = count(t.db().clone()).await;
+    assert!(seeded > 900, "{seeded}");
+    // Back to the state right after the first transaction: credentials written, nothing imported.
+    for sql in
+        ["UPDATE demo_credentials SET seeded = FALSE", "DELETE FROM contact_tags", "DELETE FROM consent_events", "DELETE FROM contacts"]
+    {
+        smscast::store::on_db!(t.db(), |p| sqlx::query(sql).execute(p).await.map(|_| ())).unwrap();
+    }
+    assert_eq!(count(t.db().clone()).await, 0);
+    let again = smscast::demo::ensure_demo(t.db(), now).await.unwrap();
+    assert_eq!(
+        (&again.email, &again.password, &again.api_key, &again.admin_key),
+        (&first.email, &first.password, &first.api_key, &first.admin_key)
+    );
+    assert_eq!(count(t.db().clone()).await, seeded, "the contacts are back");
+    let (_, w) = t.get("/api/wallet", &again.api_key).await;
+    assert_eq!(w["balance"], 5_000, "credits once: {w}");
+    // Seeded now: a third start changes nothing.
+    smscast::demo::ensure_demo(t.db(), now).await.unwrap();
+    assert_eq!(count(t.db().clone()).await, seeded);
+}
+
+dual!(serve_demo_seeds_once, store_create_and_import_contacts, an_interrupted_demo_seeding_is_finished_next_time);
