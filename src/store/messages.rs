@@ -405,19 +405,20 @@ async fn claim_campaign(
         return Ok(None);
     }
     let token: i64 = rand::random::<i64>() & i64::MAX;
+    let terms = Lease { worker, until: now + lease_ms, token, now, limit };
     let mut tx = db.begin().await?;
     let rows: Vec<ClaimedRow> = match &mut tx {
         Tx::Pg(c) => {
             let mut hint = cursor.get(campaign_id);
             loop {
-                let rows = claim_pg(c, campaign_id, worker, now + lease_ms, token, now, limit, hint).await?;
+                let rows = claim_pg(c, campaign_id, &terms, hint).await?;
                 if !rows.is_empty() || hint.is_none() {
                     break rows;
                 }
                 hint = None;
             }
         }
-        Tx::Sqlite(c) => claim_sqlite(c, campaign_id, worker, now + lease_ms, token, now, limit).await?,
+        Tx::Sqlite(c) => claim_sqlite(c, campaign_id, &terms).await?,
     };
     if rows.is_empty() {
         drop(tx);
@@ -460,6 +461,16 @@ async fn claim_campaign(
     Ok(Some(Batch { token, campaign_id, sender, messages }))
 }
 
+/// What a claim asks for: up to `limit` rows due at `now`, leased to `worker` until `until` under
+/// the fencing `token`.
+struct Lease<'a> {
+    worker: &'a str,
+    until: i64,
+    token: i64,
+    now: i64,
+    limit: i64,
+}
+
 /// Pairs each message with its exact text: stored for test sends, rendered again for campaign
 /// messages (the campaign's launch composer, the names kept on the row, the code of its id).
 /// `parts` takes a row's id, stored text and names.
@@ -494,15 +505,10 @@ async fn with_texts<R>(
 /// The claim on PostgreSQL: `SKIP LOCKED`, so concurrent claims (any number of processes) take
 /// disjoint rows; `OF m` locks only the message rows (locking the joined campaign row too made a
 /// claim skip every row while another claim or outcome, which both update its counters, held it).
-#[allow(clippy::too_many_arguments)]
 async fn claim_pg(
     c: &mut sqlx::PgConnection,
     campaign_id: i64,
-    worker: &str,
-    lease_until: i64,
-    token: i64,
-    now: i64,
-    limit: i64,
+    t: &Lease<'_>,
     after: Option<(i64, i64)>,
 ) -> Result<Vec<ClaimedRow>, Error> {
     let hint = if after.is_some() { "AND (m.next_attempt_at, m.id) > ($7, $8)" } else { "AND $7::BIGINT IS NULL AND $8::BIGINT IS NULL" };
@@ -515,11 +521,11 @@ async fn claim_pg(
          RETURNING id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at"
     )))
     .bind(campaign_id)
-    .bind(worker)
-    .bind(lease_until)
-    .bind(token)
-    .bind(now)
-    .bind(limit)
+    .bind(t.worker)
+    .bind(t.until)
+    .bind(t.token)
+    .bind(t.now)
+    .bind(t.limit)
     .bind(at)
     .bind(id)
     .fetch_all(c)
@@ -533,15 +539,7 @@ async fn claim_pg(
 /// wake-ups, which for `UPDATE … RETURNING` a thousand rows cost more than the update itself.
 /// `INDEXED BY` pins the partial index of pending rows: with statistics from an `ANALYZE` run at
 /// the wrong moment, SQLite's planner can prefer another index and claims get many times slower.
-async fn claim_sqlite(
-    c: &mut sqlx::SqliteConnection,
-    campaign_id: i64,
-    worker: &str,
-    lease_until: i64,
-    token: i64,
-    now: i64,
-    limit: i64,
-) -> Result<Vec<ClaimedRow>, Error> {
+async fn claim_sqlite(c: &mut sqlx::SqliteConnection, campaign_id: i64, t: &Lease<'_>) -> Result<Vec<ClaimedRow>, Error> {
     let page: String = sqlx::query_scalar(
         "SELECT json_group_array(json_array(m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts + 1, m.test, m.next_attempt_at))
          FROM (SELECT m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts, m.test, m.next_attempt_at
@@ -550,8 +548,8 @@ async fn claim_sqlite(
                ORDER BY m.next_attempt_at, m.id LIMIT $3) m",
     )
     .bind(campaign_id)
-    .bind(now)
-    .bind(limit)
+    .bind(t.now)
+    .bind(t.limit)
     .fetch_one(&mut *c)
     .await
     .map_err(db_err)?;
@@ -573,10 +571,10 @@ async fn claim_sqlite(
         "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until = $2, lease_token = $3, attempts = attempts + 1, updated_at = $4
          WHERE id IN (SELECT value FROM json_each($5)) AND status = 'pending'",
     )
-    .bind(worker)
-    .bind(lease_until)
-    .bind(token)
-    .bind(now)
+    .bind(t.worker)
+    .bind(t.until)
+    .bind(t.token)
+    .bind(t.now)
     .bind(ids)
     .execute(&mut *c)
     .await
