@@ -181,11 +181,12 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
         drop(tx);
         return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "started"));
     }
-    // Three stages run side by side: the reader streams contacts (its own connection), a task
-    // renders each batch, and this one inserts it, so rendering batch k + 1 overlaps inserting k.
-    // Created here if this is the first launch: claims and lists only read it.
+    // The unsubscribe code key is created here if this is the first launch (claims and lists only
+    // read it).
     super::settings::code_key(&mut tx).await?;
     let mut ids = Ids::new(db, &mut tx).await?;
+    // Three stages run side by side: the reader streams contacts (its own connection), a task
+    // renders each batch, and this one inserts it, so rendering batch k + 1 overlaps inserting k.
     let (mut batches, reader) = audience::spawn_batches(db.clone(), store, filter, INSERT_BATCH);
     let (rendered_tx, mut rendered) = tokio::sync::mpsc::channel::<Vec<NewMessage>>(2);
     let billing = settings.billing;
@@ -344,17 +345,15 @@ impl ClaimCursor {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&campaign).copied()
     }
 
+    /// Where the latest claim ended. Replaced rather than maximised: after a claim of retries (due
+    /// later than the rest of the run) the walk must come back to the rest, and the first hinted
+    /// claim that finds nothing brings it back.
     fn set(&self, campaign: i64, at: Option<(i64, i64)>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match at {
-            Some(at) => {
-                let furthest = map.get(&campaign).map_or(at, |&prev| prev.max(at));
-                map.insert(campaign, furthest);
-            }
-            None => {
-                map.remove(&campaign);
-            }
-        }
+            Some(at) => map.insert(campaign, at),
+            None => map.remove(&campaign),
+        };
     }
 }
 
