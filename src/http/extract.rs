@@ -134,7 +134,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let now = state.clock.now_ms();
         if let Some(key) = bearer(parts) {
-            return auth::authenticate_key(&state.db, key, now).await?.map(Auth).ok_or_else(|| {
+            return auth::authenticate_key(&state.db, &state.keys, key, now).await?.map(Auth).ok_or_else(|| {
                 ApiError(Error::new(Kind::Unauthorized, "invalid_api_key", "This API key is not valid or has been revoked."))
             });
         }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub settings: HttpSettings,
     /// Live-update pollers shared by this node's SSE subscribers.
     pub hub: sse::Hub,
+    /// API keys this node verified recently.
+    pub keys: crate::store::auth::KeyCache,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

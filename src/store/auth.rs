@@ -94,10 +94,45 @@ pub async fn revoke_api_key(db: &Db, store: StoreId, id: i64, now: i64) -> Resul
     .ok_or_else(|| Error::not_found("API key"))
 }
 
-pub async fn authenticate_key(db: &Db, key: &str, now: i64) -> Result<Option<Principal>, Error> {
+/// How long a node trusts an API key it has verified without asking the database again.
+pub const KEY_CACHE_MS: i64 = 5_000;
+
+/// API keys this node verified in the last `KEY_CACHE_MS`, by hash: a request (a progress poll
+/// during a send, say) is then one database read, not two. A revocation clears this node's cache
+/// at once; other nodes stop accepting the key within `KEY_CACHE_MS`.
+#[derive(Debug, Default)]
+pub struct KeyCache(std::sync::Mutex<std::collections::HashMap<String, (Principal, i64)>>);
+
+impl KeyCache {
+    /// Bounded: past this many keys the cache starts over.
+    const MAX: usize = 10_000;
+
+    fn get(&self, hash: &str, now: i64) -> Option<Principal> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(hash).filter(|(_, until)| now < *until).map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, hash: String, p: Principal, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(hash, (p, now + KEY_CACHE_MS));
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+pub async fn authenticate_key(db: &Db, cache: &KeyCache, key: &str, now: i64) -> Result<Option<Principal>, Error> {
+    let hash = secrets::sha256_hex(key);
+    if let Some(p) = cache.get(&hash, now) {
+        return Ok(Some(p));
+    }
     let found: Option<(i64, i64, Option<i64>)> =
         on_db!(db, |p| sqlx::query_as("SELECT id, store_id, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(secrets::sha256_hex(key))
+            .bind(&hash)
             .fetch_optional(p)
             .await)
         .map_err(db_err)?;
@@ -115,7 +150,9 @@ pub async fn authenticate_key(db: &Db, key: &str, now: i64) -> Result<Option<Pri
             .map(|r| r.rows_affected()))
         .map_err(db_err)?;
     }
-    Ok(Some(Principal { store: StoreId(store), actor: Actor::ApiKey(id) }))
+    let p = Principal { store: StoreId(store), actor: Actor::ApiKey(id) };
+    cache.put(hash, p.clone(), now);
+    Ok(Some(p))
 }
 
 pub async fn create_admin_key(db: &Db, name: &str, now: i64) -> Result<String, Error> {

@@ -228,7 +228,7 @@ async fn store_create_and_import_contacts(b: Backend) {
 
     // What the operator sees is what the store has.
     let conn = Db::connect(&db.url, 2).await.unwrap();
-    let principal = auth::authenticate_key(&conn, key, 0).await.unwrap().expect("the printed API key works");
+    let principal = auth::authenticate_key(&conn, &Default::default(), key, 0).await.unwrap().expect("the printed API key works");
     assert_eq!(principal.store, StoreId(store_id));
     let page = contacts::list(&conn, StoreId(store_id), contacts::ContactFilter { limit: Some(500), ..Default::default() }).await.unwrap();
     let phones: Vec<&str> = page.items.iter().map(|c| c.phone.as_str()).collect();

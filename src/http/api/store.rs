@@ -57,5 +57,7 @@ pub async fn create_key(
 }
 
 pub async fn revoke_key(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
-    Ok(Json(key_json(auth::revoke_api_key(&state.db, p.store, id, state.clock.now_ms()).await?)))
+    let revoked = auth::revoke_api_key(&state.db, p.store, id, state.clock.now_ms()).await?;
+    state.keys.clear();
+    Ok(Json(key_json(revoked)))
 }
