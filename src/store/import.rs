@@ -6,7 +6,7 @@
 //! the transaction in flight, and a re-run upserts the same rows.
 
 use super::auth::Actor;
-use super::{Db, StoreId, Tx, db_err};
+use super::{Db, StoreId, Tx, db_err, sqlite_rows};
 use crate::domain::contact::{self, Consent};
 use crate::domain::{Error, phone};
 use serde::Serialize;
@@ -320,32 +320,6 @@ fn validate(cells: &[Option<&str>; 6], country: phonenumber::country::Id) -> Res
     Ok(Row { mobile: phone.mobile, phone: phone.e164, first_name, last_name, email, tags, consent })
 }
 
-/// Placeholders for `rows` rows of `cols` values, numbered from `first` and bound in order:
-/// `($1, $2), ($3, $4)` on PostgreSQL, `(?, ?), (?, ?)` on SQLite. SQLite resolves every `$N` by a
-/// linear scan of the statement's parameter names, so binding the ~10,000 values of one batch as
-/// `$N` costs O(n²) — that alone made the import ~15× slower than it is with anonymous `?`.
-fn params(pg: bool, first: usize, rows: usize, cols: usize) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(rows * (cols * 7 + 3));
-    let mut n = first;
-    for r in 0..rows {
-        s.push_str(if r == 0 { "(" } else { ",(" });
-        for c in 0..cols {
-            if c > 0 {
-                s.push(',');
-            }
-            if pg {
-                let _ = write!(s, "${n}");
-            } else {
-                s.push('?');
-            }
-            n += 1;
-        }
-        s.push(')');
-    }
-    s
-}
-
 /// Splits `n` rows into chunks of `max` (a power of two), then powers of two for the rest. Tags and
 /// consent events vary in number from batch to batch; chunking them to a handful of fixed sizes
 /// lets the database reuse a few prepared statements instead of preparing a new multi-thousand-
@@ -409,7 +383,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
     }
     let ids: Vec<(i64, String)> = match &mut *tx {
         Tx::Sqlite(c) => {
-            let sql = format!("INSERT INTO contacts ({UPSERT_COLUMNS}) VALUES {} {UPSERT_CONFLICT}", params(false, 1, rows.len(), 11));
+            let sql = format!("INSERT INTO contacts ({UPSERT_COLUMNS}) VALUES {} {UPSERT_CONFLICT}", sqlite_rows(rows.len(), 11));
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for (row, (consent, changed)) in rows.iter().zip(&consents) {
                 q = q
@@ -464,10 +438,8 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
             for size in chunk_sizes(tags.len(), CHUNK) {
                 let (chunk, after) = rest.split_at(size);
                 rest = after;
-                let sql = format!(
-                    "INSERT INTO contact_tags (contact_id, store_id, tag) VALUES {} ON CONFLICT DO NOTHING",
-                    params(false, 1, size, 3)
-                );
+                let sql =
+                    format!("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES {} ON CONFLICT DO NOTHING", sqlite_rows(size, 3));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, tag) in chunk {
                     q = q.bind(*id).bind(ctx.store.0).bind(*tag);
@@ -478,7 +450,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
             for size in chunk_sizes(events.len(), CHUNK) {
                 let (chunk, after) = rest.split_at(size);
                 rest = after;
-                let sql = format!("INSERT INTO consent_events ({EVENT_COLUMNS}) VALUES {}", params(false, 1, size, 8));
+                let sql = format!("INSERT INTO consent_events ({EVENT_COLUMNS}) VALUES {}", sqlite_rows(size, 8));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, phone, from, to) in chunk {
                     q = q.bind(ctx.store.0).bind(*id).bind(*phone).bind(*from).bind(*to).bind("import").bind(&actor).bind(ctx.now);
@@ -525,7 +497,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
 async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> Result<HashMap<&'r str, Consent>, Error> {
     let found: Vec<(String, String)> = match tx {
         Tx::Sqlite(c) => {
-            let sql = format!("SELECT phone, consent FROM contacts WHERE store_id = ? AND phone IN {}", params(false, 2, 1, rows.len()));
+            let sql = format!("SELECT phone, consent FROM contacts WHERE store_id = ? AND phone IN {}", sqlite_rows(1, rows.len()));
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
             for r in rows {
                 q = q.bind(&r.phone);
@@ -571,9 +543,8 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_per_dialect() {
-        assert_eq!(params(true, 2, 2, 2), "($2,$3),($4,$5)");
-        assert_eq!(params(false, 2, 2, 2), "(?,?),(?,?)");
-        assert_eq!(params(true, 2, 1, 3), "($2,$3,$4)");
+    fn sqlite_placeholders() {
+        assert_eq!(sqlite_rows(2, 2), "(?,?),(?,?)");
+        assert_eq!(sqlite_rows(1, 3), "(?,?,?)");
     }
 }

@@ -5,7 +5,7 @@
 
 use super::audience;
 use super::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
-use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor};
+use super::{Db, StoreId, Tx, clamp_limit, db_err, on_db, on_tx, parse_cursor, sqlite_rows};
 use crate::domain::campaign::{Priority, Status, invalid_state};
 use crate::domain::message::{Composer, preview_code};
 use crate::domain::time::rfc3339;
@@ -83,21 +83,6 @@ impl Ids {
     }
 }
 
-/// Appends `rows` groups of `cols` anonymous placeholders, `(?,?),(?,?)…`, for a multi-row
-/// statement on SQLite; the binds follow in the same order. sqlx looks every *named* SQLite
-/// parameter (`$N`) up by its index, and SQLite finds a name by walking the list of all of them,
-/// so a statement with thousands of `$N` costs time quadratic in their number (it was most of a
-/// launch and of every outcome's recording). (PostgreSQL gets one array per column instead.)
-fn sqlite_rows(sql: &mut String, rows: usize, cols: usize) {
-    for r in 0..rows {
-        sql.push_str(if r > 0 { ",(" } else { "(" });
-        for c in 0..cols {
-            sql.push_str(if c > 0 { ",?" } else { "?" });
-        }
-        sql.push(')');
-    }
-}
-
 const LAUNCH_COLUMNS: &str = "messages (store_id, campaign_id, priority, next_attempt_at, created_at, updated_at, status, id, contact_id, phone, first_name, last_name, segments, cost)";
 
 /// A launch's rows on SQLite: multi-row INSERTs of up to 1,000 rows.
@@ -114,7 +99,7 @@ async fn insert_sqlite(
         sql.push_str("INSERT INTO ");
         sql.push_str(LAUNCH_COLUMNS);
         sql.push_str(" SELECT ?, ?, ?, ?, ?, ?, 'pending', v.* FROM (VALUES ");
-        sqlite_rows(&mut sql, chunk.len(), 7);
+        sql.push_str(&sqlite_rows(chunk.len(), 7));
         sql.push_str(") AS v");
         let mut q =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(campaign.store_id).bind(campaign.id).bind(priority).bind(now).bind(now).bind(now);
@@ -726,7 +711,7 @@ async fn update_outcomes(
             // The outcomes first (a CTE), then `now` twice and the fencing token, as bound.
             let mut sql = String::with_capacity(512 + chunk.len() * 16);
             sql.push_str("WITH v (id, status, provider_message_id, error_code, error_message, next_attempt_at) AS (VALUES ");
-            sqlite_rows(&mut sql, chunk.len(), 6);
+            sql.push_str(&sqlite_rows(chunk.len(), 6));
             sql.push_str(") ");
             sql.push_str(SET);
             sql.push_str(

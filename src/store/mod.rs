@@ -175,6 +175,23 @@ pub fn placeholders(first: usize, count: usize) -> String {
     s
 }
 
+/// `rows` groups of `cols` anonymous placeholders, `(?,?),(?,?)…`, for a multi-row statement on
+/// SQLite; the binds follow in the same order. sqlx looks every *named* SQLite parameter (`$N`) up
+/// by its index, and SQLite finds a name by walking the list of all of them, so a statement with
+/// thousands of `$N` costs time quadratic in their number (it was most of an import, of a launch
+/// and of every outcome's recording). PostgreSQL gets one array per column instead.
+pub fn sqlite_rows(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * (cols * 2 + 2));
+    for r in 0..rows {
+        s.push_str(if r > 0 { ",(" } else { "(" });
+        for c in 0..cols {
+            s.push_str(if c > 0 { ",?" } else { "?" });
+        }
+        s.push(')');
+    }
+    s
+}
+
 /// Keyset cursors are opaque to clients but are simply the last id seen.
 pub fn parse_cursor(cursor: Option<&str>) -> Result<i64, Error> {
     match cursor {
