@@ -414,14 +414,13 @@ async fn claim_campaign(
     if counted > 0 {
         bump(&mut tx, campaign_id, &[("pending", -counted), ("sending", counted)]).await?;
     }
-    let (sender,): (String,) = on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT COALESCE(c.sender, s.sender_name) FROM campaigns c JOIN stores s ON s.id = c.store_id WHERE c.id = $1"
-    )
-    .bind(campaign_id)
-    .fetch_one(c)
-    .await)
-    .map_err(db_err)?;
+    // The campaign renders the texts and names the sender (its own, else the store's).
     let campaign = campaigns::get_tx(&mut tx, super::StoreId(store_id), campaign_id).await?;
+    let sender = match &campaign.sender {
+        Some(s) => s.clone(),
+        None => on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT sender_name FROM stores WHERE id = $1").bind(store_id).fetch_one(c).await)
+            .map_err(db_err)?,
+    };
     tx.commit().await?;
     if db.is_postgres() {
         cursor.set(campaign_id, rows.iter().map(|m| (m.next_attempt_at, m.id)).max());
