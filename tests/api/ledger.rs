@@ -52,10 +52,7 @@ impl Drop for TempDb {
 }
 
 async fn rollback(tx: Tx) {
-    match tx {
-        Tx::Sqlite(t) => t.rollback().await.expect("rollback"),
-        Tx::Pg(t) => t.rollback().await.expect("rollback"),
-    }
+    tx.rollback().await.expect("rollback");
 }
 
 /// Runs one ledger call in its own transaction: committed on success, rolled back on error.
