@@ -221,8 +221,8 @@ pub struct BenchSendArgs {
     /// Maximum database connections (of this process, and of each worker process).
     #[arg(long, default_value_t = 16)]
     pub db_connections: u32,
-    /// Send loops: in this process, or in each worker process.
-    #[arg(long, default_value_t = 4)]
+    /// Send loops: in this process, or in each worker process (the engine's own default).
+    #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// 0: the engine runs in this process. N: it runs in N `smscast worker` child processes instead.
     #[arg(long, default_value_t = 0)]
