@@ -199,7 +199,15 @@ impl Writer<'_> {
     async fn write(&mut self, rows: Vec<Row>) -> Result<(), Error> {
         let tx = match &mut self.tx {
             Some(tx) => tx,
-            None => self.tx.insert(self.ctx.db.begin().await?),
+            None => {
+                let mut tx = self.ctx.db.begin().await?;
+                if let Tx::Sqlite(c) = &mut tx {
+                    // The unique index on numbers takes every row at a random place: with the
+                    // usual cache most inserts read pages back from the file (BENCHMARKS.md).
+                    super::sqlite_cache_kib(c, super::SQLITE_BULK_CACHE_KIB).await?;
+                }
+                self.tx.insert(tx)
+            }
         };
         let n = rows.len();
         let (created, updated) = write_batch(self.ctx, tx, rows).await?;
@@ -212,7 +220,11 @@ impl Writer<'_> {
     }
 
     async fn commit(&mut self) -> Result<(), Error> {
-        if let Some(tx) = self.tx.take() {
+        if let Some(mut tx) = self.tx.take() {
+            if let Tx::Sqlite(c) = &mut tx {
+                // The connection goes back to the pool with the usual cache.
+                super::sqlite_cache_kib(c, super::SQLITE_CACHE_KIB).await?;
+            }
             tx.commit().await?;
             self.committed = (self.committed.0 + self.pending.0, self.committed.1 + self.pending.1);
         }
@@ -354,7 +366,7 @@ const UPSERT_CONFLICT: &str = "ON CONFLICT (store_id, phone) DO UPDATE SET
             consent_changed_at = COALESCE(excluded.consent_changed_at, contacts.consent_changed_at),
             consent_source = COALESCE(excluded.consent_source, contacts.consent_source),
             updated_at = excluded.updated_at
-         RETURNING id, phone";
+";
 const EVENT_COLUMNS: &str = "store_id, contact_id, phone, from_consent, to_consent, source, actor, at";
 
 /// Writes one batch in the given transaction, in a fixed number of statements whatever the batch
@@ -369,7 +381,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
     let mut events: Vec<(usize, Option<Consent>, Consent)> = Vec::new();
     let mut consents = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
-        let before = existing.get(row.phone.as_str()).copied();
+        let before = existing.get(row.phone.as_str()).map(|(c, _)| *c);
         // Only an explicit consent cell changes consent: an opted-out contact is never re-opted-in silently.
         let after = match (before, row.consent) {
             (Some(b), None) => b,
@@ -381,12 +393,32 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
         }
         consents.push((after, before != Some(after) && row.consent.is_some()));
     }
-    let ids: Vec<(i64, String)> = match &mut *tx {
+    // Each row's contact id: on SQLite, an existing contact keeps its own and a new one gets the
+    // next free id, decided here (the transaction holds the write lock), so the upsert needs no
+    // `RETURNING` (sqlx hands each returned SQLite row across threads, which cost more than the
+    // insert); PostgreSQL returns them (rows come back in bulk there, and other writers may be
+    // taking ids from the sequence at the same time).
+    let id_of: HashMap<&str, i64> = match &mut *tx {
         Tx::Sqlite(c) => {
-            let sql = format!("INSERT INTO contacts ({UPSERT_COLUMNS}) VALUES {} {UPSERT_CONFLICT}", sqlite_rows(rows.len(), 11));
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            let mut next = super::sqlite_next_id(c, "contacts").await?;
+            let mut id_of = HashMap::with_capacity(rows.len());
+            let sql = format!("INSERT INTO contacts (id, {UPSERT_COLUMNS}) VALUES {} {UPSERT_CONFLICT}", sqlite_rows(rows.len(), 12));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (row, (consent, changed)) in rows.iter().zip(&consents) {
+                // NULL for an existing contact: the insert becomes the update of that contact.
+                let id = match existing.get(row.phone.as_str()) {
+                    Some((_, id)) => {
+                        id_of.insert(row.phone.as_str(), *id);
+                        None
+                    }
+                    None => {
+                        id_of.insert(row.phone.as_str(), next);
+                        next += 1;
+                        Some(next - 1)
+                    }
+                };
                 q = q
+                    .bind(id)
                     .bind(ctx.store.0)
                     .bind(&row.phone)
                     .bind(row.mobile)
@@ -399,7 +431,8 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
                     .bind(ctx.now)
                     .bind(ctx.now);
             }
-            q.fetch_all(&mut **c).await
+            q.execute(&mut **c).await.map_err(db_err)?;
+            id_of
         }
         Tx::Pg(c) => {
             let sql = format!(
@@ -407,9 +440,9 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
                  SELECT $1, u.phone, u.mobile, u.first_name, u.last_name, u.email, u.consent, u.changed_at, u.source, $2, $2
                  FROM unnest($3::text[], $4::bool[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])
                    AS u(phone, mobile, first_name, last_name, email, consent, changed_at, source)
-                 {UPSERT_CONFLICT}"
+                 {UPSERT_CONFLICT} RETURNING id, phone"
             );
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            let returned: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(ctx.store.0)
                 .bind(ctx.now)
                 .bind(rows.iter().map(|r| r.phone.as_str()).collect::<Vec<_>>())
@@ -422,10 +455,11 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
                 .bind(consents.iter().map(|(_, changed)| changed.then_some("import")).collect::<Vec<_>>())
                 .fetch_all(&mut **c)
                 .await
+                .map_err(db_err)?;
+            let returned: HashMap<String, i64> = returned.into_iter().map(|(id, phone)| (phone, id)).collect();
+            rows.iter().filter_map(|r| returned.get(&r.phone).map(|id| (r.phone.as_str(), *id))).collect()
         }
-    }
-    .map_err(db_err)?;
-    let id_of: HashMap<&str, i64> = ids.iter().map(|(id, p)| (p.as_str(), *id)).collect();
+    };
     let tags: Vec<(i64, &str)> = rows.iter().flat_map(|r| r.tags.iter().map(|t| (id_of[r.phone.as_str()], t.as_str()))).collect();
     // The consent history, as `contacts::record_consent` writes it.
     let events: Vec<(i64, &str, Option<&str>, &str)> = events
@@ -494,10 +528,11 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
     Ok((rows.len() as u64 - updated, updated))
 }
 
-async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> Result<HashMap<&'r str, Consent>, Error> {
-    let found: Vec<(String, String)> = match tx {
+/// The contacts the batch's numbers already have: number → (consent, id).
+async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> Result<HashMap<&'r str, (Consent, i64)>, Error> {
+    let found: Vec<(String, String, i64)> = match tx {
         Tx::Sqlite(c) => {
-            let sql = format!("SELECT phone, consent FROM contacts WHERE store_id = ? AND phone IN {}", sqlite_rows(1, rows.len()));
+            let sql = format!("SELECT phone, consent, id FROM contacts WHERE store_id = ? AND phone IN {}", sqlite_rows(1, rows.len()));
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
             for r in rows {
                 q = q.bind(&r.phone);
@@ -510,8 +545,8 @@ async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> R
         Tx::Pg(c) => {
             let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
             sqlx::query_as(
-                "SELECT p.phone, c.consent FROM unnest($2::text[]) AS p(phone)
-                 CROSS JOIN LATERAL (SELECT consent FROM contacts WHERE store_id = $1 AND phone = p.phone LIMIT 1) c",
+                "SELECT p.phone, c.consent, c.id FROM unnest($2::text[]) AS p(phone)
+                 CROSS JOIN LATERAL (SELECT consent, id FROM contacts WHERE store_id = $1 AND phone = p.phone LIMIT 1) c",
             )
             .bind(store.0)
             .bind(phones)
@@ -523,7 +558,7 @@ async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> R
     let by_phone: HashSet<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
     Ok(found
         .into_iter()
-        .filter_map(|(p, c)| by_phone.get(p.as_str()).map(|k| (*k, Consent::parse(&c).unwrap_or(Consent::Unknown))))
+        .filter_map(|(p, c, id)| by_phone.get(p.as_str()).map(|k| (*k, (Consent::parse(&c).unwrap_or(Consent::Unknown), id))))
         .collect())
 }
 

@@ -45,16 +45,7 @@ impl Ids {
     async fn new(db: &Db, tx: &mut Tx) -> Result<Ids, Error> {
         match (db, tx) {
             (Db::Pg(pool), _) => Ok(Ids::Sequence(pool.clone(), Default::default())),
-            (_, Tx::Sqlite(c)) => {
-                // AUTOINCREMENT: ids are never reused, so start past the highest ever handed out.
-                let last: i64 = sqlx::query_scalar(
-                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), COALESCE((SELECT MAX(id) FROM messages), 0))",
-                )
-                .fetch_one(&mut **c)
-                .await
-                .map_err(db_err)?;
-                Ok(Ids::Next(last + 1))
-            }
+            (_, Tx::Sqlite(c)) => Ok(Ids::Next(super::sqlite_next_id(c, "messages").await?)),
             (_, Tx::Pg(_)) => Err(Error::internal("a PostgreSQL transaction on a SQLite database")),
         }
     }

@@ -128,9 +128,10 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30))
                 // 8 MiB of page cache per connection (up to 8 connections). The operating system
-                // caches the file too; 64 MiB per connection made no run faster (1,000,000-message
-                // sends, BENCHMARKS.md) and grew the process by up to half a gigabyte.
-                .pragma("cache_size", "-8192")
+                // caches the file too; 64 MiB per connection made no send faster (1,000,000-message
+                // sends, BENCHMARKS.md) and grew the process by up to half a gigabyte. Imports
+                // raise it on their own connection while they write.
+                .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
                 .pragma("temp_store", "memory");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.clamp(1, 8))
@@ -241,6 +242,28 @@ pub fn sqlite_rows(rows: usize, cols: usize) -> String {
         s.push(')');
     }
     s
+}
+
+/// Page cache of a SQLite connection, in KiB: the usual, and while a bulk import writes.
+pub const SQLITE_CACHE_KIB: i64 = 8192;
+pub const SQLITE_BULK_CACHE_KIB: i64 = 65536;
+
+pub async fn sqlite_cache_kib(c: &mut sqlx::SqliteConnection, kib: i64) -> Result<(), Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{kib}"))).execute(c).await.map_err(db_err)?;
+    Ok(())
+}
+
+/// The next id of an AUTOINCREMENT table, for rows a write transaction numbers itself: past the
+/// highest ever handed out (ids are never reused), and free until the transaction, which holds
+/// the write lock, commits.
+pub async fn sqlite_next_id(c: &mut sqlx::SqliteConnection, table: &'static str) -> Result<i64, Error> {
+    let last: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), COALESCE((SELECT MAX(id) FROM {table}), 0))"
+    )))
+    .fetch_one(c)
+    .await
+    .map_err(db_err)?;
+    Ok(last + 1)
 }
 
 /// Keyset cursors are opaque to clients but are simply the last id seen.

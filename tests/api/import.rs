@@ -530,7 +530,27 @@ async fn large_file_keeps_every_tag_and_consent_event(b: Backend) {
     }
 }
 
+/// Consent history outlives a deleted contact (regulators ask for it), so a deleted contact's id
+/// must never be handed to a contact imported later: its history would become theirs.
+async fn imported_contacts_never_take_a_deleted_contacts_id(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Ids").await;
+    let gone = crate::contacts::new_contact(&t, &s.key, json!({"phone": "6912345701", "consent": "opted_in"})).await;
+    let (st, _) = t.delete(&format!("/api/contacts/{gone}"), &s.key).await;
+    assert_eq!(st, 204);
+    let (st, r) = t.import_csv(&s.key, "phone,consent\n6912345702,opted_out\n6912345703,\n").await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(report(&r), (2, 2, 0, 0));
+    for (phone, events) in [("+306912345702", 1), ("+306912345703", 0)] {
+        let c = by_phone(&t, &s.key, phone).await;
+        assert!(c["id"].as_i64().unwrap() > gone, "{c} reuses or precedes the deleted contact's id {gone}");
+        let (_, h) = t.get(&format!("/api/contacts/{}/consent-history", c["id"]), &s.key).await;
+        assert_eq!(h["items"].as_array().unwrap().len(), events, "only its own consent history: {h}");
+    }
+}
+
 dual!(
+    imported_contacts_never_take_a_deleted_contacts_id,
     large_file_keeps_every_tag_and_consent_event,
     empty_file_and_header_only,
     bom_crlf_lf_and_quoting,
