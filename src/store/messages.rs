@@ -96,7 +96,7 @@ async fn insert_sqlite(
             " SELECT ?, ?, ?, ?, ?, ?, 'pending', v.column1, v.column2, k.phone, k.first_name, k.last_name, v.column3, v.column4 FROM (VALUES ",
         );
         sql.push_str(&sqlite_rows(chunk.len(), 4));
-        sql.push_str(") AS v JOIN contacts k ON k.id = v.column2");
+        sql.push_str(") AS v CROSS JOIN contacts k ON k.id = v.column2");
         let mut q =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(campaign.store_id).bind(campaign.id).bind(priority).bind(now).bind(now).bind(now);
         for m in chunk {

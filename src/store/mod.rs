@@ -117,8 +117,16 @@ impl Db {
             let opts = PgConnectOptions::from_str(url)?
                 // A transaction must never stay open across a provider call; this catches bugs.
                 .options([("idle_in_transaction_session_timeout", "60000")]);
-            let pool =
-                PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await?;
+            // No ping before each use of a pooled connection: it doubled the round trips of a
+            // one-query request (a progress poll waited on two wake-ups of a busy server, not
+            // one). A connection that broke while idle (a server restart) fails the one
+            // statement that finds out, and the pool replaces it.
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .test_before_acquire(false)
+                .connect_with(opts)
+                .await?;
             Db::Pg(pool)
         } else {
             let opts = SqliteConnectOptions::from_str(url)?
@@ -135,6 +143,9 @@ impl Db {
                 .pragma("temp_store", "memory");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.clamp(1, 8))
+                // A local file does not hang up; the ping was a round trip to the connection's
+                // thread before every use.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts)
                 .await?;
