@@ -43,6 +43,8 @@ pub enum Db {
 pub struct SqliteDb {
     pool: SqlitePool,
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Dropped with the last clone: stops the checkpoint task (`checkpoints`).
+    _alive: std::sync::Arc<tokio::sync::watch::Sender<()>>,
 }
 
 impl std::ops::Deref for SqliteDb {
@@ -110,6 +112,28 @@ macro_rules! on_db {
 
 pub use crate::{on_db, on_tx};
 
+/// Copies SQLite's write-ahead log into the database file every 200 ms, on a connection of its
+/// own (a passive checkpoint: writers go on appending meanwhile), until the pool is closed or the
+/// last handle on it (`alive`'s sender, in every `SqliteDb`) is dropped.
+async fn checkpoints(pool: SqlitePool, mut alive: tokio::sync::watch::Receiver<()>) {
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = alive.changed() => return,
+        }
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+            && !pool.is_closed()
+        {
+            tracing::warn!(error = %e, "SQLite checkpoint failed");
+        }
+    }
+}
+
 impl Db {
     /// Connects and applies the embedded migrations (idempotent).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
@@ -140,7 +164,11 @@ impl Db {
                 // sends, BENCHMARKS.md) and grew the process by up to half a gigabyte. Imports
                 // raise it on their own connection while they write.
                 .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // No checkpoint inside commits: the one whose commit crossed the threshold copied
+                // the whole log into the database file (a quarter of a second after a launch) while
+                // every other writer waited. `checkpoints` does it beside them instead.
+                .pragma("wal_autocheckpoint", "0");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.clamp(1, 8))
                 // A local file does not hang up; the ping was a round trip to the connection's
@@ -149,7 +177,9 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts)
                 .await?;
-            Db::Sqlite(SqliteDb { pool, writer: Default::default() })
+            let (alive, watch) = tokio::sync::watch::channel(());
+            tokio::spawn(checkpoints(pool.clone(), watch));
+            Db::Sqlite(SqliteDb { pool, writer: Default::default(), _alive: std::sync::Arc::new(alive) })
         };
         db.migrate().await?;
         Ok(db)
