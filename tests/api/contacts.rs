@@ -250,6 +250,17 @@ async fn bulk_tags_add_and_remove(b: Backend) {
     assert_eq!(list_phones(&t, &s.key, "tag=summer").await, Vec::<String>::new());
     assert_eq!(list_phones(&t, &s.key, "tag=autumn").await.len(), 3);
 
+    // A deleted contact's tags go with it (tags have no foreign key to cascade).
+    let (st, _) = t.delete(&format!("/api/contacts/{c}"), &s.key).await;
+    assert_eq!(st, 204);
+    assert_eq!(list_phones(&t, &s.key, "tag=autumn").await.len(), 2);
+    let (left,): (i64,) = smscast::store::on_db!(t.db(), |p| sqlx::query_as("SELECT COUNT(*) FROM contact_tags WHERE contact_id = $1")
+        .bind(c)
+        .fetch_one(p)
+        .await)
+    .unwrap();
+    assert_eq!(left, 0, "no tag rows are left behind");
+
     // Bad requests change nothing.
     for (body, status, code, field) in [
         (json!({"ids": [], "add": ["x"]}), 422, "invalid_field", "ids"),
