@@ -41,8 +41,7 @@ async fn upload_multipart(t: &TestApp, key: &str, form: Form) -> (reqwest::Statu
     (st, res.json().await.unwrap_or(Value::Null))
 }
 
-/// Posts an import over a plain socket, to control framing exactly: with `declared_length`, that
-/// Content-Length is announced and only `body` is sent; without it, `body` goes chunked (no length).
+/// Posts an import over a plain socket (see `TestApp::raw_post`).
 async fn raw_import(
     t: &TestApp,
     key: &str,
@@ -50,43 +49,7 @@ async fn raw_import(
     declared_length: Option<usize>,
     body: &[u8],
 ) -> (reqwest::StatusCode, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = t.url.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let framing = match declared_length {
-        Some(n) => format!("Content-Length: {n}"),
-        None => "Transfer-Encoding: chunked".to_string(),
-    };
-    let mut out = format!(
-        "POST /api/contacts/import HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
-    )
-    .into_bytes();
-    if declared_length.is_some() {
-        out.extend_from_slice(body);
-    } else {
-        for chunk in body.chunks(16 * 1024) {
-            out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            out.extend_from_slice(chunk);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    let (mut rd, mut wr) = sock.split();
-    // Write and read at once: the server may answer before it has read everything.
-    let write = async {
-        let _ = wr.write_all(&out).await;
-    };
-    let read = async {
-        let mut buf = Vec::new();
-        let _ = rd.read_to_end(&mut buf).await;
-        buf
-    };
-    let ((), buf) = tokio::join!(write, read);
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("an HTTP answer: {text:?}"));
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status in {head}"));
-    assert!(head.to_ascii_lowercase().contains("content-length"), "a plain body: {head}");
-    (reqwest::StatusCode::from_u16(status).unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    t.raw_post("/api/contacts/import", key, content_type, declared_length, body).await
 }
 
 async fn empty_file_and_header_only(b: Backend) {
