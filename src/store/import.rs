@@ -369,6 +369,50 @@ const UPSERT_CONFLICT: &str = "ON CONFLICT (store_id, phone) DO UPDATE SET
 ";
 const EVENT_COLUMNS: &str = "store_id, contact_id, phone, from_consent, to_consent, source, actor, at";
 
+/// What an import does to a contact's consent, given what it was (`None`: a new contact): only an
+/// explicit consent cell changes it, so an opted-out contact is never re-opted-in silently.
+/// Returns the consent and whether it changed (which the consent history records).
+fn consent_after(before: Option<Consent>, row: &Row) -> (Consent, bool) {
+    let after = match (before, row.consent) {
+        (Some(b), None) => b,
+        (None, None) => Consent::Unknown,
+        (_, Some(c)) => c,
+    };
+    (after, row.consent.is_some() && before != Some(after))
+}
+
+/// One multi-row INSERT of contacts on SQLite: each row with its id (`None` where the statement's
+/// conflict clause updates an existing contact) and its consent. Returns the rows written.
+async fn insert_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    ctx: &ImportContext,
+    rows: &[(&Row, Option<i64>, (Consent, bool))],
+    conflict: &str,
+) -> Result<u64, Error> {
+    // The values common to every row come first, bound once per statement (`WHERE true` lets
+    // SQLite's parser tell the upsert clause from a join constraint).
+    let sql = format!(
+        "INSERT INTO contacts (id, {UPSERT_COLUMNS})
+         SELECT v.column1, ?, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
+                CASE WHEN v.column8 THEN ? END, CASE WHEN v.column8 THEN 'import' END, ?, ?
+         FROM (VALUES {}) AS v WHERE true {conflict}",
+        sqlite_rows(rows.len(), 8)
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0).bind(ctx.now).bind(ctx.now).bind(ctx.now);
+    for (row, id, (consent, changed)) in rows {
+        q = q
+            .bind(*id)
+            .bind(&row.phone)
+            .bind(row.mobile)
+            .bind(&row.first_name)
+            .bind(&row.last_name)
+            .bind(&row.email)
+            .bind(consent.as_str())
+            .bind(*changed);
+    }
+    Ok(q.execute(c).await.map_err(db_err)?.rows_affected())
+}
+
 /// Writes one batch in the given transaction, in a fixed number of statements whatever the batch
 /// size. Returns (created, updated).
 ///
@@ -376,65 +420,64 @@ const EVENT_COLUMNS: &str = "store_id, contact_id, phone, from_consent, to_conse
 /// `VALUES` with anonymous `?` on SQLite; `unnest` over one array per column on PostgreSQL (a dozen
 /// parameters instead of 11,000, parsed and planned once). The rules are shared.
 async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result<(u64, u64), Error> {
-    let existing = existing_consent(tx, ctx.store, &rows).await?;
     let actor = ctx.actor.label();
-    let mut events: Vec<(usize, Option<Consent>, Consent)> = Vec::new();
-    let mut consents = Vec::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        let before = existing.get(row.phone.as_str()).map(|(c, _)| *c);
-        // Only an explicit consent cell changes consent: an opted-out contact is never re-opted-in silently.
-        let after = match (before, row.consent) {
-            (Some(b), None) => b,
-            (None, None) => Consent::Unknown,
-            (_, Some(c)) => c,
-        };
-        if row.consent.is_some() && before != Some(after) {
-            events.push((i, before, after));
-        }
-        consents.push((after, before != Some(after) && row.consent.is_some()));
-    }
-    // Each row's contact id: on SQLite, an existing contact keeps its own and a new one gets the
-    // next free id, decided here (the transaction holds the write lock), so the upsert needs no
-    // `RETURNING` (sqlx hands each returned SQLite row across threads, which cost more than the
-    // insert); PostgreSQL returns them (rows come back in bulk there, and other writers may be
-    // taking ids from the sequence at the same time).
-    let id_of: HashMap<&str, i64> = match &mut *tx {
+    // Each number's existing contact (consent, id), and every row's contact id. On SQLite the
+    // import numbers new contacts itself (the transaction holds the write lock), so nothing comes
+    // back with `RETURNING` (sqlx hands each returned SQLite row across threads, which cost more
+    // than the insert); PostgreSQL returns them (rows come back in bulk there, and other writers
+    // may be taking ids from the sequence at the same time).
+    let (existing, id_of): (Existing, HashMap<&str, i64>) = match &mut *tx {
         Tx::Sqlite(c) => {
-            let mut next = super::sqlite_next_id(c, "contacts").await?;
+            // Every row is first written as a new contact; a number the store already has is left
+            // alone by that insert, looked up, and then updated under the consent rule. A first
+            // import, all new numbers, so needs no lookup at all.
+            let first = super::sqlite_next_id(c, "contacts").await?;
+            let as_new: Vec<_> = rows.iter().enumerate().map(|(i, r)| (r, Some(first + i as i64), consent_after(None, r))).collect();
+            let inserted = insert_sqlite(c, ctx, &as_new, "ON CONFLICT (store_id, phone) DO NOTHING").await?;
+            let new_ids: HashSet<i64> = if inserted == rows.len() as u64 {
+                (first..first + rows.len() as i64).collect()
+            } else {
+                let ids: Option<String> = sqlx::query_scalar("SELECT json_group_array(id) FROM contacts WHERE id BETWEEN $1 AND $2")
+                    .bind(first)
+                    .bind(first + rows.len() as i64 - 1)
+                    .fetch_one(&mut **c)
+                    .await
+                    .map_err(db_err)?;
+                serde_json::from_str(ids.as_deref().unwrap_or("[]")).map_err(Error::internal)?
+            };
             let mut id_of = HashMap::with_capacity(rows.len());
-            let sql = format!("INSERT INTO contacts (id, {UPSERT_COLUMNS}) VALUES {} {UPSERT_CONFLICT}", sqlite_rows(rows.len(), 12));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (row, (consent, changed)) in rows.iter().zip(&consents) {
-                // NULL for an existing contact: the insert becomes the update of that contact.
-                let id = match existing.get(row.phone.as_str()) {
-                    Some((_, id)) => {
-                        id_of.insert(row.phone.as_str(), *id);
-                        None
-                    }
-                    None => {
-                        id_of.insert(row.phone.as_str(), next);
-                        next += 1;
-                        Some(next - 1)
-                    }
-                };
-                q = q
-                    .bind(id)
-                    .bind(ctx.store.0)
-                    .bind(&row.phone)
-                    .bind(row.mobile)
-                    .bind(&row.first_name)
-                    .bind(&row.last_name)
-                    .bind(&row.email)
-                    .bind(consent.as_str())
-                    .bind(changed.then_some(ctx.now))
-                    .bind(changed.then_some("import"))
-                    .bind(ctx.now)
-                    .bind(ctx.now);
+            let mut taken = Vec::new();
+            for (i, r) in rows.iter().enumerate() {
+                let id = first + i as i64;
+                if new_ids.contains(&id) {
+                    id_of.insert(r.phone.as_str(), id);
+                } else {
+                    taken.push(r);
+                }
             }
-            q.execute(&mut **c).await.map_err(db_err)?;
-            id_of
+            let phones: Vec<&str> = taken.iter().map(|r| r.phone.as_str()).collect();
+            let existing = existing_consent(tx, ctx.store, &phones).await?;
+            let Tx::Sqlite(c) = &mut *tx else { unreachable!("matched above") };
+            let mut updates = Vec::with_capacity(taken.len());
+            for r in taken {
+                let &(before, id) = existing
+                    .get(r.phone.as_str())
+                    .ok_or_else(|| Error::internal(format!("import: {} was neither new nor found", r.phone)))?;
+                id_of.insert(r.phone.as_str(), id);
+                // NULL id: the insert becomes the update of that contact.
+                updates.push((r, None, consent_after(Some(before), r)));
+            }
+            if !updates.is_empty() {
+                insert_sqlite(c, ctx, &updates, UPSERT_CONFLICT).await?;
+            }
+            (existing, id_of)
         }
-        Tx::Pg(c) => {
+        Tx::Pg(_) => {
+            let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+            let existing = existing_consent(tx, ctx.store, &phones).await?;
+            let Tx::Pg(c) = &mut *tx else { unreachable!("matched above") };
+            let consents: Vec<(Consent, bool)> =
+                rows.iter().map(|r| consent_after(existing.get(r.phone.as_str()).map(|e| e.0), r)).collect();
             let sql = format!(
                 "INSERT INTO contacts ({UPSERT_COLUMNS})
                  SELECT $1, u.phone, u.mobile, u.first_name, u.last_name, u.email, u.consent, u.changed_at, u.source, $2, $2
@@ -457,26 +500,34 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
                 .await
                 .map_err(db_err)?;
             let returned: HashMap<String, i64> = returned.into_iter().map(|(id, phone)| (phone, id)).collect();
-            rows.iter().filter_map(|r| returned.get(&r.phone).map(|id| (r.phone.as_str(), *id))).collect()
+            let id_of = rows.iter().filter_map(|r| returned.get(&r.phone).map(|id| (r.phone.as_str(), *id))).collect();
+            (existing, id_of)
         }
     };
-    let tags: Vec<(i64, &str)> = rows.iter().flat_map(|r| r.tags.iter().map(|t| (id_of[r.phone.as_str()], t.as_str()))).collect();
     // The consent history, as `contacts::record_consent` writes it.
-    let events: Vec<(i64, &str, Option<&str>, &str)> = events
+    let events: Vec<(i64, &str, Option<&str>, &str)> = rows
         .iter()
-        .map(|(i, from, to)| (id_of[rows[*i].phone.as_str()], rows[*i].phone.as_str(), from.map(Consent::as_str), to.as_str()))
+        .filter_map(|r| {
+            let before = existing.get(r.phone.as_str()).map(|e| e.0);
+            let (after, changed) = consent_after(before, r);
+            changed.then(|| (id_of[r.phone.as_str()], r.phone.as_str(), before.map(Consent::as_str), after.as_str()))
+        })
         .collect();
+    let tags: Vec<(i64, &str)> = rows.iter().flat_map(|r| r.tags.iter().map(|t| (id_of[r.phone.as_str()], t.as_str()))).collect();
     match tx {
         Tx::Sqlite(c) => {
             let mut rest = &tags[..];
             for size in chunk_sizes(tags.len(), CHUNK) {
                 let (chunk, after) = rest.split_at(size);
                 rest = after;
-                let sql =
-                    format!("INSERT INTO contact_tags (contact_id, store_id, tag) VALUES {} ON CONFLICT DO NOTHING", sqlite_rows(size, 3));
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let sql = format!(
+                    "INSERT INTO contact_tags (contact_id, store_id, tag) SELECT v.column1, ?, v.column2 FROM (VALUES {}) AS v WHERE true
+                     ON CONFLICT DO NOTHING",
+                    sqlite_rows(size, 2)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0);
                 for (id, tag) in chunk {
-                    q = q.bind(*id).bind(ctx.store.0).bind(*tag);
+                    q = q.bind(*id).bind(*tag);
                 }
                 q.execute(&mut **c).await.map_err(db_err)?;
             }
@@ -484,10 +535,15 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
             for size in chunk_sizes(events.len(), CHUNK) {
                 let (chunk, after) = rest.split_at(size);
                 rest = after;
-                let sql = format!("INSERT INTO consent_events ({EVENT_COLUMNS}) VALUES {}", sqlite_rows(size, 8));
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                // The values common to every row come first, bound once per statement.
+                let sql = format!(
+                    "INSERT INTO consent_events ({EVENT_COLUMNS})
+                     SELECT ?, v.column1, v.column2, v.column3, v.column4, 'import', ?, ? FROM (VALUES {}) AS v",
+                    sqlite_rows(size, 4)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0).bind(&actor).bind(ctx.now);
                 for (id, phone, from, to) in chunk {
-                    q = q.bind(ctx.store.0).bind(*id).bind(*phone).bind(*from).bind(*to).bind("import").bind(&actor).bind(ctx.now);
+                    q = q.bind(*id).bind(*phone).bind(*from).bind(*to);
                 }
                 q.execute(&mut **c).await.map_err(db_err)?;
             }
@@ -528,14 +584,19 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
     Ok((rows.len() as u64 - updated, updated))
 }
 
-/// The contacts the batch's numbers already have: number → (consent, id).
-async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> Result<HashMap<&'r str, (Consent, i64)>, Error> {
+/// The contacts the store already has for some numbers: number → (consent, id).
+type Existing<'r> = HashMap<&'r str, (Consent, i64)>;
+
+async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, phones: &[&'r str]) -> Result<Existing<'r>, Error> {
+    if phones.is_empty() {
+        return Ok(HashMap::new());
+    }
     let found: Vec<(String, String, i64)> = match tx {
         Tx::Sqlite(c) => {
-            let sql = format!("SELECT phone, consent, id FROM contacts WHERE store_id = ? AND phone IN {}", sqlite_rows(1, rows.len()));
+            let sql = format!("SELECT phone, consent, id FROM contacts WHERE store_id = ? AND phone IN {}", sqlite_rows(1, phones.len()));
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
-            for r in rows {
-                q = q.bind(&r.phone);
+            for p in phones {
+                q = q.bind(*p);
             }
             q.fetch_all(&mut **c).await
         }
@@ -543,7 +604,6 @@ async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> R
         // say. With `phone IN (…)`, stale statistics (a table grown inside the import's own
         // transactions) made PostgreSQL scan every contact of the store for each batch.
         Tx::Pg(c) => {
-            let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
             sqlx::query_as(
                 "SELECT p.phone, c.consent, c.id FROM unnest($2::text[]) AS p(phone)
                  CROSS JOIN LATERAL (SELECT consent, id FROM contacts WHERE store_id = $1 AND phone = p.phone LIMIT 1) c",
@@ -555,7 +615,7 @@ async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, rows: &'r [Row]) -> R
         }
     }
     .map_err(db_err)?;
-    let by_phone: HashSet<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+    let by_phone: HashSet<&str> = phones.iter().copied().collect();
     Ok(found
         .into_iter()
         .filter_map(|(p, c, id)| by_phone.get(p.as_str()).map(|k| (*k, (Consent::parse(&c).unwrap_or(Consent::Unknown), id))))
