@@ -14,7 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::Ordering;
 
-const BATCH: usize = 1000;
+/// Rows per batch, written by one statement per table. Larger statements cost less per row; a
+/// SQLite statement has at most 32,766 parameters (8 per contact, 4 per batch).
+const BATCH: usize = 4000;
+const _: () = assert!(BATCH * 8 + 4 <= 32_766);
 /// Rows per transaction. The (store_id, phone) index is written in random order, so a transaction
 /// of 1,000 rows dirtied about one index page per row, and SQLite wrote every such page to the WAL
 /// and back at each commit (~4 KiB per row, several GB for a million rows: the import was I/O bound).
@@ -128,7 +131,9 @@ pub async fn import<R: Read + Send + 'static>(
     reader: R,
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<ImportReport, Error> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(4);
+    // One batch in hand while the writer works is enough: the parser is faster than any writer,
+    // and batches waiting in a deeper queue only took memory and cache.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(1);
     let country = ctx.country;
     let parser = tokio::task::spawn_blocking(move || parse(reader, country, tx));
     // SQLite has one writer at a time; PostgreSQL does the work of each writer in its own backend
@@ -352,7 +357,7 @@ fn chunk_sizes(n: usize, max: usize) -> Vec<usize> {
 }
 
 /// Rows per statement for tags and consent events (see `chunk_sizes`).
-const CHUNK: usize = 512;
+const CHUNK: usize = 1024;
 
 /// Columns of an imported contact, and what an import does to an existing one.
 const UPSERT_COLUMNS: &str =

@@ -287,7 +287,7 @@ pub fn sqlite_rows(rows: usize, cols: usize) -> String {
 
 /// Page cache of a SQLite connection, in KiB: the usual, and while a bulk import writes.
 pub const SQLITE_CACHE_KIB: i64 = 8192;
-pub const SQLITE_BULK_CACHE_KIB: i64 = 65536;
+pub const SQLITE_BULK_CACHE_KIB: i64 = 32768;
 
 pub async fn sqlite_cache_kib(c: &mut sqlx::SqliteConnection, kib: i64) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{kib}"))).execute(c).await.map_err(db_err)?;
