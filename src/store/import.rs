@@ -439,8 +439,10 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
             let first = super::sqlite_next_id(c, "contacts").await?;
             let as_new: Vec<_> = rows.iter().enumerate().map(|(i, r)| (r, Some(first + i as i64), consent_after(None, r))).collect();
             let inserted = insert_sqlite(c, ctx, &as_new, "ON CONFLICT (store_id, phone) DO NOTHING").await?;
-            let new_ids: HashSet<i64> = if inserted == rows.len() as u64 {
-                (first..first + rows.len() as i64).collect()
+            // Every row new (the usual case): no need to ask which.
+            let all_new = inserted == rows.len() as u64;
+            let new_ids: HashSet<i64> = if all_new {
+                HashSet::new()
             } else {
                 let ids: Option<String> = sqlx::query_scalar("SELECT json_group_array(id) FROM contacts WHERE id BETWEEN $1 AND $2")
                     .bind(first)
@@ -454,7 +456,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
             let mut taken = Vec::new();
             for (i, r) in rows.iter().enumerate() {
                 let id = first + i as i64;
-                if new_ids.contains(&id) {
+                if all_new || new_ids.contains(&id) {
                     id_of.insert(r.phone.as_str(), id);
                 } else {
                     taken.push(r);
