@@ -216,22 +216,8 @@ impl Engine {
         messages::heartbeat(&self.db, &self.id, &host_name(), self.in_flight.load(Ordering::Relaxed), now).await?;
         messages::reap(&self.db, now).await?;
         messages::start_due(&self.db, &self.cfg.send, now).await?;
-        self.stop_expired_runs(now).await?;
+        crate::store::operations::stop_expired_runs(&self.db, now).await?;
         crate::ledger::expire_due(&self.db, now).await?;
-        Ok(())
-    }
-
-    /// A run whose credit reservation reached its deadline stops: what is still pending is
-    /// cancelled (in-flight batches settle), then the expiry returns the rest of the hold.
-    async fn stop_expired_runs(&self, now: i64) -> Result<(), crate::domain::Error> {
-        for (campaign, store) in messages::runs_with_expired_holds(&self.db, now).await? {
-            let store = crate::store::StoreId(store);
-            match crate::store::operations::cancel(&self.db, store, campaign, "engine", "the credit reservation expired", now).await {
-                Ok(r) => tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled"),
-                Err(e) if e.code == "invalid_state" => {}
-                Err(e) => return Err(e),
-            }
-        }
         Ok(())
     }
 

@@ -355,6 +355,18 @@ async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> 
     Ok(Some(remainder))
 }
 
+/// Moves an active hold's deadline to `until` if that is later, so that charges still on their
+/// way (in-flight batches) find it open.
+pub async fn keep_open_until(tx: &mut Tx, hold: i64, until: i64) -> Result<(), Error> {
+    on_tx!(tx, |c| sqlx::query("UPDATE holds SET expires_at = $2 WHERE id = $1 AND state = 'active' AND expires_at < $2")
+        .bind(hold)
+        .bind(until)
+        .execute(c)
+        .await
+        .map(|_| ()))
+    .map_err(db_err)
+}
+
 /// Returns part of an active hold to the wallet without closing it: on cancel, everything the
 /// in-flight batches cannot be charged. The hold stays open for their charges.
 pub async fn release_part(tx: &mut Tx, hold: i64, amount: i64, idem_key: &str, now: i64) -> Result<i64, Error> {

@@ -66,8 +66,8 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
         .await
         .map(|r| r.rows_affected()))
     .map_err(db_err)?;
-    let (in_flight, in_flight_cost): (i64, Option<i64>) = on_tx!(&mut tx, |conn| sqlx::query_as(
-        "SELECT COUNT(*), CAST(SUM(cost) AS BIGINT) FROM messages WHERE campaign_id = $1 AND status = 'sending' AND NOT test"
+    let (in_flight, in_flight_cost, last_lease): (i64, Option<i64>, Option<i64>) = on_tx!(&mut tx, |conn| sqlx::query_as(
+        "SELECT COUNT(*), CAST(SUM(cost) AS BIGINT), MAX(lease_until) FROM messages WHERE campaign_id = $1 AND status = 'sending' AND NOT test"
     )
     .bind(id)
     .fetch_one(conn)
@@ -87,6 +87,9 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
             .await)
             .map_err(db_err)?;
             released = ledger::release_part(&mut tx, hold, balance - in_flight_cost, &format!("cancel:{hold}"), now).await?;
+            // An expired hold could no longer take the in-flight charges: it stays open until their
+            // leases end, when they are either recorded or reaped (and the hold then closes).
+            ledger::keep_open_until(&mut tx, hold, last_lease.unwrap_or(now)).await?;
         }
     }
     let reason = format!("{why}: {cancelled} messages not sent, {in_flight} in flight, {released} credits returned");
@@ -94,6 +97,24 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
         .await?;
     tx.commit().await?;
     Ok(json!({"cancelled_messages": cancelled, "in_flight": in_flight, "released_credits": released, "status": "cancelled"}))
+}
+
+/// A run whose credit reservation reached its deadline stops: what is still pending is cancelled
+/// (in-flight batches settle), then the expiry returns the rest of the hold. Returns how many runs
+/// stopped.
+pub async fn stop_expired_runs(db: &Db, now: i64) -> Result<u64, Error> {
+    let mut stopped = 0;
+    for (campaign, store) in super::messages::runs_with_expired_holds(db, now).await? {
+        match cancel(db, StoreId(store), campaign, "engine", "the credit reservation expired", now).await {
+            Ok(r) => {
+                tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled");
+                stopped += 1;
+            }
+            Err(e) if e.code == "invalid_state" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stopped)
 }
 
 /// Stops new claims at once; in-flight batches finish.

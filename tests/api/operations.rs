@@ -243,6 +243,52 @@ async fn an_expired_hold_stops_the_run(b: Backend) {
     assert_ledger_balanced(&t, &s, id, 1_000).await;
 }
 
+/// The hold expires while batches are in flight: the run is cancelled, but the hold stays open
+/// until those batches end, so one that the provider accepted is still charged and one whose
+/// worker died is reaped as `unknown`; then the rest returns to the wallet. (An expired hold used
+/// to refuse the charge, and the batch sat in `sending` until its lease ran out.)
+async fn in_flight_batches_settle_after_the_hold_expires(b: Backend) {
+    use smscast::store::messages::{self, Outcome};
+    use smscast::store::operations;
+    let t = TestApp::start(b).await;
+    let s = t.store("Late").await;
+    seed(&t, &s, 30, 1_000).await;
+    let id = campaign(&t, &s, "Late").await;
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    let (db, later) = (t.db(), t.clock_now() + 25 * 3_600_000);
+    let accepted = messages::claim(db, "w1", 10, 60_000, later, &Default::default()).await.unwrap().expect("a batch");
+    let lost = messages::claim(db, "w2", 10, 60_000, later, &Default::default()).await.unwrap().expect("a batch");
+    assert_eq!((accepted.messages.len(), lost.messages.len()), (10, 10));
+
+    // One maintenance pass, in the engine's order.
+    assert_eq!(messages::reap(db, later).await.unwrap(), 0);
+    assert_eq!(operations::stop_expired_runs(db, later).await.unwrap(), 1);
+    assert_eq!(smscast::ledger::expire_due(db, later).await.unwrap(), 0, "the hold waits for the in-flight batches");
+
+    let sent: Vec<_> = accepted.messages.iter().map(|m| (m.id, Outcome::Sent { provider_id: format!("p{}", m.id) })).collect();
+    messages::record(db, &accepted, &sent, later + 1).await.expect("the accepted batch is recorded and charged");
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert!(w["held"].as_i64().unwrap() > 0, "the second batch is still covered: {w}");
+
+    assert_eq!(messages::reap(db, later + 60_001).await.unwrap(), 10);
+    assert_eq!(smscast::ledger::expire_due(db, later + 60_001).await.unwrap(), 0, "the reaper already closed it");
+    let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
+    assert_eq!(p["status"], "cancelled", "{p}");
+    let c = counts(&t, id).await;
+    assert_eq!(
+        (c["sent"].as_i64(), c["unknown"].as_i64(), c["cancelled"].as_i64(), c["sending"].as_i64()),
+        (Some(10), Some(10), Some(10), Some(0)),
+        "{c}"
+    );
+    for k in ["pending", "sending", "sent", "failed", "cancelled", "unknown"] {
+        assert_eq!(c[k], p[k], "counter {k} equals the row count");
+    }
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["held"], 0, "{w}");
+    assert_ledger_balanced(&t, &s, id, 1_000).await;
+}
+
 async fn a_failing_provider_pauses_the_campaign(b: Backend) {
     // One message per call, every call a 500: after 20 failed calls the campaign pauses itself.
     let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { error_rate: 1.0, ..SimulatorConfig::default() }, 1, 1).await;
@@ -261,6 +307,7 @@ async fn a_failing_provider_pauses_the_campaign(b: Backend) {
 dual!(
     a_failing_provider_pauses_the_campaign,
     an_expired_hold_stops_the_run,
+    in_flight_batches_settle_after_the_hold_expires,
     cancel_during_a_send,
     cancel_a_scheduled_campaign,
     pause_and_resume_send_each_message_once,
