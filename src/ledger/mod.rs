@@ -56,7 +56,7 @@ pub fn insufficient(required: i64, available: i64) -> Error {
     .with_details(json!({"required": required, "available": available, "missing": required - available}))
 }
 
-async fn account(tx: &mut Tx, key: &str, store: Option<StoreId>, kind: &str) -> Result<i64, Error> {
+async fn account(tx: &mut Tx<'_>, key: &str, store: Option<StoreId>, kind: &str) -> Result<i64, Error> {
     on_tx!(tx, |c| sqlx::query("INSERT INTO accounts (key, store_id, kind) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
         .bind(key)
         .bind(store.map(|s| s.0))
@@ -70,7 +70,7 @@ async fn account(tx: &mut Tx, key: &str, store: Option<StoreId>, kind: &str) -> 
     Ok(id)
 }
 
-pub async fn wallet_account(tx: &mut Tx, store: StoreId) -> Result<i64, Error> {
+pub async fn wallet_account(tx: &mut Tx<'_>, store: StoreId) -> Result<i64, Error> {
     account(tx, &format!("wallet:{}", store.0), Some(store), "wallet").await
 }
 
@@ -95,7 +95,7 @@ impl Moved {
 /// so a concurrent duplicate waits and then fails instead of moving money twice.
 #[allow(clippy::too_many_arguments)]
 async fn transfer(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     idem_key: &str,
     store: Option<StoreId>,
     kind: TransferKind,
@@ -171,7 +171,7 @@ async fn transfer(
 }
 
 /// Credits bought by a store: funding → wallet.
-pub async fn top_up(tx: &mut Tx, store: StoreId, amount: i64, reason: &str, idem_key: &str, now: i64) -> Result<Moved, Error> {
+pub async fn top_up(tx: &mut Tx<'_>, store: StoreId, amount: i64, reason: &str, idem_key: &str, now: i64) -> Result<Moved, Error> {
     if amount <= 0 {
         return Err(Error::invalid("invalid_amount", "The amount must be a whole number of credits greater than zero.")
             .with_details(json!({"field": "amount"})));
@@ -203,7 +203,7 @@ const HOLD_COLUMNS: &str = "id, store_id, campaign_id, account_id, reserved, cha
 /// Reserves `amount` credits for a campaign run: wallet → a new hold account. Fails with
 /// `insufficient_credits` (and moves nothing) when the wallet cannot cover it.
 pub async fn hold(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     store: StoreId,
     campaign: Option<i64>,
     amount: i64,
@@ -247,7 +247,7 @@ pub async fn hold(
     Ok(row)
 }
 
-pub async fn get_hold(tx: &mut Tx, hold: i64) -> Result<HoldRow, Error> {
+pub async fn get_hold(tx: &mut Tx<'_>, hold: i64) -> Result<HoldRow, Error> {
     on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1")))
         .bind(hold)
         .fetch_optional(c)
@@ -258,7 +258,7 @@ pub async fn get_hold(tx: &mut Tx, hold: i64) -> Result<HoldRow, Error> {
 
 /// Charges accepted messages against an active hold: hold → revenue. Refused once the hold is
 /// finalized (released or expired) or when it would exceed what was reserved.
-pub async fn charge(tx: &mut Tx, hold: i64, amount: i64, messages: i64, idem_key: &str, now: i64) -> Result<Moved, Error> {
+pub async fn charge(tx: &mut Tx<'_>, hold: i64, amount: i64, messages: i64, idem_key: &str, now: i64) -> Result<Moved, Error> {
     if amount < 0 {
         return Err(Error::invalid("invalid_amount", "A charge cannot be negative."));
     }
@@ -307,7 +307,7 @@ pub async fn charge(tx: &mut Tx, hold: i64, amount: i64, messages: i64, idem_key
 
 /// The earlier charge with this key, if any: `Some` when it is the same charge, an error when the
 /// key was used for something else.
-async fn charge_replayed(tx: &mut Tx, hold: i64, amount: i64, idem_key: &str) -> Result<Option<i64>, Error> {
+async fn charge_replayed(tx: &mut Tx<'_>, hold: i64, amount: i64, idem_key: &str) -> Result<Option<i64>, Error> {
     let existing: Option<(i64, String, Option<i64>, i64)> =
         on_tx!(tx, |c| sqlx::query_as("SELECT id, kind, hold_id, amount FROM transfers WHERE idem_key = $1")
             .bind(idem_key)
@@ -324,12 +324,12 @@ async fn charge_replayed(tx: &mut Tx, hold: i64, amount: i64, idem_key: &str) ->
 
 /// Finalizes a hold exactly once and returns the remainder to the wallet. A hold that is already
 /// finalized returns 0 and moves nothing, so completion, cancel and expiry may race safely.
-pub async fn finalize(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> Result<i64, Error> {
+pub async fn finalize(tx: &mut Tx<'_>, hold: i64, kind: TransferKind, now: i64) -> Result<i64, Error> {
     Ok(finalize_once(tx, hold, kind, now).await?.unwrap_or(0))
 }
 
 /// `None` when the hold was already finalized (or does not exist); else the remainder returned.
-async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> Result<Option<i64>, Error> {
+async fn finalize_once(tx: &mut Tx<'_>, hold: i64, kind: TransferKind, now: i64) -> Result<Option<i64>, Error> {
     let state = if kind == TransferKind::Expiry { "expired" } else { "released" };
     let done: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(
         "UPDATE holds SET state = $2, released = reserved - charged, finalized_at = $3 WHERE id = $1 AND state = 'active'
@@ -357,7 +357,7 @@ async fn finalize_once(tx: &mut Tx, hold: i64, kind: TransferKind, now: i64) -> 
 
 /// Moves an active hold's deadline to `until` if that is later, so that charges still on their
 /// way (in-flight batches) find it open.
-pub async fn keep_open_until(tx: &mut Tx, hold: i64, until: i64) -> Result<(), Error> {
+pub async fn keep_open_until(tx: &mut Tx<'_>, hold: i64, until: i64) -> Result<(), Error> {
     on_tx!(tx, |c| sqlx::query("UPDATE holds SET expires_at = $2 WHERE id = $1 AND state = 'active' AND expires_at < $2")
         .bind(hold)
         .bind(until)
@@ -369,7 +369,7 @@ pub async fn keep_open_until(tx: &mut Tx, hold: i64, until: i64) -> Result<(), E
 
 /// Returns part of an active hold to the wallet without closing it: on cancel, everything the
 /// in-flight batches cannot be charged. The hold stays open for their charges.
-pub async fn release_part(tx: &mut Tx, hold: i64, amount: i64, idem_key: &str, now: i64) -> Result<i64, Error> {
+pub async fn release_part(tx: &mut Tx<'_>, hold: i64, amount: i64, idem_key: &str, now: i64) -> Result<i64, Error> {
     if amount <= 0 {
         return Ok(0);
     }

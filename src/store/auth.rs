@@ -41,7 +41,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
-pub async fn insert_api_key(tx: &mut Tx, store: StoreId, name: &str, key: &str, now: i64) -> Result<ApiKeyRow, Error> {
+pub async fn insert_api_key(tx: &mut Tx<'_>, store: StoreId, name: &str, key: &str, now: i64) -> Result<ApiKeyRow, Error> {
     on_tx!(tx, |c| sqlx::query_as(
         "INSERT INTO api_keys (store_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)
          RETURNING id, name, prefix, created_at, last_used_at, revoked_at"
@@ -162,7 +162,7 @@ pub async fn create_admin_key(db: &Db, name: &str, now: i64) -> Result<String, E
     Ok(key)
 }
 
-pub async fn create_admin_key_in(tx: &mut Tx, name: &str, now: i64) -> Result<String, Error> {
+pub async fn create_admin_key_in(tx: &mut Tx<'_>, name: &str, now: i64) -> Result<String, Error> {
     let key = secrets::new_api_key(secrets::ADMIN_KEY_PREFIX);
     on_tx!(tx, |c| sqlx::query("INSERT INTO admin_keys (name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(name)

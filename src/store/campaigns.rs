@@ -160,7 +160,7 @@ pub struct StatusChange<'a> {
     pub reason: &'a str,
 }
 
-pub async fn record_event(tx: &mut Tx, store: StoreId, campaign: i64, change: StatusChange<'_>, now: i64) -> Result<(), Error> {
+pub async fn record_event(tx: &mut Tx<'_>, store: StoreId, campaign: i64, change: StatusChange<'_>, now: i64) -> Result<(), Error> {
     on_tx!(tx, |c| sqlx::query(
         "INSERT INTO campaign_events (store_id, campaign_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
@@ -228,7 +228,7 @@ pub async fn get(db: &Db, store: StoreId, id: i64) -> Result<CampaignRow, Error>
     .ok_or_else(|| Error::not_found("campaign"))
 }
 
-pub async fn get_tx(tx: &mut Tx, store: StoreId, id: i64) -> Result<CampaignRow, Error> {
+pub async fn get_tx(tx: &mut Tx<'_>, store: StoreId, id: i64) -> Result<CampaignRow, Error> {
     on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND store_id = $2")))
         .bind(id)
         .bind(store.0)

@@ -146,7 +146,7 @@ pub async fn create(
 
 #[allow(clippy::too_many_arguments)]
 pub async fn record_consent(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     store: StoreId,
     contact: i64,
     phone: &str,
@@ -173,7 +173,7 @@ pub async fn record_consent(
     Ok(())
 }
 
-async fn set_tags(tx: &mut Tx, store: StoreId, contact: i64, tags: &[String]) -> Result<(), Error> {
+async fn set_tags(tx: &mut Tx<'_>, store: StoreId, contact: i64, tags: &[String]) -> Result<(), Error> {
     on_tx!(tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2")
         .bind(contact)
         .bind(store.0)
@@ -217,7 +217,7 @@ async fn tags_for(db: &Db, store: StoreId, ids: &[i64]) -> Result<HashMap<i64, V
     Ok(out)
 }
 
-async fn fetch_row(tx: &mut Tx, store: StoreId, id: i64) -> Result<ContactRow, Error> {
+async fn fetch_row(tx: &mut Tx<'_>, store: StoreId, id: i64) -> Result<ContactRow, Error> {
     on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND store_id = $2")))
         .bind(id)
         .bind(store.0)

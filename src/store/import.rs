@@ -12,7 +12,8 @@ use crate::domain::{Error, phone};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc::Receiver;
 
 /// Rows per batch, written by one statement per table. Larger statements cost less per row; a
 /// SQLite statement has at most 32,766 parameters (8 per contact, 4 per batch).
@@ -139,7 +140,7 @@ pub async fn import<R: Read + Send + 'static>(
     // SQLite has one writer at a time; PostgreSQL does the work of each writer in its own backend
     // process, and one backend was the import's bottleneck.
     let writers = if ctx.db.is_postgres() { PG_WRITERS } else { 1 };
-    let failed = std::sync::atomic::AtomicBool::new(false);
+    let failed = AtomicBool::new(false);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..writers).map(|_| tokio::sync::mpsc::channel::<Vec<Row>>(1)).unzip();
     let dispatch = async {
         let mut next = 0;
@@ -163,22 +164,9 @@ pub async fn import<R: Read + Send + 'static>(
         drop(senders);
         parsed
     };
-    let write_loops = receivers.into_iter().map(|mut batches| {
+    let write_loops = receivers.into_iter().map(|batches| {
         let (ctx, failed) = (&ctx, &failed);
-        async move {
-            let mut writer = Writer { ctx, tx: None, rows_in_tx: 0, pending: (0, 0), committed: (0, 0) };
-            while let Some(rows) = batches.recv().await {
-                if let Err(e) = writer.write(rows).await {
-                    failed.store(true, Ordering::Relaxed);
-                    return Err(e); // the open transaction rolls back when the writer is dropped
-                }
-            }
-            if failed.load(Ordering::Relaxed) {
-                return Ok((0, 0)); // another writer failed: this one's open transaction rolls back too
-            }
-            writer.commit().await.inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
-            Ok(writer.committed)
-        }
+        async move { write_all(ctx, batches, failed).await.inspect_err(|_| failed.store(true, Ordering::Relaxed)) }
     });
     let (parsed, written) = tokio::join!(dispatch, futures_util::future::join_all(write_loops));
     let mut report = parsed?;
@@ -190,53 +178,31 @@ pub async fn import<R: Read + Send + 'static>(
     Ok(report)
 }
 
-/// Writes batches into a transaction committed every `TX_ROWS` rows.
-struct Writer<'a> {
-    ctx: &'a ImportContext,
-    tx: Option<Tx>,
-    rows_in_tx: usize,
-    /// (created, updated) in the open transaction, and in committed ones.
-    pending: (u64, u64),
-    committed: (u64, u64),
-}
-
-impl Writer<'_> {
-    async fn write(&mut self, rows: Vec<Row>) -> Result<(), Error> {
-        let tx = match &mut self.tx {
-            Some(tx) => tx,
-            None => {
-                let mut tx = self.ctx.db.begin().await?;
-                if let Tx::Sqlite(c) = &mut tx {
-                    // The unique index on numbers takes every row at a random place: with the
-                    // usual cache most inserts read pages back from the file (BENCHMARKS.md).
-                    super::sqlite_cache_kib(c, super::SQLITE_BULK_CACHE_KIB).await?;
-                }
-                self.tx.insert(tx)
-            }
-        };
-        let n = rows.len();
-        let (created, updated) = write_batch(self.ctx, tx, rows).await?;
-        self.pending = (self.pending.0 + created, self.pending.1 + updated);
-        self.rows_in_tx += n;
-        if self.rows_in_tx >= TX_ROWS {
-            self.commit().await?;
+/// Writes batches on one held connection (`Db::hold`), in transactions of about `TX_ROWS` rows.
+/// Returns the (created, updated) counts of what it committed. Nothing more is committed once any
+/// part of the import failed: the open transaction rolls back when dropped.
+async fn write_all(ctx: &ImportContext, mut batches: Receiver<Vec<Row>>, failed: &AtomicBool) -> Result<(u64, u64), Error> {
+    // The unique index on numbers takes every row at a random place: with the usual cache most
+    // inserts read pages back from the file (BENCHMARKS.md).
+    let mut conn = ctx.db.hold(super::SQLITE_BULK_CACHE_KIB).await?;
+    let mut committed = (0, 0);
+    while let Some(first) = batches.recv().await {
+        let mut tx = conn.begin().await?;
+        let (mut rows_in_tx, mut pending) = (0, (0, 0));
+        let mut next = Some(first);
+        while let Some(rows) = next {
+            rows_in_tx += rows.len();
+            let (created, updated) = write_batch(ctx, &mut tx, rows).await?;
+            pending = (pending.0 + created, pending.1 + updated);
+            next = if rows_in_tx < TX_ROWS { batches.recv().await } else { None };
         }
-        Ok(())
-    }
-
-    async fn commit(&mut self) -> Result<(), Error> {
-        if let Some(mut tx) = self.tx.take() {
-            if let Tx::Sqlite(c) = &mut tx {
-                // The connection goes back to the pool with the usual cache.
-                super::sqlite_cache_kib(c, super::SQLITE_CACHE_KIB).await?;
-            }
-            tx.commit().await?;
-            self.committed = (self.committed.0 + self.pending.0, self.committed.1 + self.pending.1);
+        if failed.load(Ordering::Relaxed) {
+            return Ok((0, 0));
         }
-        self.pending = (0, 0);
-        self.rows_in_tx = 0;
-        Ok(())
+        tx.commit().await?;
+        committed = (committed.0 + pending.0, committed.1 + pending.1);
     }
+    Ok(committed)
 }
 
 fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync::mpsc::Sender<Msg>) -> Result<ImportReport, Error> {
@@ -259,8 +225,10 @@ fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync:
         .with_details(serde_json::json!({"columns": record.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect::<Vec<_>>()})));
     };
     let cols = [Field::FirstName, Field::LastName, Field::Email, Field::Tags, Field::Consent].map(|f| (f, index(f)));
-    // Numbers already seen in this file, as integers to keep memory small: number → first row.
-    let mut seen: HashMap<u64, u64> = HashMap::new();
+    // Numbers already seen in this file → the row they first appeared on. An E.164 number (at most
+    // 15 digits) as two 32-bit halves and the row as 32 bits: 12 bytes an entry where
+    // (u64, u64) took 16, which was a quarter of an import's memory while the map grew.
+    let mut seen: HashMap<[u32; 2], u32> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut line = 1u64;
     while read(&mut csv, &mut record)? {
@@ -286,7 +254,8 @@ fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync:
         match validate(&cells, country) {
             Err((field, code, message)) => report.error(line, field.name(), code, message),
             Ok(row) => {
-                let key: u64 = row.phone[1..].parse().unwrap_or(0);
+                let number: u64 = row.phone[1..].parse().unwrap_or(0);
+                let key = [(number >> 32) as u32, number as u32];
                 if let Some(first) = seen.get(&key) {
                     report.error(
                         line,
@@ -296,7 +265,7 @@ fn parse<R: Read>(reader: R, country: phonenumber::country::Id, tx: tokio::sync:
                     );
                     continue;
                 }
-                seen.insert(key, line);
+                seen.insert(key, u32::try_from(line).unwrap_or(u32::MAX));
                 batch.push(row);
                 if batch.len() == BATCH {
                     if tx.blocking_send(Msg::Rows(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).is_err() {
@@ -424,7 +393,7 @@ async fn insert_sqlite(
 /// The bulk writes are the one place where the dialects get different SQL for speed: multi-row
 /// `VALUES` with anonymous `?` on SQLite; `unnest` over one array per column on PostgreSQL (a dozen
 /// parameters instead of 11,000, parsed and planned once). The rules are shared.
-async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result<(u64, u64), Error> {
+async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<(u64, u64), Error> {
     let actor = ctx.actor.label();
     // Each number's existing contact (consent, id), and every row's contact id. On SQLite the
     // import numbers new contacts itself (the transaction holds the write lock), so nothing comes
@@ -594,7 +563,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx, rows: Vec<Row>) -> Result
 /// The contacts the store already has for some numbers: number → (consent, id).
 type Existing<'r> = HashMap<&'r str, (Consent, i64)>;
 
-async fn existing_consent<'r>(tx: &mut Tx, store: StoreId, phones: &[&'r str]) -> Result<Existing<'r>, Error> {
+async fn existing_consent<'r>(tx: &mut Tx<'_>, store: StoreId, phones: &[&'r str]) -> Result<Existing<'r>, Error> {
     if phones.is_empty() {
         return Ok(HashMap::new());
     }

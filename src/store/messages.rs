@@ -42,7 +42,7 @@ enum Ids {
 }
 
 impl Ids {
-    async fn new(db: &Db, tx: &mut Tx) -> Result<Ids, Error> {
+    async fn new(db: &Db, tx: &mut Tx<'_>) -> Result<Ids, Error> {
         match (db, tx) {
             (Db::Pg(pool), _) => Ok(Ids::Sequence(pool.clone(), Default::default())),
             (_, Tx::Sqlite(c)) => Ok(Ids::Next(super::sqlite_next_id(c, "messages").await?)),
@@ -584,7 +584,7 @@ async fn claim_sqlite(c: &mut sqlx::SqliteConnection, campaign_id: i64, t: &Leas
 }
 
 /// Moves campaign counters; `deltas` name columns of `campaigns`.
-async fn bump(tx: &mut Tx, campaign: i64, deltas: &[(&str, i64)]) -> Result<(), Error> {
+async fn bump(tx: &mut Tx<'_>, campaign: i64, deltas: &[(&str, i64)]) -> Result<(), Error> {
     let sets: Vec<String> = deltas.iter().filter(|(_, d)| *d != 0).map(|(col, d)| format!("{col} = {col} + ({d})")).collect();
     if sets.is_empty() {
         return Ok(());
@@ -653,7 +653,7 @@ fn expected_changes(batch: &Batch, outcomes: &[(i64, Outcome)]) -> Option<Vec<Ch
 /// Writes one chunk of outcomes, fenced by the claim's token. Returns how many rows changed and,
 /// with `read_back`, which.
 async fn update_outcomes(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     token: i64,
     chunk: &[(i64, Outcome)],
     now: i64,
@@ -760,7 +760,7 @@ async fn update_outcomes(
 }
 
 /// The rest of an outcome's transaction: campaign counters, credit charges, completion.
-async fn finish_record(mut tx: Tx, batch: &Batch, changed: &[Changed], now: i64) -> Result<(), Error> {
+async fn finish_record(mut tx: Tx<'_>, batch: &Batch, changed: &[Changed], now: i64) -> Result<(), Error> {
     let campaign_rows = changed.iter().filter(|r| !r.2);
     let count = |s: &str| campaign_rows.clone().filter(|r| r.3 == s).count() as i64;
     let (sent, failed, retried) = (count("sent"), count("failed"), count("pending"));
@@ -798,7 +798,7 @@ async fn finish_record(mut tx: Tx, batch: &Batch, changed: &[Changed], now: i64)
 
 /// Ends a sending campaign once nothing is pending or in flight: `sent` (or `failed` if nothing
 /// was accepted) and the rest of its hold back to the wallet — exactly once.
-pub async fn complete_if_done(tx: &mut Tx, campaign: i64, now: i64) -> Result<bool, Error> {
+pub async fn complete_if_done(tx: &mut Tx<'_>, campaign: i64, now: i64) -> Result<bool, Error> {
     let done: Option<(String, Option<i64>, i64, i64, i64, i64)> = on_tx!(tx, |c| sqlx::query_as(
         "UPDATE campaigns SET status = CASE WHEN sent > 0 THEN 'sent' ELSE 'failed' END, finished_at = $2, updated_at = $2
          WHERE id = $1 AND status = 'sending' AND pending = 0 AND sending = 0

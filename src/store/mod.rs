@@ -54,25 +54,27 @@ impl std::ops::Deref for SqliteDb {
     }
 }
 
-pub enum Tx {
-    Sqlite(SqliteTx),
-    Pg(sqlx::Transaction<'static, Postgres>),
+/// A transaction: on a pooled connection of its own (`Db::begin`, `'static`) or on one a caller
+/// keeps for a run of transactions (`Held::begin`).
+pub enum Tx<'c> {
+    Sqlite(SqliteTx<'c>),
+    Pg(sqlx::Transaction<'c, Postgres>),
 }
 
 /// A SQLite write transaction, holding its process's write gate (see `SqliteDb`) until it ends.
-pub struct SqliteTx {
-    tx: sqlx::Transaction<'static, Sqlite>,
+pub struct SqliteTx<'c> {
+    tx: sqlx::Transaction<'c, Sqlite>,
     _writer: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl std::ops::Deref for SqliteTx {
+impl std::ops::Deref for SqliteTx<'_> {
     type Target = sqlx::SqliteConnection;
     fn deref(&self) -> &sqlx::SqliteConnection {
         &self.tx
     }
 }
 
-impl std::ops::DerefMut for SqliteTx {
+impl std::ops::DerefMut for SqliteTx<'_> {
     fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
         &mut self.tx
     }
@@ -195,13 +197,31 @@ impl Db {
 
     /// Every business operation is one transaction. SQLite transactions start as writers
     /// (`BEGIN IMMEDIATE`) so a read-then-write never fails with SQLITE_BUSY halfway.
-    pub async fn begin(&self) -> Result<Tx, Error> {
+    pub async fn begin(&self) -> Result<Tx<'static>, Error> {
         Ok(match self {
             Db::Sqlite(s) => {
                 let writer = s.writer.clone().lock_owned().await;
                 Tx::Sqlite(SqliteTx { tx: s.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?, _writer: writer })
             }
             Db::Pg(p) => Tx::Pg(p.begin().await.map_err(db_err)?),
+        })
+    }
+
+    /// A connection kept for a run of transactions, closed when dropped. On SQLite a bulk writer
+    /// keeps its page cache warm from one transaction to the next this way (the pool hands out its
+    /// idle connections in turn, each with a cold cache), and grows no other connection's cache.
+    /// `cache_kib` is its page cache. PostgreSQL keeps nothing per connection that matters here:
+    /// each transaction takes a pooled connection as usual.
+    pub async fn hold(&self, cache_kib: i64) -> Result<Held, Error> {
+        Ok(match self {
+            Db::Sqlite(s) => {
+                let mut conn = s.pool.acquire().await.map_err(db_err)?;
+                // Its cache is not handed back to the pool: the next user gets a fresh connection.
+                conn.close_on_drop();
+                sqlite_cache_kib(&mut conn, cache_kib).await?;
+                Held::Sqlite(s.writer.clone(), conn)
+            }
+            Db::Pg(p) => Held::Pg(p.clone()),
         })
     }
 
@@ -225,7 +245,27 @@ impl Db {
     }
 }
 
-impl Tx {
+/// See `Db::hold`.
+pub enum Held {
+    Sqlite(std::sync::Arc<tokio::sync::Mutex<()>>, sqlx::pool::PoolConnection<Sqlite>),
+    Pg(PgPool),
+}
+
+impl Held {
+    /// A write transaction on the held connection (SQLite: behind the process's write gate).
+    pub async fn begin(&mut self) -> Result<Tx<'_>, Error> {
+        Ok(match self {
+            Held::Sqlite(gate, conn) => {
+                let writer = gate.clone().lock_owned().await;
+                let tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await.map_err(db_err)?;
+                Tx::Sqlite(SqliteTx { tx, _writer: writer })
+            }
+            Held::Pg(p) => Tx::Pg(p.begin().await.map_err(db_err)?),
+        })
+    }
+}
+
+impl Tx<'_> {
     pub async fn commit(self) -> Result<(), Error> {
         match self {
             Tx::Sqlite(t) => t.tx.commit().await.map_err(db_err),
@@ -285,9 +325,10 @@ pub fn sqlite_rows(rows: usize, cols: usize) -> String {
     s
 }
 
-/// Page cache of a SQLite connection, in KiB: the usual, and while a bulk import writes.
+/// Page cache of a SQLite connection, in KiB: the usual, and on the connection a bulk import
+/// holds (`Db::hold`).
 pub const SQLITE_CACHE_KIB: i64 = 8192;
-pub const SQLITE_BULK_CACHE_KIB: i64 = 32768;
+pub const SQLITE_BULK_CACHE_KIB: i64 = 65536;
 
 pub async fn sqlite_cache_kib(c: &mut sqlx::SqliteConnection, kib: i64) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{kib}"))).execute(c).await.map_err(db_err)?;

@@ -9,7 +9,7 @@ use crate::ledger::{self, TransferKind};
 use serde_json::{Value, json};
 
 async fn set_status(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     store: StoreId,
     id: i64,
     from: &[&str],
@@ -190,7 +190,7 @@ pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> 
 }
 
 /// What `retry-failed` would do: only retryable failures of contacts still opted in.
-async fn retry_plan(tx: &mut Tx, id: i64) -> Result<(i64, i64, Value), Error> {
+async fn retry_plan(tx: &mut Tx<'_>, id: i64) -> Result<(i64, i64, Value), Error> {
     let (retryable, cost): (i64, Option<i64>) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*), CAST(SUM(m.cost) AS BIGINT) FROM messages m JOIN contacts k ON k.id = m.contact_id
          WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND k.consent = 'opted_in'"

@@ -8,7 +8,7 @@ const CODE_KEY: &str = "unsubscribe_code_key";
 
 /// The key behind unsubscribe codes, created by whichever process needs it first (the losers of
 /// a race read the winner's).
-pub async fn code_key(tx: &mut Tx) -> Result<CodeKey, Error> {
+pub async fn code_key(tx: &mut Tx<'_>) -> Result<CodeKey, Error> {
     on_tx!(tx, |c| sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(CODE_KEY)
         .bind(CodeKey::random().to_hex())

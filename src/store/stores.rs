@@ -59,7 +59,7 @@ pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore,
 }
 
 /// `create` inside a caller's transaction (the demo records its credentials in the same one).
-pub async fn create_in(tx: &mut Tx, now: i64, req: CreateStore<'_>) -> Result<NewStore, Error> {
+pub async fn create_in(tx: &mut Tx<'_>, now: i64, req: CreateStore<'_>) -> Result<NewStore, Error> {
     let name = tenant::validate_name(req.name)?;
     let email = crate::domain::contact::clean_email(Some(req.email))?
         .ok_or_else(|| {

@@ -51,7 +51,7 @@ impl Drop for TempDb {
     }
 }
 
-async fn rollback(tx: Tx) {
+async fn rollback(tx: Tx<'_>) {
     tx.rollback().await.expect("rollback");
 }
 
