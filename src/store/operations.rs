@@ -88,8 +88,9 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
             .map_err(db_err)?;
             released = ledger::release_part(&mut tx, hold, balance - in_flight_cost, &format!("cancel:{hold}"), now).await?;
             // An expired hold could no longer take the in-flight charges: it stays open until their
-            // leases end, when they are either recorded or reaped (and the hold then closes).
-            ledger::keep_open_until(&mut tx, hold, last_lease.unwrap_or(now)).await?;
+            // leases end, when they are either recorded or reaped (and the hold then closes). The
+            // reaper takes leases before `until`, expiry holds due at `until`: one past the last.
+            ledger::keep_open_until(&mut tx, hold, last_lease.unwrap_or(now) + 1).await?;
         }
     }
     let reason = format!("{why}: {cancelled} messages not sent, {in_flight} in flight, {released} credits returned");

@@ -271,6 +271,7 @@ async fn in_flight_batches_settle_after_the_hold_expires(b: Backend) {
     let (_, w) = t.get("/api/wallet", &s.key).await;
     assert!(w["held"].as_i64().unwrap() > 0, "the second batch is still covered: {w}");
 
+    assert_eq!(smscast::ledger::expire_due(db, later + 60_000).await.unwrap(), 0, "open while the lease lasts");
     assert_eq!(messages::reap(db, later + 60_001).await.unwrap(), 10);
     assert_eq!(smscast::ledger::expire_due(db, later + 60_001).await.unwrap(), 0, "the reaper already closed it");
     let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
