@@ -395,12 +395,13 @@ async fn insert_sqlite(
 /// parameters instead of 11,000, parsed and planned once). The rules are shared.
 async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<(u64, u64), Error> {
     let actor = ctx.actor.label();
-    // Each number's existing contact (consent, id), and every row's contact id. On SQLite the
+    // Each number's existing contact (consent, id), and every row's contact id (`ids[i]` for
+    // `rows[i]`). On SQLite the
     // import numbers new contacts itself (the transaction holds the write lock), so nothing comes
     // back with `RETURNING` (sqlx hands each returned SQLite row across threads, which cost more
     // than the insert); PostgreSQL returns them (rows come back in bulk there, and other writers
     // may be taking ids from the sequence at the same time).
-    let (existing, id_of): (Existing, HashMap<&str, i64>) = match &mut *tx {
+    let (existing, ids): (Existing, Vec<i64>) = match &mut *tx {
         Tx::Sqlite(c) => {
             // Every row is first written as a new contact; a number the store already has is left
             // alone by that insert, looked up, and then updated under the consent rule. A first
@@ -421,32 +422,25 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
                     .map_err(db_err)?;
                 serde_json::from_str(ids.as_deref().unwrap_or("[]")).map_err(Error::internal)?
             };
-            let mut id_of = HashMap::with_capacity(rows.len());
-            let mut taken = Vec::new();
-            for (i, r) in rows.iter().enumerate() {
-                let id = first + i as i64;
-                if all_new || new_ids.contains(&id) {
-                    id_of.insert(r.phone.as_str(), id);
-                } else {
-                    taken.push(r);
-                }
-            }
-            let phones: Vec<&str> = taken.iter().map(|r| r.phone.as_str()).collect();
+            let mut ids: Vec<i64> = (first..first + rows.len() as i64).collect();
+            let taken: Vec<usize> = if all_new { Vec::new() } else { (0..rows.len()).filter(|&i| !new_ids.contains(&ids[i])).collect() };
+            let phones: Vec<&str> = taken.iter().map(|&i| rows[i].phone.as_str()).collect();
             let existing = existing_consent(tx, ctx.store, &phones).await?;
             let Tx::Sqlite(c) = &mut *tx else { unreachable!("matched above") };
             let mut updates = Vec::with_capacity(taken.len());
-            for r in taken {
+            for i in taken {
+                let r = &rows[i];
                 let &(before, id) = existing
                     .get(r.phone.as_str())
                     .ok_or_else(|| Error::internal(format!("import: {} was neither new nor found", r.phone)))?;
-                id_of.insert(r.phone.as_str(), id);
+                ids[i] = id;
                 // NULL id: the insert becomes the update of that contact.
                 updates.push((r, None, consent_after(Some(before), r)));
             }
             if !updates.is_empty() {
                 insert_sqlite(c, ctx, &updates, UPSERT_CONFLICT).await?;
             }
-            (existing, id_of)
+            (existing, ids)
         }
         Tx::Pg(_) => {
             let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
@@ -476,20 +470,24 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
                 .await
                 .map_err(db_err)?;
             let returned: HashMap<String, i64> = returned.into_iter().map(|(id, phone)| (phone, id)).collect();
-            let id_of = rows.iter().filter_map(|r| returned.get(&r.phone).map(|id| (r.phone.as_str(), *id))).collect();
-            (existing, id_of)
+            let ids = rows
+                .iter()
+                .map(|r| returned.get(&r.phone).copied().ok_or_else(|| Error::internal(format!("import: no id came back for {}", r.phone))))
+                .collect::<Result<_, _>>()?;
+            (existing, ids)
         }
     };
     // The consent history, as `contacts::record_consent` writes it.
     let events: Vec<(i64, &str, Option<&str>, &str)> = rows
         .iter()
-        .filter_map(|r| {
+        .zip(&ids)
+        .filter_map(|(r, &id)| {
             let before = existing.get(r.phone.as_str()).map(|e| e.0);
             let (after, changed) = consent_after(before, r);
-            changed.then(|| (id_of[r.phone.as_str()], r.phone.as_str(), before.map(Consent::as_str), after.as_str()))
+            changed.then(|| (id, r.phone.as_str(), before.map(Consent::as_str), after.as_str()))
         })
         .collect();
-    let tags: Vec<(i64, &str)> = rows.iter().flat_map(|r| r.tags.iter().map(|t| (id_of[r.phone.as_str()], t.as_str()))).collect();
+    let tags: Vec<(i64, &str)> = rows.iter().zip(&ids).flat_map(|(r, &id)| r.tags.iter().map(move |t| (id, t.as_str()))).collect();
     match tx {
         Tx::Sqlite(c) => {
             let mut rest = &tags[..];
