@@ -153,6 +153,21 @@ pub enum BenchCommand {
     SseClients(BenchSseClientsArgs),
 }
 
+/// The database a benchmark runs on.
+#[derive(Args)]
+pub struct BenchDatabaseArgs {
+    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
+    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
+    /// postgres://postgres@127.0.0.1/smscast_bench. A SQLite path must not exist yet.
+    /// Deliberately not read from DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Maximum database connections of the bench's pool (and of each `smscast worker` process
+    /// `bench send --worker-processes` starts).
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
+}
+
 #[derive(Args)]
 pub struct BenchSseArgs {
     /// Opted-in contacts to seed (not timed): the campaign's recipients.
@@ -161,15 +176,8 @@ pub struct BenchSseArgs {
     /// Concurrent SSE connections watching the campaign.
     #[arg(long, default_value_t = 1_000)]
     pub clients: usize,
-    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
-    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
-    /// postgres://postgres@127.0.0.1/smscast_bench_sse. A SQLite path must not exist yet.
-    /// Deliberately not read from DATABASE_URL.
-    #[arg(long)]
-    pub database_url: Option<String>,
-    /// Maximum database connections of the app.
-    #[arg(long, default_value_t = 16)]
-    pub db_connections: u32,
+    #[command(flatten)]
+    pub db: BenchDatabaseArgs,
     /// Send loops of the engine (in the app's process).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -212,15 +220,8 @@ pub struct BenchSendArgs {
     /// Opted-in contacts to seed (not timed): the campaign's recipients.
     #[arg(long, default_value_t = 1_000_000)]
     pub contacts: u64,
-    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
-    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
-    /// postgres://postgres@127.0.0.1/smscast_bench_send. A SQLite path must not exist yet.
-    /// Deliberately not read from DATABASE_URL.
-    #[arg(long)]
-    pub database_url: Option<String>,
-    /// Maximum database connections (of this process, and of each worker process).
-    #[arg(long, default_value_t = 16)]
-    pub db_connections: u32,
+    #[command(flatten)]
+    pub db: BenchDatabaseArgs,
     /// Send loops: in this process, or in each worker process (the engine's own default).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -249,15 +250,8 @@ pub struct BenchPreviewArgs {
     /// How many times to run the preview (the first run is the one reported).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
-    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
-    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
-    /// postgres://postgres@127.0.0.1/smscast_bench_preview. A SQLite path must not exist yet.
-    /// Deliberately not read from DATABASE_URL.
-    #[arg(long)]
-    pub database_url: Option<String>,
-    /// Maximum database connections.
-    #[arg(long, default_value_t = 16)]
-    pub db_connections: u32,
+    #[command(flatten)]
+    pub db: BenchDatabaseArgs,
     /// Base URL of the unsubscribe links (its length counts towards the segments).
     #[arg(long, default_value = "https://sms.example.gr")]
     pub public_url: String,
@@ -268,15 +262,8 @@ pub struct BenchImportArgs {
     /// Rows in the generated CSV.
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: u64,
-    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
-    /// the bench DROPS and re-creates first (its name must contain "bench"), e.g.
-    /// postgres://postgres@127.0.0.1/smscast_bench. A SQLite path must not exist yet.
-    /// Deliberately not read from DATABASE_URL.
-    #[arg(long)]
-    pub database_url: Option<String>,
-    /// Maximum database connections.
-    #[arg(long, default_value_t = 16)]
-    pub db_connections: u32,
+    #[command(flatten)]
+    pub db: BenchDatabaseArgs,
     /// Also time, on one thread and without the database, reading the CSV and parsing its phones.
     #[arg(long)]
     pub breakdown: bool,

@@ -8,82 +8,16 @@
 //! materialized and the cost held), end-to-end messages/s (from the send call until progress says
 //! `sent`), progress latency sampled over HTTP during the send, and peak RSS.
 
-use crate::app::{self, AppConfig, EngineSetup};
+use super::{Scratch, mb, peak_rss_bytes, percentile, proc_cpu_seconds, proc_status_bytes, reset_peak_rss, spawn_simulator};
+use crate::app;
 use crate::clock::{Clock, SystemClock};
 use crate::config::BenchSendArgs;
-use crate::provider::mitto::{MittoClient, MittoConfig};
-use crate::store::auth::Actor;
-use crate::store::stores::{self, CreateStore};
 use crate::store::{Db, on_db};
 use anyhow::{Context, bail};
 use serde_json::Value;
-use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-/// `VmHWM` (peak) and `VmRSS` of a process, in bytes, from `/proc/<pid>/status`.
-fn proc_memory(pid: &str) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
-}
-
-/// User + system CPU seconds a process has used so far (`/proc/<pid>/stat`, 100 ticks a second).
-fn proc_cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; the fields after its closing parenthesis do not.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1_048_576.0
-}
-
-/// The `p`-th percentile (0–100) of sorted samples, nearest rank.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Starts `smscast simulator` on a loopback port and returns it with its base URL (read from its
-/// "listening on" line).
-async fn spawn_simulator(latency_ms: u64) -> anyhow::Result<(Child, String)> {
-    let exe = std::env::current_exe().context("cannot find the smscast executable")?;
-    let mut child = Command::new(exe)
-        .args(["simulator", "--listen", "127.0.0.1:0", "--latency-ms", &latency_ms.to_string()])
-        .env("SMSCAST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the simulator")?;
-    let mut lines = BufReader::new(child.stdout.take().context("simulator stdout")?).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some((_, url)) = line.split_once("listening on ") {
-                return Ok(url.trim().to_string());
-            }
-        }
-        bail!("the simulator exited before it was listening")
-    })
-    .await
-    .context("the simulator did not start within 20 s")??;
-    // Keep draining its stdout so it can never block on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, url))
-}
 
 /// Starts `n` `smscast worker` processes against the database and the simulator, and waits until
 /// each has sent its first heartbeat (connected, migrated, loops running).
@@ -92,7 +26,7 @@ async fn spawn_workers(db: &Db, n: usize, url: &str, sim_url: &str, args: &Bench
     let mut children = Vec::new();
     for _ in 0..n {
         let child = Command::new(&exe)
-            .args(["worker", "--database-url", url, "--db-connections", &args.db_connections.to_string()])
+            .args(["worker", "--database-url", url, "--db-connections", &args.db.db_connections.to_string()])
             .args(["--workers", &args.workers.to_string(), "--public-url", &args.public_url])
             .args(["--mitto-base-url", sim_url, "--mitto-api-key", "bench", "--mitto-traffic-account-id", "bench"])
             .args(["--mitto-bulk-size", &args.bulk_size.to_string()])
@@ -120,43 +54,6 @@ async fn spawn_workers(db: &Db, n: usize, url: &str, sim_url: &str, args: &Bench
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Inserts `n` opted-in mobile contacts in set-based `INSERT … SELECT`s over a generated series
-/// (100,000 rows a statement and transaction), with Greek and Latin names that vary in length so
-/// recipients' texts (and a few segment counts) differ. The same SQL runs on both databases.
-async fn seed_contacts(db: &Db, store: i64, n: u64, now: i64) -> anyhow::Result<()> {
-    const CHUNK: u64 = 100_000;
-    // A CASE picks each name: a join to a list of names makes SQLite's planner loop over the series
-    // once per name.
-    let pick = |list: &[&str], index: &str| {
-        let arms: Vec<String> = list.iter().enumerate().map(|(i, name)| format!("WHEN {i} THEN '{name}'")).collect();
-        format!("CASE {index} {} END", arms.join(" "))
-    };
-    let sql = format!(
-        "WITH RECURSIVE n (i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $2)
-         INSERT INTO contacts (store_id, phone, mobile, first_name, last_name, consent, consent_changed_at, consent_source, created_at, updated_at)
-         SELECT $3, '+3069' || CAST(10000000 + n.i AS TEXT), TRUE, {first}, {last}, 'opted_in', $4, 'bench', $4, $4 FROM n",
-        first = pick(&super::FIRST, &format!("n.i % {}", super::FIRST.len())),
-        last = pick(&super::LAST, &format!("(n.i / {}) % {}", super::FIRST.len(), super::LAST.len())),
-    );
-    let mut next = 0u64;
-    while next < n {
-        let end = (next + CHUNK).min(n);
-        on_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(next as i64)
-            .bind(end as i64)
-            .bind(store)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|_| ()))
-        .context("seeding contacts")?;
-        next = end;
-        eprint!("\rseeded {next}/{n} contacts");
-    }
-    eprintln!();
-    Ok(())
 }
 
 /// What the progress sampler saw.
@@ -199,136 +96,53 @@ async fn sample_progress(client: &reqwest::Client, url: &str, key: &str, every: 
 }
 
 pub async fn run(args: BenchSendArgs) -> anyhow::Result<()> {
-    use crate::store::campaigns::{self, CampaignInput};
-    let scratch = super::Scratch::new()?;
-    let url = match &args.database_url {
-        None => format!("sqlite://{}", scratch.0.join("bench.db").display()),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            super::fresh_postgres(u).await?;
-            u.clone()
-        }
-        Some(u) => {
-            let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
-            if Path::new(path).exists() {
-                bail!("{path} exists; the bench needs a fresh SQLite file (remove it or pick another path)");
-            }
-            format!("sqlite://{path}")
-        }
-    };
-    let postgres = !url.starts_with("sqlite");
+    let scratch = Scratch::new()?;
+    let (db, url) = super::open_database(&args.db, &scratch).await?;
+    let postgres = db.is_postgres();
     if args.worker_processes > 0 && !postgres {
         eprintln!("note: several processes on one SQLite file serialise on its write lock (PostgreSQL is the multi-process database)");
     }
-    let db = Db::connect(&url, args.db_connections).await.context("cannot open the benchmark database")?;
     let now = SystemClock.now_ms();
-    let created = stores::create(
-        &db,
-        now,
-        CreateStore {
-            name: "Bench Send",
-            email: "bench-send@smscast.local",
-            country: "GR",
-            language: "el",
-            timezone: "Europe/Athens",
-            sender_name: None,
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let created = super::create_store(&db, "Bench Send", "bench-send@smscast.local", now).await?;
     let store_id = created.store.store_id();
     let seeding = Instant::now();
-    seed_contacts(&db, store_id.0, args.contacts, now).await?;
+    super::seed_contacts(&db, store_id, args.contacts, now).await?;
     let seeded_in = seeding.elapsed().as_secs_f64();
     eprintln!("seeded {} contacts in {seeded_in:.1} s (not timed)", args.contacts);
     if postgres {
-        // What autovacuum would do shortly after a bulk load; the plans below should not depend on
-        // when it happens to run.
-        on_db!(&db, |p| sqlx::query("VACUUM ANALYZE contacts").execute(p).await.map(|_| ()))?;
         // Start the timed part with a clean slate: seeding's WAL flushed by a checkpoint of its own
         // rather than one that falls somewhere in the launch.
         on_db!(&db, |p| sqlx::query("CHECKPOINT").execute(p).await.map(|_| ()))?;
     }
-    let mut tx = db.begin().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::ledger::top_up(&mut tx, store_id, 1_000_000_000, "bench", "bench-send", now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    tx.commit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let campaign = campaigns::create(
-        &db,
-        store_id,
-        &Actor::Operator,
-        CampaignInput {
-            name: Some("Καλοκαιρινές εκπτώσεις".into()),
-            message: Some("Γεια σου {{first_name}}! -20% σε όλα με τον κωδικό {{discount_code}} ως την Κυριακή.".into()),
-            audience: Some(crate::domain::campaign::Audience::All),
-            discount_code: Some(Some("SUMMER20".into())),
-            ..CampaignInput::default()
-        },
-        now,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let campaign = super::funded_campaign(&db, store_id, "bench-send", now).await?;
 
     let (mut simulator, sim_url) = spawn_simulator(args.latency_ms).await?;
     let sim_pid = simulator.id().map(|p| p.to_string()).unwrap_or_default();
     eprintln!("simulator (pid {sim_pid}) at {sim_url}");
-    let engine = if args.worker_processes == 0 {
-        let client = MittoClient::new(MittoConfig {
-            base_url: sim_url.clone(),
-            api_key: "bench".into(),
-            traffic_account_id: "bench".into(),
-            bulk_size: args.bulk_size,
-            timeout: Duration::from_secs(20),
-        })
-        .map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
-        Some(EngineSetup::new(Arc::new(client), args.workers))
-    } else {
-        None
-    };
+    let engine = if args.worker_processes == 0 { Some(super::engine_for(&sim_url, args.bulk_size, args.workers)?) } else { None };
     let mut workers =
         if args.worker_processes > 0 { spawn_workers(&db, args.worker_processes, &url, &sim_url, &args).await? } else { Vec::new() };
     let worker_pids: Vec<String> = workers.iter().filter_map(|c| c.id()).map(|p| p.to_string()).collect();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let cfg = AppConfig {
-        database_url: url.clone(),
-        db_connections: args.db_connections,
-        public_url: Some(args.public_url.clone()),
-        max_import_bytes: 1 << 20,
-        session_ttl_ms: 3_600_000,
-        billing: crate::domain::credits::Billing::PerSegment,
-        hold_ttl_ms: 24 * 3_600_000,
-        clock: Arc::new(SystemClock),
-        engine,
-    };
+    let cfg = super::app_config(&url, &args.db, &args.public_url, engine);
     let running = app::start_with_db(cfg, db.clone(), listener).await?;
     let base = running.url();
     let client = reqwest::Client::builder().pool_max_idle_per_host(4).build()?;
 
     // The seeding and the setup above are not the engine's: measure memory from here.
-    let peak_seeding = super::peak_rss_bytes().unwrap_or(0);
-    let peak_reset = super::reset_peak_rss();
-    let rss_start = super::peak_rss_bytes().unwrap_or(0);
+    let peak_seeding = peak_rss_bytes().unwrap_or(0);
+    let peak_reset = reset_peak_rss();
+    let rss_start = peak_rss_bytes().unwrap_or(0);
     let cpu_start = proc_cpu_seconds("self").unwrap_or(0.0);
     let sim_cpu_start = proc_cpu_seconds(&sim_pid).unwrap_or(0.0);
 
     eprintln!("sending campaign {} to {} contacts …", campaign.id, args.contacts);
-    let started = Instant::now();
-    let res = client
-        .post(format!("{base}/api/campaigns/{}/send", campaign.id))
-        .bearer_auth(&created.api_key)
-        .header("idempotency-key", "bench-send")
-        .send()
-        .await?;
-    let status = res.status();
-    let launched: Value = res.json().await?;
-    let launch = started.elapsed().as_secs_f64();
-    if status.as_u16() != 202 {
-        bail!("the send call answered {status}: {launched}");
-    }
+    let (launched, started, launch) = super::launch(&client, &base, campaign.id, &created.api_key, "bench-send").await?;
     let total = launched["messages"].as_i64().unwrap_or(0);
-    eprintln!("launched in {launch:.2} s: {launched}");
     // The launch and the sending peak separately: the mark is reset again here.
-    let peak_launch = super::peak_rss_bytes().unwrap_or(0);
+    let peak_launch = peak_rss_bytes().unwrap_or(0);
     if peak_reset {
-        super::reset_peak_rss();
+        reset_peak_rss();
     }
     let progress_url = format!("{base}/api/campaigns/{}/progress", campaign.id);
     let sampled =
@@ -337,12 +151,13 @@ pub async fn run(args: BenchSendArgs) -> anyhow::Result<()> {
     let sending = elapsed - launch;
 
     // Memory and CPU before anything stops (a process that has exited has no status to read).
-    let peak_sending = super::peak_rss_bytes().unwrap_or(0);
+    let peak_sending = peak_rss_bytes().unwrap_or(0);
     let peak = peak_launch.max(peak_sending);
     let cpu = proc_cpu_seconds("self").unwrap_or(0.0) - cpu_start;
     let sim_cpu = proc_cpu_seconds(&sim_pid).unwrap_or(0.0) - sim_cpu_start;
-    let sim_mem = proc_memory(&sim_pid);
-    let worker_mem: Vec<Option<(u64, u64)>> = worker_pids.iter().map(|p| proc_memory(p)).collect();
+    let memory = |pid: &str| Some((proc_status_bytes(pid, "VmHWM:")?, proc_status_bytes(pid, "VmRSS:")?));
+    let sim_mem = memory(&sim_pid);
+    let worker_mem: Vec<Option<(u64, u64)>> = worker_pids.iter().map(|p| memory(p)).collect();
     let worker_cpu: Vec<Option<f64>> = worker_pids.iter().map(|p| proc_cpu_seconds(p)).collect();
     let loop_times = running.engine.as_ref().map(|e| e.loop_times());
 
@@ -388,7 +203,7 @@ pub async fn run(args: BenchSendArgs) -> anyhow::Result<()> {
 
     let mut lat = sampled.latencies_ms.clone();
     lat.sort_by(f64::total_cmp);
-    let database = if postgres { "PostgreSQL" } else { "SQLite" };
+    let database = super::database_name(&db);
     let engine_desc = if args.worker_processes == 0 {
         format!("in this process, {} send loops", args.workers)
     } else {

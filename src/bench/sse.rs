@@ -11,38 +11,19 @@
 //! moment a client parsed it. A connection is dropped when it failed to open, errored, or ended
 //! before the final status event.
 
-use crate::app::{self, AppConfig, EngineSetup};
+use super::{Scratch, mb, peak_rss_bytes, percentile, proc_cpu_seconds, proc_status_bytes, reset_peak_rss, spawn_simulator};
+use crate::app;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BenchSseArgs, BenchSseClientsArgs};
-use crate::provider::mitto::{MittoClient, MittoConfig};
-use crate::store::auth::Actor;
-use crate::store::stores::{self, CreateStore};
 use crate::store::{Db, on_db};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// A `/proc/<pid>/status` field (`VmHWM:`, `VmRSS:`), in bytes.
-fn proc_status_bytes(pid: &str, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-}
-
-/// User + system CPU seconds of a process (`/proc/<pid>/stat`, 100 ticks a second).
-fn proc_cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
+use tokio::process::Command;
 
 /// This process's soft limit on open files.
 fn open_files_limit() -> Option<u64> {
@@ -51,47 +32,7 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1_048_576.0
-}
-
-/// The `p`-th percentile (0–100) of sorted samples, nearest rank.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Starts `smscast simulator` on a loopback port; returns it with its base URL.
-async fn spawn_simulator(latency_ms: u64) -> anyhow::Result<(Child, String)> {
-    let exe = std::env::current_exe().context("cannot find the smscast executable")?;
-    let mut child = Command::new(exe)
-        .args(["simulator", "--listen", "127.0.0.1:0", "--latency-ms", &latency_ms.to_string()])
-        .env("SMSCAST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the simulator")?;
-    let mut lines = BufReader::new(child.stdout.take().context("simulator stdout")?).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some((_, url)) = line.split_once("listening on ") {
-                return Ok(url.trim().to_string());
-            }
-        }
-        bail!("the simulator exited before it was listening")
-    })
-    .await
-    .context("the simulator did not start within 20 s")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, url))
-}
-
 pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
-    use crate::store::campaigns::{self, CampaignInput};
     // The clients' process holds one socket per client, this one the other end of each.
     let need = args.clients as u64 + 256;
     if let Some(limit) = open_files_limit().filter(|l| *l < need) {
@@ -100,92 +41,27 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
             args.clients
         );
     }
-    let scratch = super::Scratch::new()?;
-    let url = match &args.database_url {
-        None => format!("sqlite://{}", scratch.0.join("bench.db").display()),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            super::fresh_postgres(u).await?;
-            u.clone()
-        }
-        Some(u) => {
-            let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
-            if Path::new(path).exists() {
-                bail!("{path} exists; the bench needs a fresh SQLite file (remove it or pick another path)");
-            }
-            format!("sqlite://{path}")
-        }
-    };
-    let postgres = !url.starts_with("sqlite");
-    let db = Db::connect(&url, args.db_connections).await.context("cannot open the benchmark database")?;
+    let scratch = Scratch::new()?;
+    let (db, url) = super::open_database(&args.db, &scratch).await?;
     let now = SystemClock.now_ms();
-    let created = stores::create(
-        &db,
-        now,
-        CreateStore {
-            name: "Bench SSE",
-            email: "bench-sse@smscast.local",
-            country: "GR",
-            language: "el",
-            timezone: "Europe/Athens",
-            sender_name: None,
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let created = super::create_store(&db, "Bench SSE", "bench-sse@smscast.local", now).await?;
     let store_id = created.store.store_id();
     let seeding = Instant::now();
-    super::seed_contacts(&db, store_id.0, args.contacts, now).await?;
+    super::seed_contacts(&db, store_id, args.contacts, now).await?;
     let seeded_in = seeding.elapsed().as_secs_f64();
     eprintln!("seeded {} contacts in {seeded_in:.1} s (not timed)", args.contacts);
-    if postgres {
-        on_db!(&db, |p| sqlx::query("VACUUM ANALYZE contacts").execute(p).await.map(|_| ()))?;
-    }
-    let mut tx = db.begin().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::ledger::top_up(&mut tx, store_id, 1_000_000_000, "bench", "bench-sse", now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    tx.commit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let campaign = campaigns::create(
-        &db,
-        store_id,
-        &Actor::Operator,
-        CampaignInput {
-            name: Some("Καλοκαιρινές εκπτώσεις".into()),
-            message: Some("Γεια σου {{first_name}}! -20% σε όλα με τον κωδικό {{discount_code}} ως την Κυριακή.".into()),
-            audience: Some(crate::domain::campaign::Audience::All),
-            discount_code: Some(Some("SUMMER20".into())),
-            ..CampaignInput::default()
-        },
-        now,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let campaign = super::funded_campaign(&db, store_id, "bench-sse", now).await?;
 
     let (mut simulator, sim_url) = spawn_simulator(args.latency_ms).await?;
-    let client = MittoClient::new(MittoConfig {
-        base_url: sim_url.clone(),
-        api_key: "bench".into(),
-        traffic_account_id: "bench".into(),
-        bulk_size: args.bulk_size,
-        timeout: Duration::from_secs(20),
-    })
-    .map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
+    let engine = super::engine_for(&sim_url, args.bulk_size, args.workers)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let cfg = AppConfig {
-        database_url: url.clone(),
-        db_connections: args.db_connections,
-        public_url: Some(args.public_url.clone()),
-        max_import_bytes: 1 << 20,
-        session_ttl_ms: 3_600_000,
-        billing: crate::domain::credits::Billing::PerSegment,
-        hold_ttl_ms: 24 * 3_600_000,
-        clock: Arc::new(SystemClock),
-        engine: Some(EngineSetup::new(Arc::new(client), args.workers)),
-    };
+    let cfg = super::app_config(&url, &args.db, &args.public_url, Some(engine));
     let running = app::start_with_db(cfg, db.clone(), listener).await?;
     let base = running.url();
 
     // From here on this process is the server: the app, its engine and its connection pool.
-    let peak_seeding = super::peak_rss_bytes().unwrap_or(0);
-    let peak_reset = super::reset_peak_rss();
+    let peak_seeding = peak_rss_bytes().unwrap_or(0);
+    let peak_reset = reset_peak_rss();
     let rss_idle = proc_status_bytes("self", "VmRSS:").unwrap_or(0);
 
     let exe = std::env::current_exe().context("cannot find the smscast executable")?;
@@ -213,25 +89,12 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
     .await
     .context("the clients did not connect within 300 s")??;
     let rss_open = proc_status_bytes("self", "VmRSS:").unwrap_or(0);
-    let hwm_open = super::peak_rss_bytes().unwrap_or(0);
+    let hwm_open = peak_rss_bytes().unwrap_or(0);
     eprintln!("clients: {ready}");
 
     let http = reqwest::Client::new();
     let cpu_start = proc_cpu_seconds("self").unwrap_or(0.0);
-    let started = Instant::now();
-    let res = http
-        .post(format!("{base}/api/campaigns/{}/send", campaign.id))
-        .bearer_auth(&created.api_key)
-        .header("idempotency-key", "bench-sse")
-        .send()
-        .await?;
-    let status = res.status();
-    let launched: Value = res.json().await?;
-    let launch = started.elapsed().as_secs_f64();
-    if status.as_u16() != 202 {
-        bail!("the send call answered {status}: {launched}");
-    }
-    eprintln!("launched in {launch:.2} s: {launched}");
+    let (launched, started, launch) = super::launch(&http, &base, campaign.id, &created.api_key, "bench-sse").await?;
     let result: Value = tokio::time::timeout(Duration::from_secs(3600), async {
         while let Some(line) = lines.next_line().await? {
             if let Some(rest) = line.strip_prefix("result ") {
@@ -243,7 +106,7 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
     .await
     .context("no result within an hour")??;
     let elapsed = started.elapsed().as_secs_f64();
-    let peak = super::peak_rss_bytes().unwrap_or(0);
+    let peak = peak_rss_bytes().unwrap_or(0);
     let rss_end = proc_status_bytes("self", "VmRSS:").unwrap_or(0);
     let cpu = proc_cpu_seconds("self").unwrap_or(0.0) - cpu_start;
     let clients_hwm = proc_status_bytes(&clients_pid, "VmHWM:");
@@ -257,7 +120,7 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
     let fmt = |v: &Value| format!("p50 {} ms, p99 {} ms, max {} ms ({} events)", v["p50"], v["p99"], v["max"], v["count"]);
     let p99 = lat["all"]["p99"].as_f64().unwrap_or(f64::INFINITY);
     let dropped = result["dropped"].as_u64().unwrap_or(u64::MAX);
-    let database = if postgres { "PostgreSQL" } else { "SQLite" };
+    let database = super::database_name(&db);
     println!("database:          {database}");
     println!(
         "engine:            in this process, {} send loop(s), bulk size {}, simulator latency {} ms",
