@@ -12,6 +12,7 @@ use crate::domain::{Error, phone};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc::Receiver;
 
@@ -102,14 +103,18 @@ fn field_for(header: &str) -> Option<Field> {
 }
 
 /// A row that passed validation, ready to be written.
+///
+/// Its text is shared (`Arc<str>`): sqlx takes an `Arc<str>` bound by value as it is, where a
+/// `&str` or `&String` costs two allocations and a copy per value, on the writer's critical path.
+/// The parsing thread, which has time to spare, makes the one allocation.
 #[derive(Debug)]
 struct Row {
-    phone: String,
+    phone: Arc<str>,
     mobile: bool,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    tags: Vec<String>,
+    first_name: Option<Arc<str>>,
+    last_name: Option<Arc<str>>,
+    email: Option<Arc<str>>,
+    tags: Vec<Arc<str>>,
     consent: Option<Consent>,
 }
 
@@ -303,7 +308,15 @@ fn validate(cells: &[Option<&str>; 6], country: phonenumber::country::Id) -> Res
             (Field::Consent, "invalid_consent", format!("\"{c}\" is not a consent value (use opted_in, opted_out or unknown)."))
         })?),
     };
-    Ok(Row { mobile: phone.mobile, phone: phone.e164, first_name, last_name, email, tags, consent })
+    Ok(Row {
+        mobile: phone.mobile,
+        phone: phone.e164.into(),
+        first_name: first_name.map(Arc::from),
+        last_name: last_name.map(Arc::from),
+        email: email.map(Arc::from),
+        tags: tags.into_iter().map(Arc::from).collect(),
+        consent,
+    })
 }
 
 /// Splits `n` rows into chunks of `max` (a power of two), then powers of two for the rest. Tags and
@@ -355,6 +368,24 @@ fn consent_after(before: Option<Consent>, row: &Row) -> (Consent, bool) {
     (after, row.consent.is_some() && before != Some(after))
 }
 
+/// The consent values as shared text, for SQLite binds (see `Row`).
+struct ConsentTexts([Arc<str>; 3]);
+
+impl ConsentTexts {
+    fn new() -> Self {
+        ConsentTexts([Consent::OptedIn, Consent::OptedOut, Consent::Unknown].map(|c| Arc::from(c.as_str())))
+    }
+
+    fn get(&self, c: Consent) -> Arc<str> {
+        let [opted_in, opted_out, unknown] = &self.0;
+        Arc::clone(match c {
+            Consent::OptedIn => opted_in,
+            Consent::OptedOut => opted_out,
+            Consent::Unknown => unknown,
+        })
+    }
+}
+
 /// One multi-row INSERT of contacts on SQLite: each row with its id (`None` where the statement's
 /// conflict clause updates an existing contact) and its consent. Returns the rows written.
 async fn insert_sqlite(
@@ -372,16 +403,17 @@ async fn insert_sqlite(
          FROM (VALUES {}) AS v WHERE true {conflict}",
         sqlite_rows(rows.len(), 8)
     );
+    let texts = ConsentTexts::new();
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0).bind(ctx.now).bind(ctx.now).bind(ctx.now);
     for (row, id, (consent, changed)) in rows {
         q = q
             .bind(*id)
-            .bind(&row.phone)
+            .bind(row.phone.clone())
             .bind(row.mobile)
-            .bind(&row.first_name)
-            .bind(&row.last_name)
-            .bind(&row.email)
-            .bind(consent.as_str())
+            .bind(row.first_name.clone())
+            .bind(row.last_name.clone())
+            .bind(row.email.clone())
+            .bind(texts.get(*consent))
             .bind(*changed);
     }
     Ok(q.execute(c).await.map_err(db_err)?.rows_affected())
@@ -424,15 +456,14 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
             };
             let mut ids: Vec<i64> = (first..first + rows.len() as i64).collect();
             let taken: Vec<usize> = if all_new { Vec::new() } else { (0..rows.len()).filter(|&i| !new_ids.contains(&ids[i])).collect() };
-            let phones: Vec<&str> = taken.iter().map(|&i| rows[i].phone.as_str()).collect();
+            let phones: Vec<&str> = taken.iter().map(|&i| &*rows[i].phone).collect();
             let existing = existing_consent(tx, ctx.store, &phones).await?;
             let Tx::Sqlite(c) = &mut *tx else { unreachable!("matched above") };
             let mut updates = Vec::with_capacity(taken.len());
             for i in taken {
                 let r = &rows[i];
-                let &(before, id) = existing
-                    .get(r.phone.as_str())
-                    .ok_or_else(|| Error::internal(format!("import: {} was neither new nor found", r.phone)))?;
+                let &(before, id) =
+                    existing.get(&*r.phone).ok_or_else(|| Error::internal(format!("import: {} was neither new nor found", r.phone)))?;
                 ids[i] = id;
                 // NULL id: the insert becomes the update of that contact.
                 updates.push((r, None, consent_after(Some(before), r)));
@@ -443,11 +474,10 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
             (existing, ids)
         }
         Tx::Pg(_) => {
-            let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+            let phones: Vec<&str> = rows.iter().map(|r| &*r.phone).collect();
             let existing = existing_consent(tx, ctx.store, &phones).await?;
             let Tx::Pg(c) = &mut *tx else { unreachable!("matched above") };
-            let consents: Vec<(Consent, bool)> =
-                rows.iter().map(|r| consent_after(existing.get(r.phone.as_str()).map(|e| e.0), r)).collect();
+            let consents: Vec<(Consent, bool)> = rows.iter().map(|r| consent_after(existing.get(&*r.phone).map(|e| e.0), r)).collect();
             let sql = format!(
                 "INSERT INTO contacts ({UPSERT_COLUMNS})
                  SELECT $1, u.phone, u.mobile, u.first_name, u.last_name, u.email, u.consent, u.changed_at, u.source, $2, $2
@@ -458,7 +488,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
             let returned: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(ctx.store.0)
                 .bind(ctx.now)
-                .bind(rows.iter().map(|r| r.phone.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| &*r.phone).collect::<Vec<_>>())
                 .bind(rows.iter().map(|r| r.mobile).collect::<Vec<_>>())
                 .bind(rows.iter().map(|r| r.first_name.as_deref()).collect::<Vec<_>>())
                 .bind(rows.iter().map(|r| r.last_name.as_deref()).collect::<Vec<_>>())
@@ -472,22 +502,24 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
             let returned: HashMap<String, i64> = returned.into_iter().map(|(id, phone)| (phone, id)).collect();
             let ids = rows
                 .iter()
-                .map(|r| returned.get(&r.phone).copied().ok_or_else(|| Error::internal(format!("import: no id came back for {}", r.phone))))
+                .map(|r| {
+                    returned.get(&*r.phone).copied().ok_or_else(|| Error::internal(format!("import: no id came back for {}", r.phone)))
+                })
                 .collect::<Result<_, _>>()?;
             (existing, ids)
         }
     };
     // The consent history, as `contacts::record_consent` writes it.
-    let events: Vec<(i64, &str, Option<&str>, &str)> = rows
+    let events: Vec<(i64, &Arc<str>, Option<Consent>, Consent)> = rows
         .iter()
         .zip(&ids)
         .filter_map(|(r, &id)| {
-            let before = existing.get(r.phone.as_str()).map(|e| e.0);
+            let before = existing.get(&*r.phone).map(|e| e.0);
             let (after, changed) = consent_after(before, r);
-            changed.then(|| (id, r.phone.as_str(), before.map(Consent::as_str), after.as_str()))
+            changed.then_some((id, &r.phone, before, after))
         })
         .collect();
-    let tags: Vec<(i64, &str)> = rows.iter().zip(&ids).flat_map(|(r, &id)| r.tags.iter().map(move |t| (id, t.as_str()))).collect();
+    let tags: Vec<(i64, &Arc<str>)> = rows.iter().zip(&ids).flat_map(|(r, &id)| r.tags.iter().map(move |t| (id, t))).collect();
     match tx {
         Tx::Sqlite(c) => {
             let mut rest = &tags[..];
@@ -501,10 +533,11 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0);
                 for (id, tag) in chunk {
-                    q = q.bind(*id).bind(*tag);
+                    q = q.bind(*id).bind(Arc::clone(tag));
                 }
                 q.execute(&mut **c).await.map_err(db_err)?;
             }
+            let texts = ConsentTexts::new();
             let mut rest = &events[..];
             for size in chunk_sizes(events.len(), CHUNK) {
                 let (chunk, after) = rest.split_at(size);
@@ -517,7 +550,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ctx.store.0).bind(&actor).bind(ctx.now);
                 for (id, phone, from, to) in chunk {
-                    q = q.bind(*id).bind(*phone).bind(*from).bind(*to);
+                    q = q.bind(*id).bind(Arc::clone(phone)).bind(from.map(|c| texts.get(c))).bind(texts.get(*to));
                 }
                 q.execute(&mut **c).await.map_err(db_err)?;
             }
@@ -530,7 +563,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
                 )
                 .bind(ctx.store.0)
                 .bind(tags.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-                .bind(tags.iter().map(|(_, tag)| *tag).collect::<Vec<_>>())
+                .bind(tags.iter().map(|(_, tag)| &***tag).collect::<Vec<_>>())
                 .execute(&mut **c)
                 .await
                 .map_err(db_err)?;
@@ -545,16 +578,16 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
                 .bind(&actor)
                 .bind(ctx.now)
                 .bind(events.iter().map(|e| e.0).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.1).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.2).collect::<Vec<_>>())
-                .bind(events.iter().map(|e| e.3).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| &**e.1).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.2.map(Consent::as_str)).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.3.as_str()).collect::<Vec<_>>())
                 .execute(&mut **c)
                 .await
                 .map_err(db_err)?;
             }
         }
     }
-    let updated = rows.iter().filter(|r| existing.contains_key(r.phone.as_str())).count() as u64;
+    let updated = rows.iter().filter(|r| existing.contains_key(&*r.phone)).count() as u64;
     Ok((rows.len() as u64 - updated, updated))
 }
 
