@@ -563,7 +563,7 @@ async fn write_batch(ctx: &ImportContext, tx: &mut Tx<'_>, rows: Vec<Row>) -> Re
                 )
                 .bind(ctx.store.0)
                 .bind(tags.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-                .bind(tags.iter().map(|(_, tag)| &***tag).collect::<Vec<_>>())
+                .bind(tags.iter().map(|&(_, tag)| &**tag).collect::<Vec<_>>())
                 .execute(&mut **c)
                 .await
                 .map_err(db_err)?;
