@@ -20,7 +20,14 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn connect(db: &DbArgs) -> anyhow::Result<Db> {
-    Db::connect(&db.url(), db.db_connections).await.with_context(|| format!("cannot open the database at {}", redact(&db.database_url)))
+    Db::connect(&db.url(), db.db_connections).await.map_err(|e| {
+        let url = redact(&db.database_url);
+        if e.downcast_ref::<sqlx::Error>().is_some_and(smscast::store::is_missing_database) {
+            e.context(format!("the database at {url} does not exist: `smscast migrate --database-url {url}` creates it"))
+        } else {
+            e.context(format!("cannot open the database at {url}"))
+        }
+    })
 }
 
 /// Hides a password in a database URL before printing it.
@@ -77,6 +84,12 @@ async fn main() -> anyhow::Result<()> {
             running.wait().await;
         }
         Command::Migrate(db) => {
+            if Db::create_postgres_database(&db.url())
+                .await
+                .with_context(|| format!("cannot create the database at {}", redact(&db.database_url)))?
+            {
+                println!("Created the database {}", redact(&db.database_url));
+            }
             connect(&db).await?;
             println!("Migrations applied to {}", redact(&db.database_url));
         }

@@ -136,6 +136,11 @@ async fn checkpoints(pool: SqlitePool, mut alive: tokio::sync::watch::Receiver<(
     }
 }
 
+/// True when PostgreSQL refused a connection because its database does not exist.
+pub fn is_missing_database(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000")
+}
+
 impl Db {
     /// Connects and applies the embedded migrations (idempotent).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
@@ -185,6 +190,36 @@ impl Db {
         };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// Creates the PostgreSQL database `url` names when it does not exist yet, as SQLite creates its
+    /// file; returns whether it did. Only `smscast migrate` calls this: `serve` and `worker` never
+    /// create a database, so a mistyped URL fails instead of starting an empty installation.
+    pub async fn create_postgres_database(url: &str) -> anyhow::Result<bool> {
+        use sqlx::Connection;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Ok(false);
+        }
+        let opts = PgConnectOptions::from_str(url)?;
+        let Some(name) = opts.get_database().map(str::to_string) else { return Ok(false) };
+        match sqlx::PgConnection::connect_with(&opts).await {
+            Ok(c) => {
+                c.close().await?;
+                return Ok(false);
+            }
+            Err(e) if is_missing_database(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut admin = sqlx::PgConnection::connect_with(&opts.clone().database("postgres")).await?;
+        let created =
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")))).execute(&mut admin).await;
+        admin.close().await?;
+        match created {
+            Ok(_) => Ok(true),
+            // Another `migrate` created it in the meantime.
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

@@ -292,3 +292,34 @@ async fn an_interrupted_demo_seeding_is_finished_next_time(b: Backend) {
 }
 
 dual!(serve_demo_seeds_once, store_create_and_import_contacts, an_interrupted_demo_seeding_is_finished_next_time);
+
+/// The README's PostgreSQL steps on a server that has no `smscast` database yet: `serve` refuses a
+/// database that does not exist (a mistyped URL must not start an empty installation) and says how
+/// to create it; `migrate` creates it, and a second `migrate` finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_creates_a_missing_postgres_database() {
+    let name = format!("smscast_test_{}", smscast::secrets::random_token(12).to_lowercase());
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    struct Dropped(String);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            drop_database(&self.0);
+        }
+    }
+    let _dropped = Dropped(name.clone());
+
+    let (ok, out, err) = run(&["serve", "--listen", "127.0.0.1:0", "--database-url", &url]).await;
+    assert!(!ok, "{out}");
+    assert!(err.contains(&format!("the database at {url} does not exist")) && err.contains("smscast migrate"), "{err}");
+
+    let (ok, out, err) = run(&["migrate", "--database-url", &url]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), [format!("Created the database {url}"), format!("Migrations applied to {url}")], "{out}");
+    let (ok, out, err) = run(&["migrate", "--database-url", &url]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("Migrations applied to {url}"));
+
+    let db = Db::connect(&url, 1).await.expect("the database exists now");
+    assert!(db.ready().await, "every migration applied");
+    db.close().await;
+}
