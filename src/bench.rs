@@ -60,7 +60,7 @@ impl Drop for Scratch {
 async fn open_database(args: &BenchDatabaseArgs, scratch: &Scratch) -> anyhow::Result<(Db, String)> {
     let url = match &args.database_url {
         None => format!("sqlite://{}", scratch.0.join("bench.db").display()),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+        Some(u) if crate::store::is_postgres_url(u) => {
             fresh_postgres(u).await?;
             u.clone()
         }

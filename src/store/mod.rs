@@ -136,6 +136,11 @@ async fn checkpoints(pool: SqlitePool, mut alive: tokio::sync::watch::Receiver<(
     }
 }
 
+/// True when a database URL names PostgreSQL (anything else is a SQLite file).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// True when PostgreSQL refused a connection because its database does not exist.
 pub fn is_missing_database(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000")
@@ -144,7 +149,7 @@ pub fn is_missing_database(e: &sqlx::Error) -> bool {
 impl Db {
     /// Connects and applies the embedded migrations (idempotent).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
-        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let db = if is_postgres_url(url) {
             let opts = PgConnectOptions::from_str(url)?
                 // A transaction must never stay open across a provider call; this catches bugs.
                 .options([("idle_in_transaction_session_timeout", "60000")]);
@@ -197,7 +202,7 @@ impl Db {
     /// create a database, so a mistyped URL fails instead of starting an empty installation.
     pub async fn create_postgres_database(url: &str) -> anyhow::Result<bool> {
         use sqlx::Connection;
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !is_postgres_url(url) {
             return Ok(false);
         }
         let opts = PgConnectOptions::from_str(url)?;
