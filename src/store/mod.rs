@@ -141,9 +141,14 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// True when PostgreSQL answered with this SQLSTATE.
+fn has_pg_code(e: &sqlx::Error, code: &str) -> bool {
+    e.as_database_error().and_then(|d| d.code()).as_deref() == Some(code)
+}
+
 /// True when PostgreSQL refused a connection because its database does not exist.
 pub fn is_missing_database(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000")
+    has_pg_code(e, "3D000")
 }
 
 impl Db {
@@ -222,7 +227,7 @@ impl Db {
         match created {
             Ok(_) => Ok(true),
             // Another `migrate` created it in the meantime.
-            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => Ok(false),
+            Err(e) if has_pg_code(&e, "42P04") => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
