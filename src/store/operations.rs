@@ -2,9 +2,11 @@
 //! queue statistics. Each operation is one transaction over the same rows the engine works on.
 
 use super::campaigns::{self, StatusChange};
+use super::queue::FAILURES;
 use super::{Db, StoreId, Tx, db_err, on_db, on_tx};
 use crate::domain::Error;
 use crate::domain::campaign::invalid_state;
+use crate::domain::failure::CATEGORIES;
 use crate::ledger::{self, TransferKind};
 use serde_json::{Value, json};
 
@@ -105,7 +107,7 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
 /// stopped.
 pub async fn stop_expired_runs(db: &Db, now: i64) -> Result<u64, Error> {
     let mut stopped = 0;
-    for (campaign, store) in super::messages::runs_with_expired_holds(db, now).await? {
+    for (campaign, store) in super::queue::runs_with_expired_holds(db, now).await? {
         match cancel(db, StoreId(store), campaign, "engine", "the credit reservation expired", now).await {
             Ok(r) => {
                 tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled");
@@ -146,33 +148,12 @@ pub async fn resume(db: &Db, store: StoreId, id: i64, actor: &str, now: i64) -> 
     campaigns::record_event(&mut tx, store, id, StatusChange { from: Some("paused"), to: "sending", actor, reason: "resumed" }, now)
         .await?;
     // Everything may have finished while it was paused.
-    super::messages::complete_if_done(&mut tx, id, now).await?;
+    super::queue::complete_if_done(&mut tx, id, now).await?;
     tx.commit().await?;
     Ok(json!({"status": campaigns::get(db, store, id).await?.status}))
 }
 
-/// Failure categories: (code, explanation, whether retrying can help).
-pub const CATEGORIES: [(&str, &str, bool); 8] = [
-    ("invalid_number", "The number is not a valid mobile number; the provider refused it.", false),
-    ("provider_rejected", "The provider rejected the message for this number.", false),
-    ("rate_limited", "The provider kept asking us to slow down and the attempts ran out.", true),
-    ("timeout", "The provider did not answer in time, repeatedly.", true),
-    ("provider_error", "The provider had errors on its side, repeatedly.", true),
-    (
-        "unknown_outcome",
-        "We lost track of the message while it was being sent; it may have arrived. It is never resent automatically.",
-        false,
-    ),
-    ("insufficient_credits", "There were not enough credits reserved for this message.", true),
-    ("opted_out", "The contact opted out after the campaign was sent; they will not be messaged.", false),
-];
-
 const RETRYABLE: &str = "'rate_limited', 'timeout', 'provider_error', 'insufficient_credits'";
-
-/// The predicate of the partial index `messages_failures`, word for word: SQLite uses a partial
-/// index only when a query's condition contains its predicate as written (`status = 'failed'`
-/// alone does not qualify), and without it a campaign's failures are a walk of the whole table.
-pub(crate) const FAILURES: &str = "status IN ('failed', 'unknown')";
 
 pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
     campaigns::get(db, store, id).await?;

@@ -6,7 +6,7 @@ use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiQuery, Auth, Id, IdempotencyKey};
 use crate::store::campaigns::{self, CampaignFilter, CampaignInput};
 use crate::store::segments::{self, SegmentInput};
-use crate::store::{idempotency, messages, operations};
+use crate::store::{idempotency, operations, queue};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -98,7 +98,7 @@ pub async fn send(
         }
     }
     let now = state.clock.now_ms();
-    let result = messages::start(&state.db, p.store, id, &p.actor.label(), "started", &state.settings.send, now).await;
+    let result = queue::start(&state.db, p.store, id, &p.actor.label(), "started", &state.settings.send, now).await;
     match (result, &key) {
         (Ok(body), Some(k)) => {
             // Stored after the fact: the start itself is already guarded by the status change.
@@ -119,25 +119,25 @@ pub async fn send(
 }
 
 pub async fn progress(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
-    Ok(Json(messages::progress(&state.db, p.store, id, state.clock.now_ms()).await?))
+    Ok(Json(queue::progress(&state.db, p.store, id, state.clock.now_ms()).await?))
 }
 
 pub async fn list_messages(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Id(id): Id,
-    ApiQuery(f): ApiQuery<messages::MessageFilter>,
+    ApiQuery(f): ApiQuery<queue::MessageFilter>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(messages::list(&state.db, p.store, id, f).await?))
+    Ok(Json(queue::list(&state.db, p.store, id, f).await?))
 }
 
 pub async fn send_test(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Id(id): Id,
-    ApiJson(req): ApiJson<messages::TestSend>,
+    ApiJson(req): ApiJson<queue::TestSend>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::ACCEPTED, Json(messages::send_test(&state.db, p.store, id, req, &state.settings.send, state.clock.now_ms()).await?)))
+    Ok((StatusCode::ACCEPTED, Json(queue::send_test(&state.db, p.store, id, req, &state.settings.send, state.clock.now_ms()).await?)))
 }
 
 pub async fn test_message(
@@ -148,7 +148,7 @@ pub async fn test_message(
     let (Ok(id), Ok(mid)) = (id.parse::<i64>(), mid.parse::<i64>()) else {
         return Err(crate::domain::Error::not_found("test message").into());
     };
-    Ok(Json(messages::get_test_message(&state.db, p.store, id, mid).await?))
+    Ok(Json(queue::get_test_message(&state.db, p.store, id, mid).await?))
 }
 
 pub async fn cancel(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
