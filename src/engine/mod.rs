@@ -4,6 +4,8 @@
 //! is a transaction that can be re-run.
 
 use crate::clock::SharedClock;
+use crate::domain::error::code;
+use crate::domain::failure::FailureCode;
 use crate::provider::{BatchError, OutboundSms, SmsProvider, SubmitOutcome, TransientKind};
 use crate::store::Db;
 use crate::store::campaigns::SendSettings;
@@ -258,7 +260,7 @@ impl Engine {
                 format!("paused automatically: {:.0}% of the last {} provider calls failed", rate * 100.0, self.cfg.auto_pause_window);
             match crate::store::operations::pause(&self.db, store, batch.campaign_id, "engine", &reason, self.clock.now_ms()).await {
                 Ok(_) => tracing::warn!(campaign = batch.campaign_id, %reason, "auto-pause"),
-                Err(e) if e.code == "invalid_state" => {}
+                Err(e) if e.is(code::INVALID_STATE) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -318,10 +320,10 @@ impl Engine {
                         let o = match r {
                             SubmitOutcome::Accepted { provider_id } => Outcome::Sent { provider_id },
                             SubmitOutcome::Rejected { invalid_number: true, message, .. } => {
-                                Outcome::Failed { code: "invalid_number", message }
+                                Outcome::Failed { code: FailureCode::InvalidNumber, message }
                             }
                             SubmitOutcome::Rejected { code, message, .. } => {
-                                Outcome::Failed { code: "provider_rejected", message: format!("{code}: {message}") }
+                                Outcome::Failed { code: FailureCode::ProviderRejected, message: format!("{code}: {message}") }
                             }
                         };
                         (m.id, o)
@@ -331,9 +333,9 @@ impl Engine {
             }
             Err(BatchError::Transient { kind, retry_after, message }) => {
                 let code = match kind {
-                    TransientKind::Throttled => "rate_limited",
-                    TransientKind::Timeout => "timeout",
-                    TransientKind::ServerError | TransientKind::Connection => "provider_error",
+                    TransientKind::Throttled => FailureCode::RateLimited,
+                    TransientKind::Timeout => FailureCode::Timeout,
+                    TransientKind::ServerError | TransientKind::Connection => FailureCode::ProviderError,
                 };
                 let hint = retry_after.map_or(0, |d| d.as_millis() as i64);
                 // One retry time per batch, so the batch stays whole: fewer, fuller provider calls.
@@ -358,7 +360,7 @@ impl Engine {
                 let out = batch
                     .messages
                     .iter()
-                    .map(|m| (m.id, Outcome::Failed { code: "provider_error", message: format!("{code}: {message}") }))
+                    .map(|m| (m.id, Outcome::Failed { code: FailureCode::ProviderError, message: format!("{code}: {message}") }))
                     .collect();
                 (out, Duration::ZERO)
             }

@@ -1,5 +1,6 @@
 //! Campaigns and segments.
 
+use crate::domain::error::code;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::error::ApiResult;
@@ -110,7 +111,7 @@ pub async fn send(
             Ok((StatusCode::ACCEPTED, Json(body)))
         }
         (Ok(body), None) => Ok((StatusCode::ACCEPTED, Json(body))),
-        (Err(e), Some(k)) if e.code == "invalid_state" => match idempotency::lookup(&state.db, &scope, k, &request).await? {
+        (Err(e), Some(k)) if e.is(code::INVALID_STATE) => match idempotency::lookup(&state.db, &scope, k, &request).await? {
             Some(prev) => Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body))),
             None => Err(ApiError(e)),
         },

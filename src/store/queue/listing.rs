@@ -3,6 +3,7 @@
 use super::{FAILURES, with_texts};
 use crate::domain::Error;
 use crate::domain::campaign::Status;
+use crate::domain::failure::FailureCode;
 use crate::domain::time::rfc3339;
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::{Db, StoreId, clamp_limit, db_err, on_db, parse_cursor};
@@ -42,7 +43,7 @@ pub fn progress_json(c: &CampaignRow, now: i64) -> Value {
 #[serde(deny_unknown_fields)]
 pub struct MessageFilter {
     pub status: Option<String>,
-    /// A failure category (see `domain::failure::CATEGORIES`), e.g. `invalid_number`.
+    /// A failure category (see `domain::failure::FailureCode`), e.g. `invalid_number`.
     pub category: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -84,7 +85,7 @@ pub async fn list(db: &Db, store: StoreId, campaign: i64, f: MessageFilter) -> R
     };
     let category = match f.category.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(c) if crate::domain::failure::CATEGORIES.iter().any(|(k, _, _)| *k == c) => Some(c.to_string()),
+        Some(c) if FailureCode::parse(c).is_some() => Some(c.to_string()),
         Some(c) => {
             return Err(Error::invalid("invalid_category", format!("\"{c}\" is not a failure category."))
                 .with_details(json!({"field": "category"})));

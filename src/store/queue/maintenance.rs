@@ -4,6 +4,7 @@
 use super::bump;
 use super::launch::start;
 use super::outcome::complete_if_done;
+use crate::domain::error::code;
 use crate::domain::{Error, Kind};
 use crate::store::campaigns::{self, SendSettings, StatusChange};
 use crate::store::{Db, StoreId, db_err, on_db, on_tx};
@@ -51,7 +52,7 @@ pub async fn start_due(db: &Db, settings: &SendSettings, now: i64) -> Result<u64
     for (id, store) in due {
         match start(db, StoreId(store), id, "scheduler", "scheduled time reached", settings, now).await {
             Ok(_) => started += 1,
-            Err(e) if e.code == "invalid_state" => {} // another process started it first
+            Err(e) if e.is(code::INVALID_STATE) => {} // another process started it first
             Err(e) if e.kind != Kind::Internal => {
                 let mut tx = db.begin().await?;
                 let n = on_tx!(&mut tx, |c| sqlx::query(

@@ -3,6 +3,7 @@
 use super::claim::{Batch, Claimed};
 use super::{INSERT_BATCH, bump};
 use crate::domain::Error;
+use crate::domain::failure::FailureCode;
 use crate::ledger::{self, TransferKind};
 use crate::store::campaigns::{self, StatusChange};
 use crate::store::{Db, StoreId, Tx, db_err, on_tx, sqlite_rows};
@@ -11,8 +12,8 @@ use crate::store::{Db, StoreId, Tx, db_err, on_tx, sqlite_rows};
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Sent { provider_id: String },
-    Failed { code: &'static str, message: String },
-    Retry { at: i64, code: &'static str, message: String },
+    Failed { code: FailureCode, message: String },
+    Retry { at: i64, code: FailureCode, message: String },
 }
 
 /// Records a batch's outcome in one transaction, guarded by the claim's fencing token: a stale
@@ -80,8 +81,8 @@ async fn update_outcomes(
                 statuses.push(status_of(o));
                 let (pid, code, message, at) = match o {
                     Outcome::Sent { provider_id } => (Some(provider_id.as_str()), None, None, now),
-                    Outcome::Failed { code, message } => (None, Some(*code), Some(message.as_str()), now),
-                    Outcome::Retry { at, code, message } => (None, Some(*code), Some(message.as_str()), *at),
+                    Outcome::Failed { code, message } => (None, Some(code.as_str()), Some(message.as_str()), now),
+                    Outcome::Retry { at, code, message } => (None, Some(code.as_str()), Some(message.as_str()), *at),
                 };
                 provider_ids.push(pid);
                 codes.push(code);
@@ -135,10 +136,10 @@ async fn update_outcomes(
                         q.bind(*id).bind("sent").bind(Some(provider_id.as_str())).bind(None::<&str>).bind(None::<&str>).bind(now)
                     }
                     Outcome::Failed { code, message } => {
-                        q.bind(*id).bind("failed").bind(None::<&str>).bind(Some(*code)).bind(Some(message.as_str())).bind(now)
+                        q.bind(*id).bind("failed").bind(None::<&str>).bind(Some(code.as_str())).bind(Some(message.as_str())).bind(now)
                     }
                     Outcome::Retry { at, code, message } => {
-                        q.bind(*id).bind("pending").bind(None::<&str>).bind(Some(*code)).bind(Some(message.as_str())).bind(*at)
+                        q.bind(*id).bind("pending").bind(None::<&str>).bind(Some(code.as_str())).bind(Some(message.as_str())).bind(*at)
                     }
                 };
             }
