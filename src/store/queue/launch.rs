@@ -3,10 +3,12 @@
 use super::{INSERT_BATCH, Ids};
 use crate::domain::Error;
 use crate::domain::campaign::{Priority, invalid_state};
+use crate::domain::error::code;
 use crate::domain::message::preview_code;
 use crate::ledger;
 use crate::store::audience;
 use crate::store::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
+use crate::store::idempotency::{self, Stored};
 use crate::store::{Db, StoreId, Tx, db_err, on_tx, sqlite_rows};
 use serde_json::{Value, json};
 
@@ -226,4 +228,40 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     Ok(
         json!({"ok": true, "campaign_id": id, "status": "sending", "messages": count, "segments": segments, "held_credits": cost, "hold_id": hold.id}),
     )
+}
+
+/// Starts a campaign under an optional `Idempotency-Key`, for every caller that sends on a user's
+/// behalf (the API, the web form): a replay answers what the first start answered (202 and its
+/// body). The answer is stored after the start commits, since the start itself is already guarded
+/// by its status change: a second start under the same key fails with `invalid_state` and then
+/// finds the first one's answer.
+pub async fn start_with_key(
+    db: &Db,
+    store: StoreId,
+    id: i64,
+    actor: &str,
+    key: Option<&str>,
+    settings: &SendSettings,
+    now: i64,
+) -> Result<Stored, Error> {
+    let scope = format!("send:{}", store.0);
+    let request = json!({"campaign_id": id});
+    if let Some(k) = key {
+        if let Some(prev) = idempotency::lookup(db, &scope, k, &request).await? {
+            return Ok(prev);
+        }
+    }
+    match (start(db, store, id, actor, "started", settings, now).await, key) {
+        (Ok(body), Some(k)) => {
+            let mut tx = db.begin().await?;
+            let saved = idempotency::save(&mut tx, &scope, k, &request, 202, &body, now).await;
+            if saved.is_ok() {
+                tx.commit().await?;
+            }
+            Ok(Stored { status: 202, body })
+        }
+        (Ok(body), None) => Ok(Stored { status: 202, body }),
+        (Err(e), Some(k)) if e.is(code::INVALID_STATE) => idempotency::lookup(db, &scope, k, &request).await?.ok_or(e),
+        (Err(e), _) => Err(e),
+    }
 }

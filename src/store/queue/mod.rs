@@ -14,7 +14,7 @@ mod outcome;
 mod test_send;
 
 pub use claim::{Batch, ClaimCursor, Claimed, claim};
-pub use launch::start;
+pub use launch::{start, start_with_key};
 pub use listing::{MessageFilter, list, progress, progress_json};
 pub use maintenance::{reap, runs_with_expired_holds, start_due};
 pub use outcome::{Outcome, complete_if_done, record};
