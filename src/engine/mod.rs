@@ -219,7 +219,7 @@ impl Engine {
         queue::reap(&self.db, now).await?;
         queue::start_due(&self.db, &self.cfg.send, now).await?;
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
-        crate::ledger::expire_due(&self.db, now).await?;
+        crate::store::ledger::expire_due(&self.db, now).await?;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use crate::domain::Error;
 use crate::domain::campaign::invalid_state;
 use crate::domain::error::code;
 use crate::domain::failure::FailureCode;
-use crate::ledger::{self, TransferKind};
+use crate::store::ledger::{self, TransferKind};
 use serde_json::{Value, json};
 
 async fn set_status(

@@ -7,9 +7,9 @@
 //! movement commit or roll back together. Overspend is impossible by construction: a debit is a
 //! conditional UPDATE (`balance >= amount`) and a CHECK constraint backs it up.
 
+use super::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on_tx, parse_cursor};
 use crate::domain::time::rfc3339;
 use crate::domain::{Error, Kind};
-use crate::store::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on_tx, parse_cursor};
 use serde::Serialize;
 use serde_json::json;
 
