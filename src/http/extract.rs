@@ -119,7 +119,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 pub fn session_cookie(parts: &Parts) -> Option<String> {
-    parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+    session_cookie_in(&parts.headers)
+}
+
+pub fn session_cookie_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
     })
