@@ -218,6 +218,7 @@ impl Engine {
         messages::start_due(&self.db, &self.cfg.send, now).await?;
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
         crate::ledger::expire_due(&self.db, now).await?;
+        crate::store::purge_expired(&self.db, now).await?;
         Ok(())
     }
 

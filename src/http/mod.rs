@@ -24,6 +24,8 @@ pub struct HttpSettings {
     pub session_ttl_ms: i64,
     /// Whether the session cookie is marked Secure (when the public URL is https).
     pub secure_cookies: bool,
+    /// Behind a reverse proxy: the header that names the client's address (`x-forwarded-for`).
+    pub client_ip_header: Option<String>,
     pub send: crate::store::campaigns::SendSettings,
 }
 
@@ -35,6 +37,8 @@ pub struct AppState {
     pub hub: sse::Hub,
     /// API keys this node verified recently.
     pub keys: crate::store::auth::KeyCache,
+    /// This node's cap on concurrent password checks.
+    pub login: crate::store::auth::LoginGuard,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -136,6 +136,13 @@ async fn checkpoints(pool: SqlitePool, mut alive: tokio::sync::watch::Receiver<(
     }
 }
 
+/// Forgets what has expired: login sessions, failed log-ins past their window, stored
+/// Idempotency-Key replays past theirs. Run by the engine's maintenance; cheap when nothing is due.
+pub async fn purge_expired(db: &Db, now: i64) -> Result<(), Error> {
+    auth::purge_expired(db, now).await?;
+    idempotency::purge_expired(db, now).await
+}
+
 /// True when a database URL names PostgreSQL (anything else is a SQLite file).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

@@ -169,4 +169,135 @@ async fn responses_carry_security_headers(b: Backend) {
     assert_error(st, &body, 404, "not_found");
 }
 
-dual!(cross_site_form_posts_change_nothing, responses_carry_security_headers);
+/// One log-in attempt; returns the status, the body and the Retry-After header.
+async fn attempt(url: &str, t: &TestApp, email: &str, password: &str) -> (u16, Value, Option<u64>) {
+    let res = t.client.post(format!("{url}/api/login")).json(&json!({"email": email, "password": password})).send().await.unwrap();
+    let status = res.status().as_u16();
+    let retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    (status, res.json().await.unwrap(), retry)
+}
+
+async fn login_is_throttled_per_account(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Throttled").await;
+    let other = t.store("Bystander").await;
+    // Ten wrong passwords are answered as wrong passwords.
+    for i in 0..10 {
+        let (st, body, _) = attempt(&t.url, &t, &s.email, &format!("guess-{i}")).await;
+        assert_eq!(st, 401, "attempt {i}: {body}");
+    }
+    // Then the account is locked for a while, even with the right password: no more guesses.
+    let (st, body, retry) = attempt(&t.url, &t, &s.email.to_uppercase(), &s.password).await;
+    assert_error(reqwest::StatusCode::from_u16(st).unwrap(), &body, 429, "too_many_attempts");
+    let retry = retry.expect("a Retry-After header");
+    assert!((1..=15 * 60).contains(&retry), "within the 15-minute window: {retry}");
+    assert_eq!(body["details"]["retry_after"], retry);
+    // Another node (here: a second app on the same database) sees the same count.
+    let second = t.second_node().await;
+    let (st, body, _) = attempt(&second.url(), &t, &s.email, &s.password).await;
+    assert_error(reqwest::StatusCode::from_u16(st).unwrap(), &body, 429, "too_many_attempts");
+    second.stop().await;
+    // Other accounts from the same address are not locked out.
+    let (st, body, _) = attempt(&t.url, &t, &other.email, &other.password).await;
+    assert_eq!(st, 200, "{body}");
+    // When the window has passed, the right password works again.
+    t.clock.advance(15 * 60 * 1000 + 1);
+    let (st, body, _) = attempt(&t.url, &t, &s.email, &s.password).await;
+    assert_eq!(st, 200, "{body}");
+}
+
+async fn login_is_throttled_per_client(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Sprayed").await;
+    // Password spraying: one guess each at many accounts, from one address.
+    for i in 0..50 {
+        let (st, body, _) = attempt(&t.url, &t, &format!("victim{i}@example.test"), "Summer2026!").await;
+        assert_eq!(st, 401, "attempt {i}: {body}");
+    }
+    let (st, body, retry) = attempt(&t.url, &t, &s.email, &s.password).await;
+    assert_error(reqwest::StatusCode::from_u16(st).unwrap(), &body, 429, "too_many_attempts");
+    assert!(retry.is_some_and(|r| (1..=15 * 60).contains(&r)), "{retry:?}");
+    t.clock.advance(15 * 60 * 1000 + 1);
+    let (st, body, _) = attempt(&t.url, &t, &s.email, &s.password).await;
+    assert_eq!(st, 200, "{body}");
+}
+
+async fn password_checks_are_capped(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Busy").await;
+    // Every password check of this node is taken (a burst of log-ins, here held by the test).
+    let checks = t.app.as_ref().unwrap().state.login.checks.clone();
+    let held = checks.clone().acquire_many_owned(u32::try_from(checks.available_permits()).unwrap()).await.unwrap();
+    let started = std::time::Instant::now();
+    let (st, body, retry) = attempt(&t.url, &t, &s.email, &s.password).await;
+    assert_error(reqwest::StatusCode::from_u16(st).unwrap(), &body, 503, "login_busy");
+    assert_eq!(retry, Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "answered promptly, not queued");
+    drop(held);
+    let (st, body, _) = attempt(&t.url, &t, &s.email, &s.password).await;
+    assert_eq!(st, 200, "{body}");
+}
+
+async fn admin_keys_can_be_revoked(b: Backend) {
+    let t = TestApp::start(b).await;
+    let leaked = smscast::store::auth::create_admin_key(t.db(), "laptop", 0).await.unwrap();
+    assert_eq!(t.get("/api/admin/stores", &leaked).await.0, 200);
+    let (st, list) = t.get("/api/admin/keys", &t.admin_key).await;
+    assert_eq!(st, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert!(!list.to_string().contains(&leaked) && !list.to_string().contains(&t.admin_key), "secrets are never listed");
+    let laptop = items.iter().find(|k| k["name"] == "laptop").unwrap();
+    assert!(leaked.starts_with(laptop["prefix"].as_str().unwrap()));
+    assert_eq!(laptop["active"], true);
+    let (st, r) = t.call(Method::POST, &format!("/api/admin/keys/{}/revoke", laptop["id"]), Some(&t.admin_key), None).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["active"], false);
+    assert!(r["revoked_at"].is_string());
+    let (st, e) = t.get("/api/admin/stores", &leaked).await;
+    assert_error(st, &e, 401, "invalid_api_key");
+    let (st, e) = t.call(Method::POST, &format!("/api/admin/keys/{}/revoke", laptop["id"]), Some(&leaked), None).await;
+    assert_error(st, &e, 401, "invalid_api_key");
+    assert_eq!(t.get("/api/admin/stores", &t.admin_key).await.0, 200, "the other key still works");
+    let (st, e) = t.call(Method::POST, "/api/admin/keys/999999/revoke", Some(&t.admin_key), None).await;
+    assert_error(st, &e, 404, "not_found");
+    // Store keys cannot list or revoke operator keys.
+    let s = t.store("Not Admin").await;
+    let (st, e) = t.get("/api/admin/keys", &s.key).await;
+    assert_error(st, &e, 401, "invalid_api_key");
+}
+
+/// Rows in `table` (a test-only peek at what the API cannot show).
+async fn rows(t: &TestApp, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    let (n,): (i64,) = smscast::store::on_db!(t.db(), |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(p).await).unwrap();
+    n
+}
+
+async fn expired_sessions_and_replays_are_purged(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, Default::default(), 100, 1).await;
+    let s = t.store("Purge").await;
+    login_cookie(&t, &s.email, &s.password).await;
+    crate::harness::seed(&t, &s, 3, 100).await;
+    let (st, _, _) = attempt(&t.url, &t, &s.email, "wrong").await;
+    assert_eq!(st, 401);
+    assert_eq!((rows(&t, "sessions").await, rows(&t, "idempotency_keys").await, rows(&t, "login_failures").await), (1, 1, 1));
+    // A session lives an hour here, a stored replay a day: two days later both are gone, done by
+    // the engine's maintenance without anyone asking.
+    t.clock.advance(2 * 24 * 3_600_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rows(&t, "sessions").await + rows(&t, "idempotency_keys").await + rows(&t, "login_failures").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "expired rows are purged");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+dual!(
+    cross_site_form_posts_change_nothing,
+    responses_carry_security_headers,
+    login_is_throttled_per_account,
+    login_is_throttled_per_client,
+    password_checks_are_capped,
+    admin_keys_can_be_revoked,
+    expired_sessions_and_replays_are_purged
+);

@@ -1,8 +1,10 @@
 //! Platform operator endpoints.
 
+use crate::domain::time::rfc3339;
 use crate::http::AppState;
 use crate::http::error::ApiResult;
-use crate::http::extract::{Admin, ApiJson};
+use crate::http::extract::{Admin, ApiJson, Id};
+use crate::store::auth::{self, AdminKeyRow};
 use crate::store::stores::{self, CreateStore, StoreJson};
 use axum::Json;
 use axum::extract::State;
@@ -56,4 +58,21 @@ pub async fn create_store(
             json!({"store": StoreJson::from(created.store), "email": created.email, "password": created.password, "api_key": created.api_key}),
         ),
     ))
+}
+
+fn admin_key_json(k: AdminKeyRow) -> Value {
+    json!({
+        "id": k.id, "name": k.name, "prefix": k.prefix, "created_at": rfc3339(k.created_at),
+        "revoked_at": k.revoked_at.map(rfc3339), "active": k.revoked_at.is_none(),
+    })
+}
+
+/// Operator keys, without their secrets.
+pub async fn list_admin_keys(State(state): State<Arc<AppState>>, _: Admin) -> ApiResult<Json<Value>> {
+    let keys = auth::list_admin_keys(&state.db).await?;
+    Ok(Json(json!({"items": keys.into_iter().map(admin_key_json).collect::<Vec<_>>()})))
+}
+
+pub async fn revoke_admin_key(State(state): State<Arc<AppState>>, _: Admin, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(admin_key_json(auth::revoke_admin_key(&state.db, id, state.clock.now_ms()).await?)))
 }
