@@ -14,6 +14,7 @@ pub mod messages;
 pub mod operations;
 pub mod rate;
 pub mod segments;
+pub mod senders;
 pub mod settings;
 pub mod stores;
 

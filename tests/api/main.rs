@@ -15,3 +15,4 @@ mod import;
 mod ledger;
 mod operations;
 mod security;
+mod senders;
