@@ -21,6 +21,8 @@ pub struct AppConfig {
     /// How long a campaign's credit hold lives before it expires and releases its remainder.
     pub hold_ttl_ms: i64,
     pub clock: SharedClock,
+    /// Behind a reverse proxy: the header naming the client's address (per-client log-in limits).
+    pub client_ip_header: Option<String>,
     /// The SMS provider; `None` (or 0 engine workers) runs no engine in this process.
     pub provider: Option<Arc<dyn SmsProvider>>,
     pub engine: EngineConfig,
@@ -95,6 +97,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         public_url,
         max_import_bytes: cfg.max_import_bytes,
         session_ttl_ms: cfg.session_ttl_ms,
+        client_ip_header: cfg.client_ip_header.clone().map(|h| h.to_ascii_lowercase()),
     };
     let engine = match cfg.provider {
         Some(provider) if cfg.engine.workers > 0 => {
@@ -104,7 +107,14 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
     };
     let (engine_stop, stop_rx) = tokio::sync::watch::channel(false);
     let engine_tasks = engine.as_ref().map(|e| e.spawn(stop_rx)).unwrap_or_default();
-    let state = Arc::new(AppState { db, clock: cfg.clock.clone(), settings, hub: Default::default(), keys: Default::default() });
+    let state = Arc::new(AppState {
+        db,
+        clock: cfg.clock.clone(),
+        settings,
+        hub: Default::default(),
+        keys: Default::default(),
+        login: Default::default(),
+    });
     let router = http::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -114,7 +124,9 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        if let Err(e) =
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+        {
             tracing::error!(error = %e, "server stopped");
         }
     });

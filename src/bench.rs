@@ -175,6 +175,7 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         session_ttl_ms: 3_600_000,
         billing: crate::domain::credits::Billing::PerSegment,
         hold_ttl_ms: 24 * 3_600_000,
+        client_ip_header: None,
         clock: Arc::new(SystemClock),
         provider,
         engine: engine.unwrap_or_default(),

@@ -30,8 +30,8 @@ pub enum Command {
     /// Operator commands for stores.
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Create a platform operator (admin) API key.
-    AdminKey(DbArgs),
+    /// Create a platform operator (admin) API key; or list them, or revoke one.
+    AdminKey(AdminKeyArgs),
     /// Import contacts from a CSV file into a store.
     ImportContacts(ImportArgs),
     /// Only the send engine (no HTTP): claims and sends messages, starts scheduled campaigns.
@@ -76,12 +76,32 @@ pub struct ServeArgs {
     /// How long a login session lasts, in hours.
     #[arg(long, env = "SMSCAST_SESSION_HOURS", default_value_t = 24 * 7)]
     pub session_hours: i64,
+    /// Behind a reverse proxy: the header it puts the client's address in (e.g. X-Forwarded-For;
+    /// the last address in it counts). Unset: the connection's peer address. Log-in limits per
+    /// client use it.
+    #[arg(long, env = "SMSCAST_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
     pub engine: EngineConfig,
+}
+
+#[derive(Args)]
+pub struct AdminKeyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// List the operator keys (id, prefix, name, created, state) instead of creating one.
+    #[arg(long, conflicts_with = "revoke")]
+    pub list: bool,
+    /// Revoke the operator key with this id (see --list) instead of creating one.
+    #[arg(long, value_name = "ID")]
+    pub revoke: Option<i64>,
+    /// A name for the new key, to tell keys apart in --list.
+    #[arg(long, default_value = "operator", conflicts_with_all = ["list", "revoke"])]
+    pub name: String,
 }
 
 #[derive(Subcommand)]

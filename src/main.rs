@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
                 public_url: args.send.public_url.clone(),
                 max_import_bytes: args.max_import_mb * 1024 * 1024,
                 session_ttl_ms: args.session_hours * 3_600_000,
+                client_ip_header: args.client_ip_header.clone(),
                 billing: args.send.billing,
                 hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
                 clock: clock.clone(),
@@ -110,12 +111,27 @@ async fn main() -> anyhow::Result<()> {
             println!("Login: {} / {}", created.email, created.password);
             println!("API key: {}", created.api_key);
         }
-        Command::AdminKey(db) => {
-            let db = connect(&db).await?;
-            let key = smscast::store::auth::create_admin_key(&db, "operator", clock.now_ms())
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            println!("Admin API key: {key}");
+        Command::AdminKey(args) => {
+            use smscast::domain::time::rfc3339;
+            use smscast::store::auth;
+            let db = connect(&args.db).await?;
+            if args.list {
+                for k in auth::list_admin_keys(&db).await.map_err(|e| anyhow::anyhow!("{}", e.message))? {
+                    let state = k.revoked_at.map_or("active".to_string(), |t| format!("revoked {}", rfc3339(t)));
+                    println!("{}\t{}\t{}\tcreated {}\t{state}", k.id, k.prefix, k.name, rfc3339(k.created_at));
+                }
+            } else if let Some(id) = args.revoke {
+                let k = auth::revoke_admin_key(&db, id, clock.now_ms()).await.map_err(|e| match e.kind {
+                    smscast::domain::Kind::NotFound => {
+                        anyhow::anyhow!("there is no admin key with id {id} (smscast admin-key --list shows them)")
+                    }
+                    _ => anyhow::anyhow!("{}", e.message),
+                })?;
+                println!("Revoked admin key {} ({}…, {})", k.id, k.prefix, k.name);
+            } else {
+                let key = auth::create_admin_key(&db, &args.name, clock.now_ms()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                println!("Admin API key: {key}");
+            }
         }
         Command::Worker(args) => {
             args.engine.validate(args.provider.mitto_timeout_ms).map_err(anyhow::Error::msg)?;

@@ -9,12 +9,16 @@ pub enum Kind {
     BadRequest,
     Unauthorized,
     PaymentRequired,
+    /// 403: refused whoever asks (a cross-site request); not for other stores' objects (404).
+    Forbidden,
     NotFound,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable,
     TooManyRequests,
+    /// 503: the server is too busy right now; retrying later will work.
+    Unavailable,
     Internal,
 }
 

@@ -5,6 +5,9 @@ use super::phone;
 
 pub const LANGUAGES: [&str; 2] = ["el", "en"];
 
+/// The platform's own sender name: any store may use it without the operator's approval.
+pub const PLATFORM_SENDER: &str = "SMSCAST";
+
 pub fn validate_name(name: &str) -> Result<String, Error> {
     let n = name.trim();
     if n.is_empty() {

@@ -261,6 +261,7 @@ impl Engine {
         queue::start_due(&self.db, &self.send, now).await?;
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
         crate::store::ledger::expire_due(&self.db, now).await?;
+        crate::store::purge_expired(&self.db, now).await?;
         Ok(())
     }
 

@@ -15,12 +15,14 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::BadRequest => StatusCode::BAD_REQUEST,
         Kind::Unauthorized => StatusCode::UNAUTHORIZED,
         Kind::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
         Kind::NotFound => StatusCode::NOT_FOUND,
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         Kind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -56,7 +58,14 @@ pub fn error_response(e: Error) -> Response {
     } else {
         json!({"ok": false, "code": e.code, "message": e.message, "details": e.details, "actionable": e.actionable()})
     };
-    (status, axum::Json(body)).into_response()
+    let mut res = (status, axum::Json(body)).into_response();
+    // A refusal that passes tells the client when to come back, in the header clients know.
+    if matches!(e.kind, Kind::TooManyRequests | Kind::Unavailable)
+        && let Some(secs) = e.details.get("retry_after").and_then(serde_json::Value::as_u64)
+    {
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    res
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

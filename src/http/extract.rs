@@ -119,7 +119,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 pub fn session_cookie(parts: &Parts) -> Option<String> {
-    parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+    session_cookie_in(&parts.headers)
+}
+
+pub fn session_cookie_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
     })
@@ -144,6 +148,33 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             });
         }
         Err(ApiError(Error::unauthorized("Authenticate with an API key (Authorization: Bearer sk_live_…) or log in.")))
+    }
+}
+
+/// Who is calling, for per-client limits: the peer's address, or, behind a reverse proxy
+/// (`--client-ip-header`), the last address that header names (the one our proxy added; earlier
+/// ones are the client's to forge). IPv6 addresses count by their /64, which one client
+/// usually has whole.
+pub struct ClientAddr(pub String);
+
+impl FromRequestParts<Arc<AppState>> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let forwarded = state.settings.client_ip_header.as_deref().and_then(|name| {
+            let values = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+            values.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok()).next_back()
+        });
+        let peer = || parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientAddr(match forwarded.or_else(peer) {
+            Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+            Some(ip) => ip.to_string(),
+            None => "unknown".to_string(),
+        }))
     }
 }
 

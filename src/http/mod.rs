@@ -2,6 +2,7 @@
 //! parse, call one `store`/`ledger` function and shape the answer.
 
 pub mod api;
+pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod sse;
@@ -23,6 +24,8 @@ pub struct HttpSettings {
     pub session_ttl_ms: i64,
     /// Whether the session cookie is marked Secure (when the public URL is https).
     pub secure_cookies: bool,
+    /// Behind a reverse proxy: the header that names the client's address (`x-forwarded-for`).
+    pub client_ip_header: Option<String>,
     pub send: crate::store::campaigns::SendSettings,
 }
 
@@ -34,15 +37,21 @@ pub struct AppState {
     pub hub: sse::Hub,
     /// API keys this node verified recently.
     pub keys: crate::store::auth::KeyCache,
+    /// This node's cap on concurrent password checks.
+    pub login: crate::store::auth::LoginGuard,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::routes())
         .fallback(|| async { error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address.")) })
+        // Inside the request id, so a refusal carries one; before any handler reads a body.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::error_response(Error::internal("handler panicked"))))
+        // Outermost, so every answer has them, the rewritten 405s and caught panics too.
+        .layer(axum::middleware::from_fn(csrf::security_headers))
         .with_state(state)
 }
 

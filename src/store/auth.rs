@@ -176,6 +176,34 @@ pub async fn create_admin_key_in(tx: &mut Tx<'_>, name: &str, now: i64) -> Resul
     Ok(key)
 }
 
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AdminKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn list_admin_keys(db: &Db) -> Result<Vec<AdminKeyRow>, Error> {
+    on_db!(db, |p| sqlx::query_as("SELECT id, name, prefix, created_at, revoked_at FROM admin_keys ORDER BY id").fetch_all(p).await)
+        .map_err(db_err)
+}
+
+/// Revoking is idempotent, as for store keys. Admin keys are checked against the database on
+/// every request (no cache), so a revoked key is refused by every node at once.
+pub async fn revoke_admin_key(db: &Db, id: i64, now: i64) -> Result<AdminKeyRow, Error> {
+    on_db!(db, |p| sqlx::query_as(
+        "UPDATE admin_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING id, name, prefix, created_at, revoked_at"
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_optional(p)
+    .await)
+    .map_err(db_err)?
+    .ok_or_else(|| Error::not_found("admin key"))
+}
+
 pub async fn authenticate_admin(db: &Db, key: &str) -> Result<bool, Error> {
     let found: Option<(i64,)> = on_db!(db, |p| sqlx::query_as("SELECT id FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL")
         .bind(secrets::sha256_hex(key))
@@ -190,27 +218,114 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// Checks email and password; on success opens a server-side session. A wrong email and a wrong
-/// password are indistinguishable to the caller.
-pub async fn login(db: &Db, email: &str, password: &str, now: i64, ttl_ms: i64) -> Result<Option<Session>, Error> {
-    let user: Option<(i64, i64, String)> = on_db!(db, |p| sqlx::query_as("SELECT id, store_id, password_hash FROM users WHERE email = $1")
-        .bind(email.trim().to_lowercase())
+/// Failed log-ins counted over this sliding window (README, "Log-in throttling").
+pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Failures per account (whoever tries) before it refuses log-ins until the window moves on.
+pub const LOGIN_FAILURES_PER_ACCOUNT: i64 = 10;
+/// Failures per client address, whatever the accounts (password spraying).
+pub const LOGIN_FAILURES_PER_CLIENT: i64 = 50;
+/// How long a log-in waits for a free password check before it is told to come back.
+const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Caps concurrent password checks on this node: each is an argon2 run (19 MiB, tens of
+/// milliseconds of CPU) on a blocking thread, so without a cap a burst of log-ins would take
+/// every core and a lot of memory.
+pub struct LoginGuard {
+    pub checks: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for LoginGuard {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        LoginGuard { checks: std::sync::Arc::new(tokio::sync::Semaphore::new(cores.max(2))) }
+    }
+}
+
+/// When the `limit`-th most recent failure in the window leaves it, in ms from `now`; `None`
+/// while fewer than `limit` failures are in the window.
+async fn locked_for(db: &Db, column: &'static str, value: &str, limit: i64, now: i64) -> Result<Option<i64>, Error> {
+    let sql = format!("SELECT at FROM login_failures WHERE {column} = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3");
+    let at: Option<(i64,)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(value)
+        .bind(now - LOGIN_WINDOW_MS)
+        .bind(limit - 1)
         .fetch_optional(p)
         .await)
     .map_err(db_err)?;
-    let Some((user_id, store_id, hash)) = user else {
-        // Spend the same time as a real check so response timing does not reveal which emails exist.
-        let password = password.to_string();
-        let _ = tokio::task::spawn_blocking(move || secrets::verify_password(&password, secrets::dummy_hash())).await;
-        return Ok(None);
-    };
-    let ok = {
-        let (password, hash) = (password.to_string(), hash.clone());
-        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash)).await.map_err(Error::internal)?
-    };
-    if !ok {
-        return Ok(None);
+    Ok(at.map(|(at,)| at + LOGIN_WINDOW_MS - now))
+}
+
+fn too_many_attempts(wait_ms: i64, scope: &str) -> Error {
+    let secs = (wait_ms.max(1) + 999) / 1000;
+    let minutes = (secs + 59) / 60;
+    Error::new(
+        crate::domain::Kind::TooManyRequests,
+        "too_many_attempts",
+        format!("Too many failed log-in attempts. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" }),
+    )
+    .with_details(serde_json::json!({"retry_after": secs, "scope": scope}))
+}
+
+/// Checks email and password; on success opens a server-side session. A wrong email and a wrong
+/// password are indistinguishable to the caller. Failures are counted in the database per account
+/// and per `client` (an address, from the HTTP layer), so every node sees them; past the limits the
+/// answer is 429 without checking the password, so guessing stops. A success clears the account's
+/// count (not the client's: one's own account must not reset a spraying budget).
+pub async fn login(
+    db: &Db,
+    guard: &LoginGuard,
+    email: &str,
+    password: &str,
+    client: &str,
+    now: i64,
+    ttl_ms: i64,
+) -> Result<Option<Session>, Error> {
+    let email = email.trim().to_lowercase();
+    // Typed emails are not kept: the count is keyed by a hash.
+    let account = secrets::sha256_hex(&email);
+    if let Some(wait) = locked_for(db, "account", &account, LOGIN_FAILURES_PER_ACCOUNT, now).await? {
+        return Err(too_many_attempts(wait, "account"));
     }
+    if let Some(wait) = locked_for(db, "client", client, LOGIN_FAILURES_PER_CLIENT, now).await? {
+        return Err(too_many_attempts(wait, "client"));
+    }
+    let user: Option<(i64, i64, String)> = on_db!(db, |p| sqlx::query_as("SELECT id, store_id, password_hash FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_optional(p)
+        .await)
+    .map_err(db_err)?;
+    let permit = tokio::time::timeout(PASSWORD_CHECK_WAIT, guard.checks.clone().acquire_owned())
+        .await
+        .map_err(|_| {
+            Error::new(crate::domain::Kind::Unavailable, "login_busy", "Many log-ins are being checked right now; try again in a moment.")
+                .with_details(serde_json::json!({"retry_after": 1}))
+        })?
+        .map_err(Error::internal)?;
+    let (user, hash) = match user {
+        Some((id, store, hash)) => (Some((id, store)), Some(hash)),
+        None => (None, None),
+    };
+    let password = password.to_string();
+    let verified = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        // An unknown email spends the same time on a real check, so timing does not reveal which exist.
+        secrets::verify_password(&password, hash.as_deref().unwrap_or_else(|| secrets::dummy_hash()))
+    })
+    .await
+    .map_err(Error::internal)?;
+    let Some((user_id, store_id)) = user.filter(|_| verified) else {
+        on_db!(db, |p| sqlx::query("INSERT INTO login_failures (account, client, at) VALUES ($1, $2, $3)")
+            .bind(&account)
+            .bind(client)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+        return Ok(None);
+    };
+    on_db!(db, |p| sqlx::query("DELETE FROM login_failures WHERE account = $1").bind(&account).execute(p).await.map(|r| r.rows_affected()))
+        .map_err(db_err)?;
     let token = secrets::random_token(40);
     let expires_at = now + ttl_ms;
     on_db!(db, |p| sqlx::query("INSERT INTO sessions (token_hash, user_id, store_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
@@ -224,6 +339,32 @@ pub async fn login(db: &Db, email: &str, password: &str, now: i64, ttl_ms: i64) 
         .map(|r| r.rows_affected()))
     .map_err(db_err)?;
     Ok(Some(Session { token, expires_at }))
+}
+
+/// Deletes expired sessions and failed log-ins older than the window; cheap when there are none
+/// (one read, no write lock).
+pub async fn purge_expired(db: &Db, now: i64) -> Result<(), Error> {
+    let (sessions, failures): (bool, bool) = on_db!(db, |p| sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM sessions WHERE expires_at <= $1), EXISTS (SELECT 1 FROM login_failures WHERE at <= $2)"
+    )
+    .bind(now)
+    .bind(now - LOGIN_WINDOW_MS)
+    .fetch_one(p)
+    .await)
+    .map_err(db_err)?;
+    if sessions {
+        on_db!(db, |p| sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(p).await.map(|r| r.rows_affected()))
+            .map_err(db_err)?;
+    }
+    if failures {
+        on_db!(db, |p| sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+            .bind(now - LOGIN_WINDOW_MS)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 pub async fn authenticate_session(db: &Db, token: &str, now: i64) -> Result<Option<Principal>, Error> {

@@ -190,6 +190,9 @@ pub async fn create(db: &Db, store: StoreId, actor: &Actor, input: CampaignInput
         greek_gsm: input.greek_gsm.unwrap_or(false),
     };
     let f = validate(db, store, fields, now).await?;
+    if let Some(sender) = &f.sender {
+        super::senders::require_approved(db, store, sender).await?;
+    }
     let status = if f.schedule_at.is_some() { Status::Scheduled } else { Status::Draft };
     let mut tx = db.begin().await?;
     let row: Result<CampaignRow, _> = on_tx!(&mut tx, |c| {
@@ -248,6 +251,8 @@ pub async fn update(db: &Db, store: StoreId, actor: &Actor, id: i64, input: Camp
         None => current.schedule_at,
         Some(v) => parse_schedule(v.as_deref())?,
     };
+    // Only a sender this edit sets must be approved: an unrelated edit keeps the one it has.
+    let new_sender = input.sender.clone().flatten().filter(|s| current.sender.as_deref() != Some(s.trim()));
     let fields = Fields {
         name: input.name.unwrap_or(current.name.clone()),
         message: input.message.unwrap_or(current.message.clone()),
@@ -263,6 +268,9 @@ pub async fn update(db: &Db, store: StoreId, actor: &Actor, id: i64, input: Camp
         greek_gsm: input.greek_gsm.unwrap_or(current.greek_gsm),
     };
     let mut f = validate(db, store, fields, now).await?;
+    if let (Some(_), Some(sender)) = (&new_sender, &f.sender) {
+        super::senders::require_approved(db, store, sender).await?;
+    }
     f.schedule_at = schedule_at;
     let status = if f.schedule_at.is_some() { Status::Scheduled } else { Status::Draft };
     let mut tx = db.begin().await?;

@@ -56,3 +56,26 @@ pub async fn save(tx: &mut Tx<'_>, scope: &str, key: &str, request: &Value, stat
     .map_err(db_err)?;
     Ok(())
 }
+
+/// How long a stored answer is replayed. A client retries within minutes; after a day the key
+/// is forgotten (a later request with it runs again, as with Stripe's 24 hours). Money does not
+/// depend on it: ledger transfers carry idempotency keys of their own.
+pub const REPLAY_TTL_MS: i64 = 24 * 3_600_000;
+
+pub async fn purge_expired(db: &Db, now: i64) -> Result<(), Error> {
+    let cutoff = now - REPLAY_TTL_MS;
+    let (due,): (bool,) = on_db!(db, |p| sqlx::query_as("SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE created_at <= $1)")
+        .bind(cutoff)
+        .fetch_one(p)
+        .await)
+    .map_err(db_err)?;
+    if due {
+        on_db!(db, |p| sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
+            .bind(cutoff)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+    }
+    Ok(())
+}

@@ -15,6 +15,7 @@ pub mod operations;
 pub mod queue;
 pub mod rate;
 pub mod segments;
+pub mod senders;
 pub mod settings;
 pub mod stores;
 pub mod workers;
@@ -136,6 +137,13 @@ async fn checkpoints(pool: SqlitePool, mut alive: tokio::sync::watch::Receiver<(
             tracing::warn!(error = %e, "SQLite checkpoint failed");
         }
     }
+}
+
+/// Forgets what has expired: login sessions, failed log-ins past their window, stored
+/// Idempotency-Key replays past theirs. Run by the engine's maintenance; cheap when nothing is due.
+pub async fn purge_expired(db: &Db, now: i64) -> Result<(), Error> {
+    auth::purge_expired(db, now).await?;
+    idempotency::purge_expired(db, now).await
 }
 
 /// True when a database URL names PostgreSQL (anything else is a SQLite file).

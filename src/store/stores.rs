@@ -48,7 +48,7 @@ fn validate_sender(sender: &str) -> Result<String, Error> {
 /// Sender ids are at most 11 alphanumerics; derive one from the store name.
 fn default_sender(name: &str) -> String {
     let s: String = name.chars().filter(char::is_ascii_alphanumeric).take(11).collect();
-    if s.len() >= 3 && s.chars().any(|c| c.is_ascii_alphabetic()) { s } else { "SMSCAST".to_string() }
+    if s.len() >= 3 && s.chars().any(|c| c.is_ascii_alphabetic()) { s } else { tenant::PLATFORM_SENDER.to_string() }
 }
 
 pub async fn create(db: &Db, now: i64, req: CreateStore<'_>) -> Result<NewStore, Error> {
@@ -134,7 +134,13 @@ pub async fn update(db: &Db, store: StoreId, patch: StorePatch, now: i64) -> Res
     let timezone = patch.timezone.as_deref().map(tenant::validate_timezone).transpose()?;
     let language = patch.language.as_deref().map(tenant::validate_language).transpose()?;
     let sender = patch.sender_name.as_deref().map(validate_sender).transpose()?;
-    on_db!(db, |p| sqlx::query_as(
+    let mut tx = db.begin().await?;
+    // A new sender name waits for the operator unless it needs no approval (`senders`).
+    let sender = match sender {
+        Some(s) => super::senders::request_in(&mut tx, store, &s, now).await?,
+        None => None,
+    };
+    let row = on_tx!(&mut tx, |c| sqlx::query_as(
         "UPDATE stores SET name = COALESCE($2, name), default_country = COALESCE($3, default_country),
             timezone = COALESCE($4, timezone), language = COALESCE($5, language),
             sender_name = COALESCE($6, sender_name), updated_at = $7
@@ -147,10 +153,12 @@ pub async fn update(db: &Db, store: StoreId, patch: StorePatch, now: i64) -> Res
     .bind(language)
     .bind(sender)
     .bind(now)
-    .fetch_optional(p)
+    .fetch_optional(c)
     .await)
     .map_err(db_err)?
-    .ok_or_else(|| Error::not_found("store"))
+    .ok_or_else(|| Error::not_found("store"))?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 #[derive(Serialize)]
@@ -163,6 +171,9 @@ pub struct StoreJson {
     pub sender_name: String,
     pub created_at: String,
     pub updated_at: String,
+    /// The store's own view (`/api/store`) adds its latest sender name request, or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_request: Option<Option<serde_json::Value>>,
 }
 
 impl From<StoreRow> for StoreJson {
@@ -177,6 +188,7 @@ impl From<StoreRow> for StoreJson {
             sender_name: r.sender_name,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+            sender_request: None,
         }
     }
 }

@@ -139,8 +139,9 @@ async fn sessions_login_and_logout(b: Backend) {
     let s = t.store("Sessions").await;
     let other = t.store("Other Sessions").await;
     let cookie = login(&t, &s.email.to_uppercase(), &s.password).await;
+    // As the store's own pages send them: same-origin (cross-site ones are refused, see security.rs).
     let with = |method: Method, path: &str, cookie: &str| {
-        t.client.request(method, format!("{}{path}", t.url)).header("cookie", cookie.to_string())
+        t.client.request(method, format!("{}{path}", t.url)).header("cookie", cookie.to_string()).header("sec-fetch-site", "same-origin")
     };
 
     // The session acts for the user's own store, and is named in what it changes.

@@ -291,7 +291,43 @@ async fn an_interrupted_demo_seeding_is_finished_next_time(b: Backend) {
     assert_eq!(count(t.db().clone()).await, seeded);
 }
 
-dual!(serve_demo_seeds_once, store_create_and_import_contacts, an_interrupted_demo_seeding_is_finished_next_time);
+/// An operator key that leaked is revoked from the command line: `admin-key --list` shows ids,
+/// `admin-key --revoke ID` ends it.
+async fn admin_keys_are_revoked_from_the_command_line(b: Backend) {
+    let db = TestDb::new(b).await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (ok, out, err) = run(&["admin-key", "--database-url", &db.url]).await;
+        assert!(ok, "{err}");
+        keys.push(out.trim().strip_prefix("Admin API key: ").unwrap_or_else(|| panic!("{out}")).to_string());
+    }
+    let (ok, out, err) = run(&["admin-key", "--list", "--database-url", &db.url]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per key: {out}");
+    assert!(!out.contains(&keys[0]) && !out.contains(&keys[1]), "secrets are never printed again: {out}");
+    let first: Vec<&str> = lines[0].split_whitespace().collect();
+    assert!(keys[0].starts_with(first[1]), "id, then the key's prefix: {out}");
+    assert!(lines.iter().all(|l| l.ends_with("active")), "{out}");
+    let (ok, out, err) = run(&["admin-key", "--revoke", first[0], "--database-url", &db.url]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with(&format!("Revoked admin key {}", first[0])), "{out}");
+    let (_, out, _) = run(&["admin-key", "--list", "--database-url", &db.url]).await;
+    assert!(out.lines().next().unwrap().contains("revoked"), "{out}");
+    let store = Db::connect(&db.url, 1).await.unwrap();
+    assert!(!auth::authenticate_admin(&store, &keys[0]).await.unwrap(), "the revoked key is refused");
+    assert!(auth::authenticate_admin(&store, &keys[1]).await.unwrap(), "the other one still works");
+    store.close().await;
+    let (ok, _, err) = run(&["admin-key", "--revoke", "999999", "--database-url", &db.url]).await;
+    assert!(!ok && err.contains("999999"), "an unknown id is an error naming it: {err}");
+}
+
+dual!(
+    serve_demo_seeds_once,
+    store_create_and_import_contacts,
+    an_interrupted_demo_seeding_is_finished_next_time,
+    admin_keys_are_revoked_from_the_command_line
+);
 
 /// The README's PostgreSQL steps on a server that has no `smscast` database yet: `serve` refuses a
 /// database that does not exist (a mistyped URL must not start an empty installation) and says how

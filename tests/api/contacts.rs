@@ -533,14 +533,15 @@ async fn store_settings_get_and_patch(b: Backend) {
     let (st, p) = t.patch("/api/store", &s.key, json!({"language": "EN", "sender_name": "MyShop"})).await;
     assert_eq!(st, 200, "{p}");
     assert_eq!(p["language"], "en");
-    assert_eq!(p["sender_name"], "MyShop");
+    // A new sender name waits for the operator (senders.rs); the rest applies at once.
+    assert_eq!((p["sender_name"].as_str(), p["sender_request"]["sender_name"].as_str()), (Some("SettingsSho"), Some("MyShop")));
     assert_eq!(p["name"], "Settings Shop", "PATCH keeps what it was not given");
     assert_eq!(p["timezone"], "Europe/Athens");
     let (st, p) = t.patch("/api/store", &s.key, json!({"timezone": "UTC", "default_country": "cy", "sender_name": "+306912345678"})).await;
     assert_eq!(st, 200, "{p}");
     assert_eq!(p["timezone"], "UTC");
     assert_eq!(p["default_country"], "CY");
-    assert_eq!(p["sender_name"], "+306912345678");
+    assert_eq!(p["sender_request"]["sender_name"], "+306912345678");
 
     let (_, before) = t.get("/api/store", &s.key).await;
     for (body, code, field) in [

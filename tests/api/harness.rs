@@ -144,6 +144,7 @@ impl TestApp {
             session_ttl_ms: 3_600_000,
             billing: smscast::domain::credits::Billing::PerSegment,
             hold_ttl_ms: 24 * 3_600_000,
+            client_ip_header: None,
             clock: clock.clone(),
             provider: None,
             engine: EngineConfig::default(),
@@ -162,6 +163,27 @@ impl TestApp {
             pg_db,
             _dir: dir,
         }
+    }
+
+    /// A second node on the same database (another `serve` process in production), with its
+    /// own clock at real time; stop it before the test ends.
+    #[allow(dead_code)]
+    pub async fn second_node(&self) -> RunningApp {
+        let cfg = AppConfig {
+            database_url: self.database_url.clone(),
+            db_connections: 4,
+            public_url: Some("https://sms.example.test".into()),
+            max_import_bytes: 5 * 1024 * 1024,
+            session_ttl_ms: 3_600_000,
+            billing: smscast::domain::credits::Billing::PerSegment,
+            hold_ttl_ms: 24 * 3_600_000,
+            client_ip_header: None,
+            clock: Arc::new(ManualClock::default()),
+            provider: None,
+            engine: EngineConfig::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        app::start(cfg, listener).await.expect("second node starts")
     }
 
     #[allow(dead_code)]

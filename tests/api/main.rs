@@ -14,3 +14,5 @@ mod foundation;
 mod import;
 mod ledger;
 mod operations;
+mod security;
+mod senders;

@@ -1,8 +1,11 @@
 //! Platform operator endpoints.
 
+use crate::domain::time::rfc3339;
 use crate::http::AppState;
 use crate::http::error::ApiResult;
-use crate::http::extract::{Admin, ApiJson};
+use crate::http::extract::{Admin, ApiJson, ApiQuery, Id};
+use crate::store::auth::{self, AdminKeyRow};
+use crate::store::senders::{self, SenderFilter};
 use crate::store::stores::{self, CreateStore, StoreJson};
 use axum::Json;
 use axum::extract::State;
@@ -56,4 +59,44 @@ pub async fn create_store(
             json!({"store": StoreJson::from(created.store), "email": created.email, "password": created.password, "api_key": created.api_key}),
         ),
     ))
+}
+
+fn admin_key_json(k: AdminKeyRow) -> Value {
+    json!({
+        "id": k.id, "name": k.name, "prefix": k.prefix, "created_at": rfc3339(k.created_at),
+        "revoked_at": k.revoked_at.map(rfc3339), "active": k.revoked_at.is_none(),
+    })
+}
+
+/// Operator keys, without their secrets.
+pub async fn list_admin_keys(State(state): State<Arc<AppState>>, _: Admin) -> ApiResult<Json<Value>> {
+    let keys = auth::list_admin_keys(&state.db).await?;
+    Ok(Json(json!({"items": keys.into_iter().map(admin_key_json).collect::<Vec<_>>()})))
+}
+
+pub async fn revoke_admin_key(State(state): State<Arc<AppState>>, _: Admin, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(admin_key_json(auth::revoke_admin_key(&state.db, id, state.clock.now_ms()).await?)))
+}
+
+/// Sender name requests (`?status=pending` by default).
+pub async fn list_senders(State(state): State<Arc<AppState>>, _: Admin, ApiQuery(f): ApiQuery<SenderFilter>) -> ApiResult<Json<Value>> {
+    Ok(Json(senders::list(&state.db, f).await?))
+}
+
+pub async fn approve_sender(State(state): State<Arc<AppState>>, _: Admin, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(senders::decide(&state.db, id, true, None, state.clock.now_ms()).await?.to_json()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The body (`{"reason": "…"}`, shown to the store) is optional.
+pub async fn reject_sender(State(state): State<Arc<AppState>>, _: Admin, Id(id): Id, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+    let req: Rejection =
+        if body.iter().all(u8::is_ascii_whitespace) { Rejection::default() } else { crate::http::extract::parse_json(&body)? };
+    Ok(Json(senders::decide(&state.db, id, false, req.reason.as_deref(), state.clock.now_ms()).await?.to_json()))
 }

@@ -3,7 +3,7 @@
 use crate::domain::{Error, Kind};
 use crate::http::AppState;
 use crate::http::error::ApiResult;
-use crate::http::extract::{ApiJson, SESSION_COOKIE, session_cookie};
+use crate::http::extract::{ApiJson, ClientAddr, SESSION_COOKIE, session_cookie};
 use crate::store::auth;
 use axum::Json;
 use axum::extract::State;
@@ -22,9 +22,14 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(state): State<Arc<AppState>>, ApiJson(req): ApiJson<Login>) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(req): ApiJson<Login>,
+) -> ApiResult<Response> {
     let now = state.clock.now_ms();
-    let Some(session) = auth::login(&state.db, &req.email, &req.password, now, state.settings.session_ttl_ms).await? else {
+    let ttl = state.settings.session_ttl_ms;
+    let Some(session) = auth::login(&state.db, &state.login, &req.email, &req.password, &client, now, ttl).await? else {
         return Err(Error::new(Kind::Unauthorized, "invalid_credentials", "The email or password is not correct.").into());
     };
     let secure = if state.settings.secure_cookies { "; Secure" } else { "" };

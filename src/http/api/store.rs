@@ -5,7 +5,8 @@ use crate::http::AppState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, Auth, Id};
 use crate::store::auth::{self, ApiKeyRow};
-use crate::store::stores::{self, StoreJson, StorePatch};
+use crate::store::senders;
+use crate::store::stores::{self, StoreJson, StorePatch, StoreRow};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +14,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// A store's settings as its owner sees them: with its latest sender name request.
+async fn own_store(state: &AppState, store: StoreRow) -> ApiResult<Json<StoreJson>> {
+    let request = senders::latest(&state.db, store.store_id()).await?;
+    let mut json = StoreJson::from(store);
+    json.sender_request = Some(request.map(|r| r.to_json()));
+    Ok(Json(json))
+}
+
 pub async fn get_store(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<StoreJson>> {
-    Ok(Json(stores::get(&state.db, p.store).await?.into()))
+    own_store(&state, stores::get(&state.db, p.store).await?).await
 }
 
 pub async fn patch_store(
@@ -22,7 +31,7 @@ pub async fn patch_store(
     Auth(p): Auth,
     ApiJson(patch): ApiJson<StorePatch>,
 ) -> ApiResult<Json<StoreJson>> {
-    Ok(Json(stores::update(&state.db, p.store, patch, state.clock.now_ms()).await?.into()))
+    own_store(&state, stores::update(&state.db, p.store, patch, state.clock.now_ms()).await?).await
 }
 
 fn key_json(k: ApiKeyRow) -> Value {
