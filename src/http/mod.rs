@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod sse;
+pub mod web;
 
 use crate::clock::SharedClock;
 use crate::domain::{Error, Kind};
@@ -39,7 +40,8 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::routes())
-        .fallback(|| async { error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address.")) })
+        .merge(web::routes())
+        .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::error_response(Error::internal("handler panicked"))))

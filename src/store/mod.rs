@@ -16,6 +16,7 @@ pub mod rate;
 pub mod segments;
 pub mod settings;
 pub mod stores;
+pub mod web;
 
 use crate::domain::Error;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

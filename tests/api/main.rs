@@ -4,6 +4,7 @@ mod harness;
 
 mod audience;
 mod auth;
+mod browser;
 mod campaigns;
 mod cli;
 mod contacts;
@@ -14,3 +15,4 @@ mod foundation;
 mod import;
 mod ledger;
 mod operations;
+mod web;
