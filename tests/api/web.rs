@@ -199,3 +199,132 @@ async fn main_flow(b: Backend) {
 }
 
 dual!(pages_have_their_headers_and_assets, analyze_counts_like_the_sender, main_flow);
+
+/// A running send cancelled from its page: the confirmation, then the counters and the timeline.
+async fn cancel_a_running_send(b: Backend) {
+    // Slow provider calls of 5 messages each keep the run going while the page acts.
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { latency_ms: 300, ..SimulatorConfig::default() }, 5, 1).await;
+    let s = t.store("Cancel Shop").await;
+    seed(&t, &s, 200, 10_000).await;
+    let id = crate::harness::campaign(&t, &s, "Long run").await;
+    let br = Browser::start(&t.url, &format!("cancel-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto(&format!("/campaigns/{id}")).await;
+    br.click("#open-send").await;
+    br.wait_for("return document.getElementById('send-dialog').dataset.ready === '1'", "the preview").await;
+    br.click("#confirm-send").await;
+    br.wait_for(
+        "return Number(document.querySelector(\"#live [data-k='sent']\").textContent.replace(/,/g, '')) > 0",
+        "the first sent messages",
+    )
+    .await;
+    assert_eq!(br.js("return document.getElementById('status-badge').dataset.status", json!([])).await, "sending");
+    br.check_here("campaign-sending").await;
+    br.click("#cancel").await;
+    br.wait_for("return document.getElementById('confirm-cancel').offsetParent !== null", "the confirmation").await;
+    br.check_here("cancel-confirm").await;
+    br.click("#confirm-cancel").await;
+    br.wait_for("return document.getElementById('status-badge').dataset.status === 'cancelled'", "the cancelled badge").await;
+    assert!(br.text(".toast").await.contains("cancelled"), "the page says what happened");
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["status"], "cancelled");
+    assert!(p["cancelled"].as_i64().unwrap() > 0, "{p}");
+    br.refresh().await;
+    br.wait_css("#timeline").await;
+    assert_eq!(number(&br.text("#live [data-k='cancelled']").await), p["cancelled"].as_i64().unwrap());
+    assert_eq!(number(&br.text("#live [data-k='sent']").await), p["sent"].as_i64().unwrap());
+    assert!(br.text("#timeline").await.contains("Cancelled"), "the timeline shows the cancel");
+    assert!(br.js("return document.getElementById('cancel')", json!([])).await.is_null(), "no cancel button once cancelled");
+    br.check_page("campaign-cancelled", "en").await;
+    br.quit().await;
+}
+
+/// Failures the provider caused are grouped with their explanation, and "Retry failed (N)" sends
+/// them again after its own confirmation. A send the wallet cannot pay for says so and cannot start.
+async fn retry_failures_and_blocked_sends(b: Backend) {
+    let sim = SimulatorConfig { error_rate: 1.0, ..SimulatorConfig::default() };
+    let (t, _sim) = TestApp::start_sending(b, sim, 20, 1).await;
+    let s = t.store("Retry Shop").await;
+    seed(&t, &s, 10, 100).await;
+    let id = crate::harness::campaign(&t, &s, "Flaky").await;
+    let (st, _) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202);
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["failed"], 10, "{p}");
+    let br = Browser::start(&t.url, &format!("retry-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto(&format!("/campaigns/{id}")).await;
+    br.wait_css("#retry").await;
+    assert_eq!(br.text("#retry").await, "Retry failed (10)");
+    assert!(br.text(".failures").await.contains("Operator error"), "the failure category");
+    br.check_page("campaign-failed", "en").await;
+    br.click("#retry").await;
+    br.wait_for("return document.getElementById('confirm-retry').offsetParent !== null", "the retry confirmation").await;
+    assert!(br.text(".confirm-box").await.contains("10 failed messages"), "count and cost are confirmed");
+    br.click("#confirm-retry").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The failed messages are queued again.'", "the retry")
+        .await;
+
+    // 100 credits, 90 spent on nothing (failures are not charged): a send of 200 is blocked.
+    let big = crate::harness::campaign(&t, &s, "Too big").await;
+    let csv: String = (0..200).fold(String::from("phone,consent\n"), |mut acc, i| {
+        acc.push_str(&format!("+3069{:08},opted_in\n", 20_000_000 + i));
+        acc
+    });
+    let (st, _) = t.import_csv(&s.key, &csv).await;
+    assert_eq!(st, 200);
+    br.goto(&format!("/campaigns/{big}")).await;
+    br.click("#open-send").await;
+    br.wait_for("return document.getElementById('send-dialog').dataset.ready === '1'", "the preview").await;
+    let reasons = br.text("#send-dialog [data-slot='blocked']").await;
+    assert!(reasons.contains("Top up"), "says what to do: {reasons}");
+    assert_eq!(br.js("return document.getElementById('confirm-send').disabled", json!([])).await, json!(true));
+    br.check_here("send-blocked").await;
+    br.quit().await;
+}
+
+/// Contacts: add one through the form, import a CSV file with a bad row, search.
+async fn contacts_add_import_search(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Contact Shop").await;
+    let br = Browser::start(&t.url, &format!("contacts-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto("/contacts").await;
+    br.wait_css("#add-contact").await;
+    br.check_page("contacts-empty", "en").await;
+    br.type_into("#add-phone", "6971234567").await;
+    br.type_into("#add-first", "Μαρία").await;
+    br.click("#add-contact").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The contact was added.'", "the new contact").await;
+    assert!(br.text("table.contacts").await.contains("+306971234567"), "stored as E.164");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contacts.csv");
+    std::fs::write(&file, "phone,first_name,consent\n+306900000001,Anna,opted_in\nnot a number,Bob,opted_in\n").unwrap();
+    br.type_into("#csv-file", file.to_str().unwrap()).await;
+    br.click("#import-submit").await;
+    br.wait_css("#import-summary").await;
+    assert_eq!(br.text("#import-summary").await, "1 added, 0 updated, 1 skipped.");
+    assert!(br.text("#import-result-card table").await.contains('3'), "the bad row is named by its spreadsheet row");
+    br.check_here("contacts-imported").await;
+    br.goto("/contacts?q=anna").await;
+    br.wait_css("table.contacts").await;
+    let table = br.text("table.contacts").await;
+    assert!(table.contains("Anna") && !table.contains("Μαρία"), "{table}");
+    br.quit().await;
+}
+
+dual!(contacts_add_import_search);
+
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_a_running_send() {
+        super::cancel_a_running_send(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retry_failures_and_blocked_sends() {
+        super::retry_failures_and_blocked_sends(Backend::Sqlite).await
+    }
+}
