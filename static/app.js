@@ -183,12 +183,15 @@
       canSend = !!p.can_send;
       needName = canSend && p.recipients > Number(dlg.dataset.typedAbove);
       typed.hidden = !needName;
+      dlg.querySelector('[data-slot="expect"]').value = needName ? '1' : '0';
       submit.textContent = dlg.dataset.sendFmt.replace('{n}', fmt(p.recipients)).replace('{c}', fmt(p.estimated_cost));
       dlg.dataset.ready = '1';
       refresh();
     }
 
-    opener.addEventListener('click', function () {
+    opener.addEventListener('click', function (ev) {
+      // Without this script the link opens the same review as a page.
+      ev.preventDefault();
       dlg.dataset.ready = '0';
       canSend = false;
       refresh();

@@ -328,3 +328,47 @@ mod sqlite_only {
         super::retry_failures_and_blocked_sends(Backend::Sqlite).await
     }
 }
+
+/// Without the script, "Review and send" is a page with the preview's numbers, and the typed name
+/// is checked by the server: a wrong one sends nothing and says why.
+async fn sending_without_the_script(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig::default(), 100, 1).await;
+    let s = t.store("Plain Shop").await;
+    seed(&t, &s, 3, 100).await;
+    let id = crate::harness::campaign(&t, &s, "Plain").await;
+    let cookie = login_cookie(&t, &s).await;
+    let c = client();
+    let page =
+        c.get(format!("{}/campaigns/{id}/review", t.url)).header("cookie", format!("{cookie}; smscast_lang=en")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let (_, preview) = t.get(&format!("/api/campaigns/{id}/preview"), &s.key).await;
+    assert!(html.contains(&format!("data-k=\"recipients\">{}<", preview["recipients"])), "the preview's recipients");
+    assert!(html.contains(&format!("data-k=\"estimated_cost\">{}<", preview["estimated_cost"])), "the preview's cost");
+    assert!(html.contains(&format!("Send 3 SMS · {} credits", preview["estimated_cost"])), "the button says what it does");
+    let post = |body: &'static str| {
+        c.post(format!("{}/campaigns/{id}/send", t.url))
+            .header("cookie", format!("{cookie}; smscast_lang=en"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let res = post("expect_name=1&confirm_name=Plian").await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("nothing was sent"), "says why");
+    let (_, c1) = t.get(&format!("/api/campaigns/{id}"), &s.key).await;
+    assert_eq!(c1["status"], "draft");
+    let res = post("expect_name=1&confirm_name=Plain").await.unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.headers()["location"].to_str().unwrap()),
+        (303, format!("/campaigns/{id}?done=started").as_str())
+    );
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["sent"], 3);
+    // A second click on a stale page does not start it again; the page says why.
+    let res = post("").await.unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("role=\"alert\""));
+}
+
+dual!(sending_without_the_script);

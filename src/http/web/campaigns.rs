@@ -276,14 +276,88 @@ async fn act(state: &AppState, web: &Web, id: &str, done: &str, result: impl Asy
     }
 }
 
-pub async fn send(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>) -> WebResult {
+#[derive(Deserialize, Default)]
+pub struct SendForm {
+    #[serde(default)]
+    expect_name: String,
+    #[serde(default)]
+    confirm_name: String,
+}
+
+pub async fn send(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>, WebForm(f): WebForm<SendForm>) -> WebResult {
     let actor = web.p.actor.label();
     act(&state, &web, &id, "started", async |id| {
+        if f.expect_name == "1" {
+            let c = campaigns::get(&state.db, web.p.store, id).await?;
+            if f.confirm_name.trim() != c.name {
+                return Err(Error::invalid("confirmation_mismatch", web.t().type_name_mismatch)
+                    .with_details(serde_json::json!({"field": "confirm_name"})));
+            }
+        }
         // The same start as `POST /api/campaigns/{id}/send`: one conditional status change, so a
         // second click cannot start it twice.
         messages::start(&state.db, web.p.store, id, &actor, "started", &state.settings.send, state.clock.now_ms()).await
     })
     .await
+}
+
+#[derive(Template)]
+#[template(path = "review.html")]
+struct ReviewPage {
+    l: Layout,
+    id: i64,
+    name: String,
+    numbers: Vec<Counter>,
+    excluded: Vec<Counter>,
+    sample: String,
+    blocking: Vec<String>,
+    can_send: bool,
+    need_name: bool,
+    button: String,
+}
+
+/// `GET /campaigns/{id}/review`: the send dialog's content as a page, for browsers without the script.
+pub async fn review(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>) -> WebResult {
+    let id: i64 = id.parse().map_err(|_| Error::not_found("campaign"))?;
+    let (lang, t) = (web.lang, web.t());
+    let c = campaigns::get(&state.db, web.p.store, id).await?;
+    let p = campaigns::preview(&state.db, web.p.store, id, &state.settings.send).await?;
+    let n = |v: &Value| lang.int(v.as_i64().unwrap_or(0));
+    let counter = |key: &'static str, label: &'static str, v: &Value| Counter { key, label, value: n(v) };
+    let numbers = vec![
+        counter("recipients", t.recipients, &p["recipients"]),
+        counter("segments", t.segments, &p["segments"]),
+        counter("estimated_cost", t.cost, &p["estimated_cost"]),
+        counter("available_credits", t.available, &p["available_credits"]),
+        counter("balance_after", t.balance_after, &p["balance_after"]),
+    ];
+    let x = &p["excluded"];
+    let excluded = vec![
+        counter("excluded.opted_out", t.ex_opted_out, &x["opted_out"]),
+        counter("excluded.no_consent", t.ex_no_consent, &x["no_consent"]),
+        counter("excluded.invalid_phone", t.ex_invalid_phone, &x["invalid_phone"]),
+        counter("excluded.duplicate", t.ex_duplicate, &x["duplicate"]),
+    ];
+    let can_send = p["can_send"].as_bool().unwrap_or(false);
+    let recipients = p["recipients"].as_i64().unwrap_or(0);
+    let page = ReviewPage {
+        l: web.layout(t.confirm_title, "campaigns"),
+        id,
+        name: c.name,
+        numbers,
+        excluded,
+        sample: p["samples"][0]["text"].as_str().unwrap_or("—").to_string(),
+        blocking: p["blocking_reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["message"].as_str().map(str::to_string))
+            .collect(),
+        can_send,
+        need_name: can_send && recipients > CONFIRM_NAME_ABOVE,
+        button: t.send_fmt.replace("{n}", &lang.int(recipients)).replace("{c}", &n(&p["estimated_cost"])),
+    };
+    Ok(html(StatusCode::OK, &page))
 }
 
 pub async fn cancel(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>) -> WebResult {

@@ -43,6 +43,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/campaigns/new", get(campaigns::new_form).post(campaigns::create))
         .route("/campaigns/{id}", get(campaigns::show))
         .route("/campaigns/{id}/edit", get(campaigns::edit_form).post(campaigns::update))
+        .route("/campaigns/{id}/review", get(campaigns::review))
         .route("/campaigns/{id}/send", post(campaigns::send))
         .route("/campaigns/{id}/cancel", post(campaigns::cancel))
         .route("/campaigns/{id}/pause", post(campaigns::pause))
