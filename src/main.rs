@@ -79,6 +79,9 @@ async fn main() -> anyhow::Result<()> {
             let running = app::start_with_db(cfg, db, listener).await?;
             tracing::info!(url = %running.url(), "smscast is serving");
             println!("smscast is running on {}", running.url());
+            if args.demo {
+                println!("Open {}/ and log in", running.url());
+            }
             running.wait().await;
         }
         Command::Migrate(db) => {

@@ -178,6 +178,11 @@ pub fn non_gsm_chars(text: &str) -> Vec<char> {
     text.chars().filter(|&c| !is_gsm7_char(c) && seen.insert(c)).collect()
 }
 
+/// True when `text` has Greek letters, i.e. when the `greek_gsm` option could change it.
+pub fn has_greek(text: &str) -> bool {
+    text.chars().any(|c| ('\u{0370}'..='\u{03FF}').contains(&c) || ('\u{1F00}'..='\u{1FFF}').contains(&c))
+}
+
 /// The per-campaign `greek_gsm` option: rewrites Greek into uppercase,
 /// unaccented GSM-7 look-alikes so a Greek message is not sent as UCS-2
 /// (about 2.3× the cost).

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod sse;
+pub mod web;
 
 use crate::clock::SharedClock;
 use crate::domain::{Error, Kind};
@@ -44,7 +45,8 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::routes())
-        .fallback(|| async { error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address.")) })
+        .merge(web::routes())
+        .fallback(web::fallback)
         // Inside the request id, so a refusal carries one; before any handler reads a body.
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
         .layer(DefaultBodyLimit::max(1024 * 1024))

@@ -447,7 +447,7 @@ pub async fn tally(
     let audience = c.audience()?;
     let filter = audience::filter(db, store, &audience).await?;
     let comp = composer(c, lang, &settings.public_url, c.greek_gsm)?;
-    let has_greek = c.message.chars().any(|ch| ('\u{0370}'..='\u{03FF}').contains(&ch) || ('\u{1F00}'..='\u{1FFF}').contains(&ch));
+    let has_greek = crate::domain::sms::has_greek(&c.message);
     let alt = if has_greek { Some(composer(c, lang, &settings.public_url, !c.greek_gsm)?) } else { None };
     let mut t = Tally {
         recipients: 0,

@@ -18,6 +18,7 @@ pub mod segments;
 pub mod senders;
 pub mod settings;
 pub mod stores;
+pub mod web;
 pub mod workers;
 
 use crate::domain::Error;

@@ -94,6 +94,9 @@ async fn serve_demo(db: &TestDb) -> Demo {
     let api_key = printed[1].strip_prefix("API key: ").expect("API key: <key>");
     let admin_key = printed[2].strip_prefix("Admin API key: ").expect("Admin API key: <key>");
     assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "the real port: {url}");
+    // Where a newcomer goes next: the login page.
+    let open = tokio::time::timeout(GUARD, lines.next_line()).await.expect("the address line").unwrap();
+    assert_eq!(open.as_deref(), Some(format!("Open {url}/ and log in").as_str()));
     Demo {
         email: email.to_string(),
         password: password.to_string(),

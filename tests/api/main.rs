@@ -4,6 +4,7 @@ mod harness;
 
 mod audience;
 mod auth;
+mod browser;
 mod campaigns;
 mod cli;
 mod contacts;
@@ -16,3 +17,4 @@ mod ledger;
 mod operations;
 mod security;
 mod senders;
+mod web;

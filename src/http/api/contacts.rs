@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-async fn country(state: &AppState, store: StoreId) -> Result<phonenumber::country::Id, Error> {
+pub async fn country(state: &AppState, store: StoreId) -> Result<phonenumber::country::Id, Error> {
     let s = stores::get(&state.db, store).await?;
     Ok(phone::parse_country(&s.default_country).unwrap_or(phonenumber::country::Id::GR))
 }
@@ -99,9 +99,14 @@ async fn spool_chunk(out: &mut BufWriter<tokio::fs::File>, total: &mut u64, limi
 /// body (`text/csv`). The upload is spooled to a temporary file (memory stays flat whatever the
 /// size), then imported by streaming from that file.
 pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Request) -> ApiResult<Json<ImportReport>> {
+    Ok(Json(import_request(&state, &p, req).await?))
+}
+
+/// Spools and imports an upload; the web page's import form calls this too.
+pub async fn import_request(state: &AppState, p: &crate::store::auth::Principal, req: Request) -> Result<ImportReport, Error> {
     let limit = state.settings.max_import_bytes;
     if req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit) {
-        return Err(too_large(limit).into());
+        return Err(too_large(limit));
     }
     let ct = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let is_multipart = ct.starts_with("multipart/form-data");
@@ -111,8 +116,7 @@ pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Requ
             Kind::UnsupportedMediaType,
             "unsupported_media_type",
             "Upload the CSV as multipart/form-data or with Content-Type: text/csv.",
-        )
-        .into());
+        ));
     }
     let spool = Spool { path: std::env::temp_dir().join(format!("smscast-import-{}.csv", crate::secrets::random_token(20))) };
     let file = tokio::fs::File::create(&spool.path).await.map_err(|e| Error::internal(format!("creating an upload spool: {e}")))?;
@@ -142,7 +146,7 @@ pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Requ
             break;
         }
         if !found {
-            return Err(Error::invalid("missing_file", "Attach the CSV file as a form field named \"file\".").into());
+            return Err(Error::invalid("missing_file", "Attach the CSV file as a form field named \"file\"."));
         }
     } else {
         let mut body = req.into_body().into_data_stream();
@@ -156,12 +160,12 @@ pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Requ
     let file = std::fs::File::open(&spool.path).map_err(|e| Error::internal(format!("reading an upload spool: {e}")))?;
     let ctx = ImportContext {
         db: state.db.clone(),
-        country: country(&state, p.store).await?,
+        country: country(state, p.store).await?,
         store: p.store,
         actor: p.actor.clone(),
         now: state.clock.now_ms(),
     };
     let report = import::import(ctx, file, |_| {}).await?;
     drop(spool);
-    Ok(Json(report))
+    Ok(report)
 }

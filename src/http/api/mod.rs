@@ -2,9 +2,9 @@
 
 mod admin;
 mod campaigns;
-mod contacts;
+pub mod contacts;
 mod health;
-mod session;
+pub mod session;
 mod store;
 mod wallet;
 

@@ -1,9 +1,9 @@
 //! Login sessions: a random token in an HttpOnly cookie, a hashed row on the server.
 
 use crate::domain::{Error, Kind};
-use crate::http::AppState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ClientAddr, SESSION_COOKIE, session_cookie};
+use crate::http::{AppState, HttpSettings};
 use crate::store::auth;
 use axum::Json;
 use axum::extract::State;
@@ -32,22 +32,27 @@ pub async fn login(
     let Some(session) = auth::login(&state.db, &state.login, &req.email, &req.password, &client, now, ttl).await? else {
         return Err(Error::new(Kind::Unauthorized, "invalid_credentials", "The email or password is not correct.").into());
     };
-    let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        session.token,
-        state.settings.session_ttl_ms / 1000
-    );
     let mut res = Json(json!({"ok": true, "expires_at": crate::domain::time::rfc3339(session.expires_at)})).into_response();
-    res.headers_mut().insert(SET_COOKIE, HeaderValue::from_str(&cookie).map_err(Error::internal)?);
+    res.headers_mut().insert(SET_COOKIE, session_cookie_header(&state.settings, &session)?);
     Ok(res)
 }
+
+/// The session cookie for a new login (API and web pages alike).
+pub fn session_cookie_header(settings: &HttpSettings, session: &auth::Session) -> Result<HeaderValue, Error> {
+    let secure = if settings.secure_cookies { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", session.token, settings.session_ttl_ms / 1000);
+    HeaderValue::from_str(&cookie).map_err(Error::internal)
+}
+
+/// Clears the session cookie.
+pub const LOGOUT_COOKIE: &str = "smscast_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
 
 pub async fn logout(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
     if let Some(token) = session_cookie(&parts) {
         auth::logout(&state.db, &token).await?;
     }
     let mut res = Json(json!({"ok": true})).into_response();
-    res.headers_mut().insert(SET_COOKIE, HeaderValue::from_static("smscast_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"));
+    res.headers_mut().insert(SET_COOKIE, HeaderValue::from_static(LOGOUT_COOKIE));
     Ok(res)
 }

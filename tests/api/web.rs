@@ -1,0 +1,374 @@
+//! The web pages: plain HTTP checks of their contracts (headers, assets, 404s, the analysis
+//! endpoint), and end-to-end runs in headless Chromium that do what a store owner does.
+
+use crate::browser::Browser;
+use crate::dual;
+use crate::harness::{Backend, TestApp, TestStore, seed};
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
+use serde_json::{Value, json};
+use smscast::provider::simulator::SimulatorConfig;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn login_cookie(t: &TestApp, s: &TestStore) -> String {
+    let res = client()
+        .post(format!("{}/login", t.url))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("email={}&password={}", s.email.replace('@', "%40"), s.password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/dashboard");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    cookie.split(';').next().unwrap().to_string()
+}
+
+async fn pages_have_their_headers_and_assets(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Header Shop").await;
+    let c = client();
+    let home = c.get(format!("{}/", t.url)).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let csp = home.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(home.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    let html = home.text().await.unwrap();
+    assert!(html.contains("action=\"/login\""), "the login form");
+    assert!(!html.contains("<script>") && !html.contains("style=\""), "no inline script or style");
+    // Assets under hashed names, cached for a year; any other name is a 404.
+    for (attr, ext) in [("href=\"", ".css"), ("src=\"", ".js")] {
+        let start = html.find(&format!("{attr}/static/app.")).unwrap_or_else(|| panic!("the {ext} link")) + attr.len();
+        let href = &html[start..start + html[start..].find('"').unwrap()];
+        assert!(href.ends_with(ext), "{href}");
+        let res = c.get(format!("{}{href}", t.url)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{href}");
+        assert_eq!(res.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
+    }
+    let stale = c.get(format!("{}/static/app.0000.css", t.url)).send().await.unwrap();
+    assert_eq!(stale.status(), 404);
+    // Unknown pages: a page for people, the error shape under /api.
+    let page = c.get(format!("{}/no/such/page", t.url)).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    assert!(page.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    let api = c.get(format!("{}/api/no/such/thing", t.url)).send().await.unwrap();
+    assert_eq!(api.status(), 404);
+    let body: Value = api.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+    // Pages need a login; with one, `/` is the dashboard.
+    let res = c.get(format!("{}/dashboard", t.url)).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/"));
+    let cookie = login_cookie(&t, &s).await;
+    let res = c.get(format!("{}/", t.url)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/dashboard"));
+    let res = c.get(format!("{}/dashboard", t.url)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // A wrong password shows the login page again with the reason.
+    let res = c
+        .post(format!("{}/login", t.url))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("email={}&password=wrong", s.email.replace('@', "%40")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("role=\"alert\""));
+    // Another store's campaign is a 404 page, like a missing one.
+    let other = t.store("Other Shop").await;
+    let id = crate::harness::campaign(&t, &other, "Theirs").await;
+    let res = c.get(format!("{}/campaigns/{id}", t.url)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+/// The editor's counter asks this endpoint; its numbers are `domain::sms`'s.
+async fn analyze_counts_like_the_sender(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Count Shop").await;
+    let (st, a) = t.post("/api/sms/analyze", &s.key, json!({"text": "Hello there"})).await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!((a["encoding"].as_str(), a["characters"].as_i64(), a["segments"].as_i64()), (Some("gsm7"), Some(11), Some(1)));
+    assert_eq!(a["ucs2_chars"], json!([]));
+    assert_eq!(a["greek_gsm"], Value::Null);
+    let (_, a) = t.post("/api/sms/analyze", &s.key, json!({"text": "Hello “there” 😀"})).await;
+    assert_eq!(a["encoding"], "ucs2");
+    assert_eq!(a["ucs2_chars"], json!(["“", "”", "😀"]));
+    assert_eq!((a["characters"].as_i64(), a["units"].as_i64()), (Some(15), Some(16)), "the emoji is two UTF-16 units");
+    let (_, a) = t.post("/api/sms/analyze", &s.key, json!({"text": "Καλημέρα σας"})).await;
+    assert_eq!(a["encoding"], "ucs2");
+    assert_eq!(a["greek_gsm"]["encoding"], "gsm7");
+    assert!(a["greek_gsm"]["segments"].as_i64().unwrap() <= a["with_footer"]["segments"].as_i64().unwrap());
+    let (st, e) = t.post("/api/sms/analyze", &s.key, json!({"txt": "x"})).await;
+    crate::harness::assert_error(st, &e, 422, "invalid_field");
+    let (st, e) = t.call(reqwest::Method::POST, "/api/sms/analyze", None, Some(json!({"text": "x"}))).await;
+    crate::harness::assert_error(st, &e, 401, "unauthorized");
+}
+
+/// Reads a number as the page prints it in English (1,234).
+fn number(s: &str) -> i64 {
+    s.trim().replace(',', "").parse().unwrap_or_else(|_| panic!("a number: {s:?}"))
+}
+
+async fn log_in(br: &Browser, s: &TestStore) {
+    br.goto("/").await;
+    br.set_lang("en").await;
+    br.goto("/").await;
+    br.wait_css("#login-submit").await;
+    br.check_page("login", "en").await;
+    br.type_into("#email", &s.email).await;
+    br.type_into("#password", &s.password).await;
+    br.click("#login-submit").await;
+    br.wait_css("#stat-available").await;
+}
+
+/// Log in → new campaign → an emoji turns the counter to UCS-2 and changes the segments → the
+/// confirmation dialog shows the preview API's numbers → send → the bar reaches 100 % live.
+async fn main_flow(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { latency_ms: 30, ..SimulatorConfig::default() }, 20, 1).await;
+    let s = t.store("Web Shop").await;
+    seed(&t, &s, 120, 10_000).await;
+    let prefix = format!("main-{}", if b == Backend::Sqlite { "sqlite" } else { "pg" });
+    let br = Browser::start(&t.url, &prefix).await;
+    log_in(&br, &s).await;
+    assert_eq!(number(&br.text("#stat-available").await), 10_000);
+    br.check_page("dashboard-empty", "en").await;
+
+    br.click("#main .page-head .btn.primary").await;
+    br.wait_css("#message").await;
+    br.check_page("editor", "en").await;
+    br.type_into("#name", "Spring sale").await;
+    br.type_into("#message", "Hi {{first_name}}, 20% off today").await;
+    let counted = "return document.getElementById('cnt-chars').textContent.trim() === '32' && \
+                   document.getElementById('cnt-encoding').dataset.encoding === 'gsm7'";
+    br.wait_for(counted, "the GSM-7 count").await;
+    let before = number(&br.text("#cnt-segments").await);
+    // ChromeDriver types only the Basic Multilingual Plane, so the emoji arrives like a paste.
+    br.js("const m = document.getElementById('message'); m.value += ' 😀'; m.dispatchEvent(new Event('input'));", json!([])).await;
+    br.wait_for("return document.getElementById('cnt-encoding').dataset.encoding === 'ucs2'", "the switch to UCS-2").await;
+    let after = number(&br.text("#cnt-segments").await);
+    assert!(after > before, "the emoji costs more parts: {before} → {after}");
+    assert!(br.text("#cnt-ucs2").await.contains('😀'), "the character that forces UCS-2 is named");
+    br.check_here("editor-ucs2").await;
+    br.click("#save").await;
+    br.wait_css("#open-send").await;
+    let id: i64 = br.path().await.trim_start_matches("/campaigns/").split('?').next().unwrap().parse().unwrap();
+    br.check_page("campaign-draft", "en").await;
+
+    br.click("#open-send").await;
+    br.wait_for("return document.getElementById('send-dialog').dataset.ready === '1'", "the preview in the dialog").await;
+    let (_, preview) = t.get(&format!("/api/campaigns/{id}/preview"), &s.key).await;
+    for k in ["recipients", "segments", "estimated_cost", "available_credits", "balance_after"] {
+        let shown = number(&br.text(&format!("#send-dialog [data-k='{k}']")).await);
+        assert_eq!(shown, preview[k].as_i64().unwrap(), "{k} in the dialog equals the preview API's: {preview}");
+    }
+    assert_eq!(preview["recipients"], 120);
+    let button = br.text("#confirm-send").await;
+    assert_eq!(button, format!("Send 120 SMS · {} credits", preview["estimated_cost"]), "the button says what it does");
+    assert!(br.text("#send-dialog [data-k='sample']").await.starts_with("Hi Name"), "the text as a phone shows it");
+    br.check_here("send-dialog").await;
+
+    // Marks this document: if the page reloaded, the mark would be gone.
+    br.click("#confirm-send").await;
+    br.wait_css("#live[data-live='1']").await;
+    br.js("window.sameDocument = true", json!([])).await;
+    br.wait_for(
+        "return document.getElementById('bar').value === 100 && document.getElementById('status-badge').dataset.status === 'sent'",
+        "100 %",
+    )
+    .await;
+    assert_eq!(br.js("return window.sameDocument === true", json!([])).await, json!(true), "no reload");
+    assert_eq!(br.js("return document.getElementById('live').dataset.transport", json!([])).await, "sse");
+    assert_eq!(number(&br.text("#live [data-k='sent']").await), 120);
+    assert_eq!(number(&br.text("#live [data-k='pending']").await), 0);
+    br.check_page("campaign-sent", "en").await;
+    br.goto("/campaigns").await;
+    br.wait_css("#new-campaign").await;
+    br.check_page("campaigns", "en").await;
+    br.goto("/dashboard").await;
+    br.wait_css("#stat-today").await;
+    assert_eq!(number(&br.text("#stat-today").await), 120);
+    br.check_page("dashboard", "en").await;
+    br.goto("/contacts").await;
+    br.wait_css("#add-contact").await;
+    br.check_page("contacts", "en").await;
+    br.goto("/no/such/page").await;
+    br.check_page("not-found", "en").await;
+    br.quit().await;
+}
+
+dual!(pages_have_their_headers_and_assets, analyze_counts_like_the_sender, main_flow);
+
+/// A running send cancelled from its page: the confirmation, then the counters and the timeline.
+async fn cancel_a_running_send(b: Backend) {
+    // Slow provider calls of 5 messages each keep the run going while the page acts.
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { latency_ms: 300, ..SimulatorConfig::default() }, 5, 1).await;
+    let s = t.store("Cancel Shop").await;
+    seed(&t, &s, 200, 10_000).await;
+    let id = crate::harness::campaign(&t, &s, "Long run").await;
+    let br = Browser::start(&t.url, &format!("cancel-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto(&format!("/campaigns/{id}")).await;
+    br.click("#open-send").await;
+    br.wait_for("return document.getElementById('send-dialog').dataset.ready === '1'", "the preview").await;
+    br.click("#confirm-send").await;
+    br.wait_for(
+        "return Number(document.querySelector(\"#live [data-k='sent']\").textContent.replace(/,/g, '')) > 0",
+        "the first sent messages",
+    )
+    .await;
+    assert_eq!(br.js("return document.getElementById('status-badge').dataset.status", json!([])).await, "sending");
+    br.check_here("campaign-sending").await;
+    br.click("#cancel").await;
+    br.wait_for("return document.getElementById('confirm-cancel').offsetParent !== null", "the confirmation").await;
+    br.check_here("cancel-confirm").await;
+    br.click("#confirm-cancel").await;
+    br.wait_for("return document.getElementById('status-badge').dataset.status === 'cancelled'", "the cancelled badge").await;
+    assert!(br.text(".toast").await.contains("cancelled"), "the page says what happened");
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["status"], "cancelled");
+    assert!(p["cancelled"].as_i64().unwrap() > 0, "{p}");
+    br.refresh().await;
+    br.wait_css("#timeline").await;
+    assert_eq!(number(&br.text("#live [data-k='cancelled']").await), p["cancelled"].as_i64().unwrap());
+    assert_eq!(number(&br.text("#live [data-k='sent']").await), p["sent"].as_i64().unwrap());
+    assert!(br.text("#timeline").await.contains("Cancelled"), "the timeline shows the cancel");
+    assert!(br.js("return document.getElementById('cancel')", json!([])).await.is_null(), "no cancel button once cancelled");
+    br.check_page("campaign-cancelled", "en").await;
+    br.quit().await;
+}
+
+/// Failures the provider caused are grouped with their explanation, and "Retry failed (N)" sends
+/// them again after its own confirmation. A send the wallet cannot pay for says so and cannot start.
+async fn retry_failures_and_blocked_sends(b: Backend) {
+    let sim = SimulatorConfig { error_rate: 1.0, ..SimulatorConfig::default() };
+    let (t, _sim) = TestApp::start_sending(b, sim, 20, 1).await;
+    let s = t.store("Retry Shop").await;
+    seed(&t, &s, 10, 100).await;
+    let id = crate::harness::campaign(&t, &s, "Flaky").await;
+    let (st, _) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202);
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["failed"], 10, "{p}");
+    let br = Browser::start(&t.url, &format!("retry-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto(&format!("/campaigns/{id}")).await;
+    br.wait_css("#retry").await;
+    assert_eq!(br.text("#retry").await, "Retry failed (10)");
+    assert!(br.text(".failures").await.contains("Operator error"), "the failure category");
+    br.check_page("campaign-failed", "en").await;
+    br.click("#retry").await;
+    br.wait_for("return document.getElementById('confirm-retry').offsetParent !== null", "the retry confirmation").await;
+    assert!(br.text(".confirm-box").await.contains("10 failed messages"), "count and cost are confirmed");
+    br.click("#confirm-retry").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The failed messages are queued again.'", "the retry")
+        .await;
+
+    // 100 credits, 90 spent on nothing (failures are not charged): a send of 200 is blocked.
+    let big = crate::harness::campaign(&t, &s, "Too big").await;
+    let csv: String = (0..200).fold(String::from("phone,consent\n"), |mut acc, i| {
+        acc.push_str(&format!("+3069{:08},opted_in\n", 20_000_000 + i));
+        acc
+    });
+    let (st, _) = t.import_csv(&s.key, &csv).await;
+    assert_eq!(st, 200);
+    br.goto(&format!("/campaigns/{big}")).await;
+    br.click("#open-send").await;
+    br.wait_for("return document.getElementById('send-dialog').dataset.ready === '1'", "the preview").await;
+    let reasons = br.text("#send-dialog [data-slot='blocked']").await;
+    assert!(reasons.contains("Top up"), "says what to do: {reasons}");
+    assert_eq!(br.js("return document.getElementById('confirm-send').disabled", json!([])).await, json!(true));
+    br.check_here("send-blocked").await;
+    br.quit().await;
+}
+
+/// Contacts: add one through the form, import a CSV file with a bad row, search.
+async fn contacts_add_import_search(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Contact Shop").await;
+    let br = Browser::start(&t.url, &format!("contacts-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto("/contacts").await;
+    br.wait_css("#add-contact").await;
+    br.check_page("contacts-empty", "en").await;
+    br.type_into("#add-phone", "6971234567").await;
+    br.type_into("#add-first", "Μαρία").await;
+    br.click("#add-contact").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The contact was added.'", "the new contact").await;
+    assert!(br.text("table.contacts").await.contains("+306971234567"), "stored as E.164");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contacts.csv");
+    std::fs::write(&file, "phone,first_name,consent\n+306900000001,Anna,opted_in\nnot a number,Bob,opted_in\n").unwrap();
+    br.type_into("#csv-file", file.to_str().unwrap()).await;
+    br.click("#import-submit").await;
+    br.wait_css("#import-summary").await;
+    assert_eq!(br.text("#import-summary").await, "1 added, 0 updated, 1 skipped.");
+    assert!(br.text("#import-result-card table").await.contains('3'), "the bad row is named by its spreadsheet row");
+    br.check_here("contacts-imported").await;
+    br.goto("/contacts?q=anna").await;
+    br.wait_css("table.contacts").await;
+    let table = br.text("table.contacts").await;
+    assert!(table.contains("Anna") && !table.contains("Μαρία"), "{table}");
+    br.quit().await;
+}
+
+dual!(contacts_add_import_search);
+
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_a_running_send() {
+        super::cancel_a_running_send(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retry_failures_and_blocked_sends() {
+        super::retry_failures_and_blocked_sends(Backend::Sqlite).await
+    }
+}
+
+/// Without the script, "Review and send" is a page with the preview's numbers, and the typed name
+/// is checked by the server: a wrong one sends nothing and says why.
+async fn sending_without_the_script(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig::default(), 100, 1).await;
+    let s = t.store("Plain Shop").await;
+    seed(&t, &s, 3, 100).await;
+    let id = crate::harness::campaign(&t, &s, "Plain").await;
+    let cookie = login_cookie(&t, &s).await;
+    let c = client();
+    let page =
+        c.get(format!("{}/campaigns/{id}/review", t.url)).header("cookie", format!("{cookie}; smscast_lang=en")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let (_, preview) = t.get(&format!("/api/campaigns/{id}/preview"), &s.key).await;
+    assert!(html.contains(&format!("data-k=\"recipients\">{}<", preview["recipients"])), "the preview's recipients");
+    assert!(html.contains(&format!("data-k=\"estimated_cost\">{}<", preview["estimated_cost"])), "the preview's cost");
+    assert!(html.contains(&format!("Send 3 SMS · {} credits", preview["estimated_cost"])), "the button says what it does");
+    let post = |body: &'static str| {
+        c.post(format!("{}/campaigns/{id}/send", t.url))
+            .header("cookie", format!("{cookie}; smscast_lang=en"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let res = post("expect_name=1&confirm_name=Plian").await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("nothing was sent"), "says why");
+    let (_, c1) = t.get(&format!("/api/campaigns/{id}"), &s.key).await;
+    assert_eq!(c1["status"], "draft");
+    let res = post("expect_name=1&confirm_name=Plain").await.unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.headers()["location"].to_str().unwrap()),
+        (303, format!("/campaigns/{id}?done=started").as_str())
+    );
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(p["sent"], 3);
+    // A second click on a stale page does not start it again; the page says why.
+    let res = post("").await.unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("role=\"alert\""));
+}
+
+dual!(sending_without_the_script);
