@@ -1,7 +1,7 @@
 //! Turning an audience into SQL over contacts, and streaming the matching contacts.
 //! Preview and send both read recipients through `stream`.
 
-use super::{Db, StoreId, db_err};
+use super::{Db, StoreId, TextMatch, db_err, nocase_pattern, nocase_sql};
 use crate::domain::Error;
 use crate::domain::campaign::{Audience, Condition, Match, SegmentRules, TextOp, unknown_segment};
 use futures_util::TryStreamExt;
@@ -46,13 +46,13 @@ pub async fn filter(db: &Db, store: StoreId, audience: &Audience) -> Result<Filt
         }
         Audience::Segment { id } => {
             let rules = super::segments::rules(db, store, *id).await?.ok_or_else(|| unknown_segment(*id))?;
-            segment_sql(&rules, &mut f)?;
+            segment_sql(&rules, &mut f, db.is_postgres())?;
         }
     }
     Ok(f)
 }
 
-fn segment_sql(rules: &SegmentRules, f: &mut Filter) -> Result<(), Error> {
+fn segment_sql(rules: &SegmentRules, f: &mut Filter, postgres: bool) -> Result<(), Error> {
     let mut parts = Vec::new();
     for cond in rules.conditions()? {
         parts.push(match cond {
@@ -65,16 +65,18 @@ fn segment_sql(rules: &SegmentRules, f: &mut Filter) -> Result<(), Error> {
                 )
             }
             Condition::Date(col, before, ms) => format!("c.{col} {} {}", if before { "<" } else { ">=" }, f.push(Bind::Int(ms))),
+            Condition::Text(col, TextOp::IsEmpty, _) => format!("COALESCE(c.{col}, '') = ''"),
+            Condition::Text(col, TextOp::NotEmpty, _) => format!("COALESCE(c.{col}, '') <> ''"),
             Condition::Text(col, op, v) => {
-                let lowered = format!("LOWER(COALESCE(c.{col}, ''))");
-                let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                match op {
-                    TextOp::Eq => format!("{lowered} = {}", f.push(Bind::Text(v))),
-                    TextOp::Contains => format!("{lowered} LIKE {} ESCAPE '\\'", f.push(Bind::Text(format!("%{escaped}%")))),
-                    TextOp::StartsWith => format!("{lowered} LIKE {} ESCAPE '\\'", f.push(Bind::Text(format!("{escaped}%")))),
-                    TextOp::IsEmpty => format!("{lowered} = ''"),
-                    TextOp::NotEmpty => format!("{lowered} <> ''"),
-                }
+                let how = if op == TextOp::Eq {
+                    TextMatch::Equals
+                } else if op == TextOp::Contains {
+                    TextMatch::Contains
+                } else {
+                    TextMatch::StartsWith
+                };
+                let p = f.push(Bind::Text(nocase_pattern(&v, how, postgres)));
+                nocase_sql(&format!("COALESCE(c.{col}, '')"), &p, postgres)
             }
         });
     }

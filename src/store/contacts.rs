@@ -328,34 +328,9 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// The free-text pattern, case-insensitive in every alphabet (Greek names above all).
-/// PostgreSQL: `LOWER(col) LIKE '%…%'`. SQLite's LOWER and LIKE fold ASCII only, so there each
-/// letter becomes a GLOB class of its cases (`*[μΜ][αΑ][ρΡ][ίΊ][αΑ]*`), which needs no extension.
-fn search_pattern(q: &str, postgres: bool) -> String {
-    let q = q.to_lowercase();
-    if postgres {
-        return format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-    }
-    let mut glob = String::with_capacity(q.len() * 4 + 2);
-    glob.push('*');
-    for c in q.chars() {
-        let mut cases: Vec<char> = std::iter::once(c).chain(c.to_uppercase()).chain(c.to_lowercase()).collect();
-        if "σςΣ".contains(c) {
-            cases.extend(['σ', 'ς', 'Σ']);
-        }
-        cases.sort_unstable();
-        cases.dedup();
-        if cases.len() > 1 || "*?[".contains(c) {
-            glob.push('[');
-            glob.extend(cases);
-            glob.push(']');
-        } else {
-            glob.push(c);
-        }
-    }
-    glob.push('*');
-    glob
-}
+/// Longest free-text search: on SQLite each character becomes a class of its cases to match
+/// against every contact of the store.
+pub const MAX_SEARCH_CHARS: usize = 100;
 
 pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<ContactJson>, Error> {
     let limit = clamp_limit(f.limit, 50, 500)?;
@@ -373,8 +348,17 @@ pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<Cont
     };
     let tag = f.tag.as_deref().filter(|t| !t.trim().is_empty()).map(contact::normalize_tag).transpose()?;
     let pg = db.is_postgres();
-    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| search_pattern(q, pg));
-    let matches = |col: &str| if pg { format!("LOWER({col}) LIKE $5 ESCAPE '\\'") } else { format!("{col} GLOB $5") };
+    let q = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+        return Err(Error::new(
+            crate::domain::Kind::BadRequest,
+            "query_too_long",
+            format!("Search for at most {MAX_SEARCH_CHARS} characters."),
+        )
+        .with_details(json!({"field": "q", "max": MAX_SEARCH_CHARS})));
+    }
+    let q = q.map(|q| super::nocase_pattern(q, super::TextMatch::Contains, pg));
+    let matches = |col: &str| super::nocase_sql(col, "$5", pg);
     let sql = format!(
         "SELECT {COLUMNS} FROM contacts c WHERE c.store_id = $1 AND c.id > $2
            AND ($3 IS NULL OR c.consent = $3)
@@ -415,56 +399,110 @@ pub struct BulkTags {
     pub remove: Vec<String>,
 }
 
-/// Adds and removes tags on many contacts at once. Ids of other stores are not touched and are
-/// reported as not found, exactly like ids that do not exist.
+/// Bounds of one bulk tag edit, so it holds the write lock for a moment (a few set-based
+/// statements over at most 10,000 × 20 rows), never for minutes.
+pub const BULK_MAX_IDS: usize = 10_000;
+pub const BULK_MAX_TAGS: usize = 20;
+
+fn too_many(code: &'static str, field: &str, max: usize, what: &str) -> Error {
+    Error::new(crate::domain::Kind::BadRequest, code, format!("At most {max} {what} per request; split the edit into several requests."))
+        .with_details(json!({"field": field, "max": max}))
+}
+
+/// Adds and removes tags on many contacts at once, in three statements whatever the numbers.
+/// Ids of other stores are not touched and are reported as not found, exactly like ids that do
+/// not exist.
 pub async fn bulk_tags(db: &Db, store: StoreId, req: BulkTags) -> Result<serde_json::Value, Error> {
-    if req.ids.is_empty() || req.ids.len() > 10_000 {
+    if req.ids.is_empty() {
         return Err(Error::invalid_field("ids", "Give between 1 and 10,000 contact ids."));
+    }
+    if req.ids.len() > BULK_MAX_IDS {
+        return Err(too_many("too_many_ids", "ids", BULK_MAX_IDS, "contact ids"));
+    }
+    for (field, tags) in [("add", &req.add), ("remove", &req.remove)] {
+        if tags.len() > BULK_MAX_TAGS {
+            return Err(too_many("too_many_tags", field, BULK_MAX_TAGS, "tags to add and to remove"));
+        }
     }
     if req.add.is_empty() && req.remove.is_empty() {
         return Err(Error::invalid_field("add", "Give tags to add or to remove."));
     }
     let add = contact::normalize_tags(req.add.iter().map(String::as_str))?;
     let remove = contact::normalize_tags(req.remove.iter().map(String::as_str))?;
+    let mut ids = req.ids.clone();
+    ids.sort_unstable();
+    ids.dedup();
     let mut tx = db.begin().await?;
-    let mut found = Vec::with_capacity(req.ids.len());
-    for chunk in req.ids.chunks(500) {
-        let sql = format!("SELECT id FROM contacts WHERE store_id = $1 AND id IN ({})", placeholders(2, chunk.len()));
-        let rows: Vec<(i64,)> = on_tx!(&mut tx, |c| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(store.0);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.fetch_all(c).await
-        })
-        .map_err(db_err)?;
-        found.extend(rows.into_iter().map(|(id,)| id));
-    }
-    for id in &found {
-        for tag in &add {
-            on_tx!(&mut tx, |c| sqlx::query(
-                "INSERT INTO contact_tags (contact_id, store_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-            )
-            .bind(*id)
-            .bind(store.0)
-            .bind(tag)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))
-            .map_err(db_err)?;
-        }
-        for tag in &remove {
-            on_tx!(&mut tx, |c| sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND store_id = $2 AND tag = $3")
-                .bind(*id)
+    // Sets travel as one parameter each: an array on PostgreSQL, a JSON array on SQLite.
+    let found: Vec<i64> = match &mut tx {
+        Tx::Pg(c) => {
+            let found: Vec<(i64,)> = sqlx::query_as("SELECT id FROM contacts WHERE store_id = $1 AND id = ANY($2)")
                 .bind(store.0)
-                .bind(tag)
-                .execute(c)
+                .bind(&ids)
+                .fetch_all(&mut **c)
                 .await
-                .map(|r| r.rows_affected()))
-            .map_err(db_err)?;
+                .map_err(db_err)?;
+            if !add.is_empty() {
+                sqlx::query(
+                    "INSERT INTO contact_tags (contact_id, store_id, tag)
+                     SELECT c.id, c.store_id, t.tag FROM contacts c CROSS JOIN unnest($3::text[]) AS t(tag)
+                     WHERE c.store_id = $1 AND c.id = ANY($2)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(store.0)
+                .bind(&ids)
+                .bind(&add)
+                .execute(&mut **c)
+                .await
+                .map_err(db_err)?;
+            }
+            if !remove.is_empty() {
+                sqlx::query("DELETE FROM contact_tags WHERE store_id = $1 AND contact_id = ANY($2) AND tag = ANY($3)")
+                    .bind(store.0)
+                    .bind(&ids)
+                    .bind(&remove)
+                    .execute(&mut **c)
+                    .await
+                    .map_err(db_err)?;
+            }
+            found.into_iter().map(|(id,)| id).collect()
         }
-    }
+        Tx::Sqlite(c) => {
+            let (ids, add, remove) = (json!(ids).to_string(), json!(add).to_string(), json!(remove).to_string());
+            let found: Vec<(i64,)> =
+                sqlx::query_as("SELECT id FROM contacts WHERE store_id = $1 AND id IN (SELECT value FROM json_each($2))")
+                    .bind(store.0)
+                    .bind(&ids)
+                    .fetch_all(&mut **c)
+                    .await
+                    .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO contact_tags (contact_id, store_id, tag)
+                 SELECT c.id, c.store_id, t.value FROM contacts c, json_each($3) t
+                 WHERE c.store_id = $1 AND c.id IN (SELECT value FROM json_each($2))
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(store.0)
+            .bind(&ids)
+            .bind(&add)
+            .execute(&mut **c)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "DELETE FROM contact_tags WHERE store_id = $1 AND contact_id IN (SELECT value FROM json_each($2))
+                   AND tag IN (SELECT value FROM json_each($3))",
+            )
+            .bind(store.0)
+            .bind(&ids)
+            .bind(&remove)
+            .execute(&mut **c)
+            .await
+            .map_err(db_err)?;
+            found.into_iter().map(|(id,)| id).collect()
+        }
+    };
     tx.commit().await?;
+    let found: std::collections::HashSet<i64> = found.into_iter().collect();
     let not_found: Vec<i64> = req.ids.iter().copied().filter(|id| !found.contains(id)).collect();
     Ok(json!({"updated": found.len(), "not_found": not_found}))
 }

@@ -404,6 +404,64 @@ pub async fn sqlite_next_id(c: &mut sqlx::SqliteConnection, table: &'static str)
     Ok(last + 1)
 }
 
+/// How a text condition matches its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMatch {
+    Equals,
+    Contains,
+    StartsWith,
+}
+
+/// Case-insensitive matching of the SQL expression `expr` against the pattern parameter `param`
+/// (made by `nocase_pattern`), alike in every alphabet and on both databases. PostgreSQL
+/// lower-cases both sides; its LOWER turns a final Σ into σ, never ς, so ς counts as σ on both.
+/// SQLite's LOWER and LIKE fold ASCII only, so there the column is matched with GLOB against a
+/// pattern where each letter is a class of its cases (`[μΜ][αΑ][ρΡ][ίΊ][αΑ]`), which needs no
+/// extension.
+pub fn nocase_sql(expr: &str, param: &str, postgres: bool) -> String {
+    if postgres { format!("TRANSLATE(LOWER({expr}), 'ς', 'σ') LIKE {param} ESCAPE '\\'") } else { format!("{expr} GLOB {param}") }
+}
+
+/// The pattern `nocase_sql` compares with, for `value` as a user typed it.
+pub fn nocase_pattern(value: &str, how: TextMatch, postgres: bool) -> String {
+    let value = value.to_lowercase();
+    let any = if postgres { "%" } else { "*" };
+    let mut out = String::with_capacity(value.len() * 4 + 2);
+    if how == TextMatch::Contains {
+        out.push_str(any);
+    }
+    for c in value.chars() {
+        if postgres {
+            match c {
+                '\\' | '%' | '_' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                'ς' => out.push('σ'),
+                c => out.push(c),
+            }
+            continue;
+        }
+        let mut cases: Vec<char> = std::iter::once(c).chain(c.to_uppercase()).chain(c.to_lowercase()).collect();
+        if "σςΣ".contains(c) {
+            cases.extend(['σ', 'ς', 'Σ']);
+        }
+        cases.sort_unstable();
+        cases.dedup();
+        if cases.len() > 1 || "*?[".contains(c) {
+            out.push('[');
+            out.extend(cases);
+            out.push(']');
+        } else {
+            out.push(c);
+        }
+    }
+    if how != TextMatch::Equals {
+        out.push_str(any);
+    }
+    out
+}
+
 /// Keyset cursors are opaque to clients but are simply the last id seen.
 pub fn parse_cursor(cursor: Option<&str>) -> Result<i64, Error> {
     match cursor {

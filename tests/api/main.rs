@@ -14,6 +14,7 @@ mod events;
 mod foundation;
 mod import;
 mod ledger;
+mod limits;
 mod operations;
 mod security;
 mod senders;

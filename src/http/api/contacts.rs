@@ -119,7 +119,14 @@ pub async fn import_request(state: &AppState, p: &crate::store::auth::Principal,
         ));
     }
     let spool = Spool { path: std::env::temp_dir().join(format!("smscast-import-{}.csv", crate::secrets::random_token(20))) };
-    let file = tokio::fs::File::create(&spool.path).await.map_err(|e| Error::internal(format!("creating an upload spool: {e}")))?;
+    // Readable by this user only: it holds a store's customers. `create_new`: never an existing file.
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&spool.path)
+        .await
+        .map_err(|e| Error::internal(format!("creating an upload spool: {e}")))?;
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut total: u64 = 0;
     if is_multipart {

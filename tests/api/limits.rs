@@ -1,0 +1,156 @@
+//! One tenant must not be able to hurt the others, nor its own data leak: bounded bulk edits and
+//! searches, segments that match Greek names on both databases, private upload spools.
+
+use crate::contacts::list_all;
+use crate::dual;
+use crate::harness::{Backend, TestApp, assert_error};
+use serde_json::{Value, json};
+
+/// Imports `n` contacts and returns their ids.
+async fn many_contacts(t: &TestApp, key: &str, n: usize) -> Vec<i64> {
+    let mut csv = String::from("phone\n");
+    for i in 0..n {
+        csv.push_str(&format!("+3069{:08}\n", 20_000_000 + i));
+    }
+    let (st, r) = t.import_csv(key, &csv).await;
+    assert_eq!((st.as_u16(), r["created"].as_u64()), (200, Some(n as u64)), "{r}");
+    list_all(t, key, "", 500).await.iter().map(|c| c["id"].as_i64().unwrap()).collect()
+}
+
+async fn tag_count(t: &TestApp, key: &str, tag: &str) -> usize {
+    list_all(t, key, &format!("tag={tag}"), 500).await.len()
+}
+
+async fn bulk_tag_edits_are_bounded(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Bulk Limits").await;
+    let ids = many_contacts(&t, &s.key, 3_000).await;
+    // The largest edit allowed: every id, twenty tags, in one request.
+    let tags: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+    let (st, r) = t.post("/api/contacts/tags", &s.key, json!({"ids": ids, "add": tags})).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["updated"], 3_000);
+    assert_eq!(tag_count(&t, &s.key, "t0").await, 3_000);
+    assert_eq!(tag_count(&t, &s.key, "t19").await, 3_000);
+    // Removing and adding at once, on a part of them, with ids of nobody mixed in.
+    let mut some: Vec<i64> = ids[..1_000].to_vec();
+    some.extend([999_999_998, 999_999_999]);
+    let remove: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    let (st, r) = t.post("/api/contacts/tags", &s.key, json!({"ids": some, "add": ["fresh"], "remove": remove})).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!((r["updated"].as_u64(), r["not_found"].clone()), (Some(1_000), json!([999_999_998, 999_999_999])));
+    assert_eq!(tag_count(&t, &s.key, "t0").await, 2_000);
+    assert_eq!(tag_count(&t, &s.key, "t10").await, 3_000);
+    assert_eq!(tag_count(&t, &s.key, "fresh").await, 1_000);
+    // Another store's ids are not found and not touched.
+    let other = t.store("Bulk Other").await;
+    let (st, r) = t.post("/api/contacts/tags", &other.key, json!({"ids": &ids[..5], "add": ["stolen"]})).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["updated"], 0);
+    assert_eq!(tag_count(&t, &s.key, "stolen").await, 0);
+
+    // Beyond the limits: a clear 400 and nothing changed.
+    let too_many_ids: Vec<i64> = (1..=10_001).collect();
+    let twenty_one: Vec<String> = (0..21).map(|i| format!("x{i}")).collect();
+    for (body, code, field) in [
+        (json!({"ids": too_many_ids, "add": ["x"]}), "too_many_ids", "ids"),
+        (json!({"ids": [ids[0]], "add": twenty_one}), "too_many_tags", "add"),
+        (json!({"ids": [ids[0]], "add": ["x"], "remove": twenty_one}), "too_many_tags", "remove"),
+    ] {
+        let (st, e) = t.post("/api/contacts/tags", &s.key, body).await;
+        assert_error(st, &e, 400, code);
+        assert_eq!(e["details"]["field"], field, "{e}");
+    }
+    assert_eq!(tag_count(&t, &s.key, "x0").await, 0);
+    assert_eq!(tag_count(&t, &s.key, "x").await, 0);
+}
+
+async fn contact_search_is_bounded(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Search Limit").await;
+    let (st, _) = t.post("/api/contacts", &s.key, json!({"phone": "6912345601", "first_name": "Μαρία"})).await;
+    assert_eq!(st, 201);
+    let (st, page) = t.get(&format!("/api/contacts?q={}", "α".repeat(100)), &s.key).await;
+    assert_eq!(st, 200, "{page}");
+    // Each character of a search is work for the database: long ones are refused.
+    let (st, e) = t.get(&format!("/api/contacts?q={}", "α".repeat(101)), &s.key).await;
+    assert_error(st, &e, 400, "query_too_long");
+    assert_eq!((e["details"]["field"].as_str(), e["details"]["max"].as_u64()), (Some("q"), Some(100)));
+}
+
+/// Preview recipients of a segment with these rules.
+async fn recipients(t: &TestApp, key: &str, rules: Value) -> i64 {
+    let name = format!("seg {}", smscast::secrets::random_token(8));
+    let (st, seg) = t.post("/api/segments", key, json!({"name": name, "match": "all", "rules": rules})).await;
+    assert_eq!(st, 201, "{seg}");
+    let (st, c) =
+        t.post("/api/campaigns", key, json!({"name": name, "message": "Hi", "audience": {"kind": "segment", "id": seg["id"]}})).await;
+    assert_eq!(st, 201, "{c}");
+    let (st, p) = t.get(&format!("/api/campaigns/{}/preview", c["id"]), key).await;
+    assert_eq!(st, 200, "{p}");
+    p["recipients"].as_i64().unwrap()
+}
+
+async fn segment_rules_match_greek_names_on_both_databases(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Greek Segments").await;
+    let csv = "phone,first_name,last_name,consent\n6911111111,Μαρία,Παπαδοπούλου,yes\n6922222222,ΓΙΏΡΓΟΣ,Νικολάου,yes\n6933333333,Anna,Smith,yes\n6944444444,Σοφία,,yes\n";
+    let (st, r) = t.import_csv(&s.key, csv).await;
+    assert_eq!(st, 200, "{r}");
+    let rule = |field: &str, op: &str, value: &str| json!([{"field": field, "op": op, "value": value}]);
+    for (rules, want) in [
+        (rule("first_name", "eq", "μαρία"), 1),
+        (rule("first_name", "eq", "ΜΑΡΊΑ"), 1),
+        (rule("first_name", "eq", "Γιώργος"), 1),
+        (rule("first_name", "starts_with", "γιώ"), 1),
+        (rule("last_name", "contains", "ΠΟΎΛ"), 1),
+        (rule("last_name", "contains", "ου"), 2),
+        (rule("first_name", "starts_with", "σοφ"), 1),
+        (rule("first_name", "eq", "ANNA"), 1),
+        (rule("first_name", "eq", "μαρ"), 0),
+        (rule("last_name", "contains", "%"), 0),
+    ] {
+        assert_eq!(recipients(&t, &s.key, rules.clone()).await, want, "{rules}");
+    }
+}
+
+async fn upload_spools_are_private(b: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncWriteExt;
+    let t = TestApp::start(b).await;
+    let s = t.store("Spool").await;
+    // Start an upload and stop halfway: its spool is on disk while the rest is awaited. The
+    // spool writes through a 256 KiB buffer, so send more than that, marked to find our file.
+    let marker = format!("phone,first_name\n+306900000001,{}\n", smscast::secrets::random_token(24));
+    let mut body = marker.clone().into_bytes();
+    while body.len() < 400 * 1024 {
+        body.extend_from_slice(b"+306900000002,Filler\n");
+    }
+    let addr = t.url.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/contacts/import HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+        s.key,
+        body.len() + 1_000
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&body).await.unwrap();
+    sock.flush().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let spool = loop {
+        let found = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().find(|e| {
+            e.file_name().to_string_lossy().starts_with("smscast-import-")
+                && std::fs::read(e.path()).is_ok_and(|bytes| bytes.starts_with(marker.as_bytes()))
+        });
+        if let Some(f) = found {
+            break f.path();
+        }
+        assert!(std::time::Instant::now() < deadline, "the spool of the upload appears");
+        tokio::task::yield_now().await;
+    };
+    let mode = std::fs::metadata(&spool).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "other users cannot read a store's uploaded contacts: {mode:o}");
+    drop(sock);
+}
+
+dual!(bulk_tag_edits_are_bounded, contact_search_is_bounded, segment_rules_match_greek_names_on_both_databases, upload_spools_are_private);
