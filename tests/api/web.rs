@@ -372,3 +372,55 @@ async fn sending_without_the_script(b: Backend) {
 }
 
 dual!(sending_without_the_script);
+
+/// The operator logs in with an admin key, sees the stores' credits and the queue, and tops a
+/// store up; the same form submitted twice credits once.
+async fn operator_tops_up_a_store(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Topped Shop").await;
+    let br = Browser::start(&t.url, &format!("operator-{b:?}")).await;
+    br.goto("/admin").await;
+    br.set_lang("en").await;
+    br.goto("/admin").await;
+    br.wait_css("#admin-login").await;
+    br.check_page("admin-login", "en").await;
+    br.type_into("#admin-key", "sk_admin_wrong").await;
+    br.click("#admin-login").await;
+    br.wait_css("#page-error").await;
+    br.type_into("#admin-key", &t.admin_key).await;
+    br.click("#admin-login").await;
+    br.wait_css("#queue").await;
+    br.check_page("admin-stores", "en").await;
+    let row = format!("#store-{}", s.id);
+    assert_eq!(number(&br.text(&format!("{row} [data-k='available']")).await), 0);
+    br.click(&format!("#top-up-{}", s.id)).await;
+    br.type_into(&format!("#amount-{}", s.id), "2500").await;
+    br.type_into(&format!("#reason-{}", s.id), "Invoice 42").await;
+    br.check_here("admin-top-up").await;
+    // The form's idempotency key, to submit the very same form again below.
+    let idem = br.js(&format!("return document.querySelector('{row} input[name=idem]').value"), json!([])).await;
+    br.click(&format!("#confirm-top-up-{}", s.id)).await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'Credits added.'", "the top-up").await;
+    assert_eq!(number(&br.text(&format!("{row} [data-k='available']")).await), 2500);
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["available"], 2500);
+    // A double submit (same key) moves nothing more.
+    let cookie = format!("smscast_admin={}", t.admin_key);
+    let res = client()
+        .post(format!("{}/admin/stores/{}/credits", t.url, s.id))
+        .header("cookie", cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("amount=2500&reason=Invoice+42&idem={}", idem.as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["available"], 2500, "credited once");
+    // A store key is not an operator key.
+    let res = client().get(format!("{}/admin/stores", t.url)).header("cookie", format!("smscast_admin={}", s.key)).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/admin"));
+    br.quit().await;
+}
+
+dual!(operator_tops_up_a_store);

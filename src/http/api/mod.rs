@@ -6,7 +6,7 @@ pub mod contacts;
 mod health;
 pub mod session;
 mod store;
-mod wallet;
+pub mod wallet;
 
 use super::AppState;
 use axum::Router;

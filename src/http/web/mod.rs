@@ -2,6 +2,7 @@
 //! one stylesheet and one script of our own (`assets`), English and Greek (`i18n`). Pages call the
 //! same `store`/`ledger` functions as the JSON API and log in through the same sessions.
 
+mod admin;
 pub mod assets;
 mod campaigns;
 mod contacts;
@@ -51,6 +52,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/campaigns/{id}/retry-failed", post(campaigns::retry_failed))
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route("/contacts/import", post(contacts::import).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/admin", get(admin::home))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route("/admin/stores", get(admin::stores))
+        .route("/admin/stores/{id}/credits", post(admin::top_up))
         .route("/static/{file}", get(assets::serve))
         .route("/api/sms/analyze", post(pages::analyze))
         .layer(axum::middleware::from_fn(error_pages))
@@ -65,6 +71,8 @@ pub struct Layout {
     pub title: String,
     /// The logged-in store's name; `None` on the login and error pages (no navigation).
     pub store: Option<String>,
+    /// The operator's pages have their own navigation.
+    pub operator: bool,
     pub active: &'static str,
     /// Where the language switch returns to.
     pub path: String,
@@ -81,6 +89,7 @@ impl Layout {
             js: &assets::SCRIPT.url,
             title: title.to_string(),
             store: None,
+            operator: false,
             active: "",
             path: path.to_string(),
             flash: None,
@@ -107,7 +116,7 @@ impl Web {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == name && !v.is_empty()).then_some(v)
