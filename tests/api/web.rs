@@ -315,12 +315,48 @@ async fn contacts_add_import_search(b: Backend) {
 
 dual!(contacts_add_import_search);
 
+/// When the event stream does not get through (a proxy that buffers it, say), the campaign page
+/// polls `…/progress` instead and still reaches 100 % without a reload.
+async fn progress_falls_back_to_polling(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { latency_ms: 100, ..SimulatorConfig::default() }, 5, 1).await;
+    let s = t.store("Poll Shop").await;
+    seed(&t, &s, 40, 1_000).await;
+    let id = crate::harness::campaign(&t, &s, "Polled").await;
+    let br = Browser::start(&t.url, &format!("poll-{b:?}")).await;
+    // An EventSource that fails at once, as a stream blocked on the way would.
+    br.before_each_page(
+        "window.EventSource = function () { var es = this; es.close = function () {}; es.addEventListener = function () {}; \
+         setTimeout(function () { if (es.onerror) es.onerror(new Event('error')); }, 0); };",
+    )
+    .await;
+    log_in(&br, &s).await;
+    let (st, _) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202);
+    br.goto(&format!("/campaigns/{id}")).await;
+    br.wait_css("#live[data-live='1']").await;
+    br.js("window.sameDocument = true", json!([])).await;
+    br.wait_for("return document.getElementById('live').dataset.transport === 'poll'", "polling").await;
+    br.wait_for(
+        "return document.getElementById('bar').value === 100 && document.getElementById('status-badge').dataset.status === 'sent'",
+        "100 %",
+    )
+    .await;
+    assert_eq!(br.js("return window.sameDocument === true", json!([])).await, json!(true), "no reload");
+    assert_eq!(number(&br.text("#live [data-k='sent']").await), 40);
+    br.quit().await;
+}
+
 mod sqlite_only {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cancel_a_running_send() {
         super::cancel_a_running_send(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn progress_falls_back_to_polling() {
+        super::progress_falls_back_to_polling(Backend::Sqlite).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
