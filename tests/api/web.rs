@@ -257,7 +257,11 @@ async fn retry_failures_and_blocked_sends(b: Backend) {
     br.wait_css("#retry").await;
     assert_eq!(br.text("#retry").await, "Retry failed (10)");
     assert!(br.text(".failures").await.contains("Operator error"), "the failure category");
-    br.check_page("campaign-failed", "en").await;
+    br.check_page("campaign-failed", "el").await;
+    assert!(br.text(".failures").await.contains("Ο πάροχος είχε σφάλματα"), "the explanation in Greek");
+    br.set_lang("en").await;
+    br.refresh().await;
+    br.wait_for("return document.documentElement.lang === 'en'", "English").await;
     br.click("#retry").await;
     br.wait_for("return document.getElementById('confirm-retry').offsetParent !== null", "the retry confirmation").await;
     assert!(br.text(".confirm-box").await.contains("10 failed messages"), "count and cost are confirmed");

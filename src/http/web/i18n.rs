@@ -106,8 +106,28 @@ impl Lang {
             "provider_error" => t.cat_provider_error.into(),
             "insufficient_credits" => t.cat_insufficient_credits.into(),
             "unknown_outcome" => t.cat_unknown_outcome.into(),
+            "opted_out" => t.consent_out.into(),
             other => other.replace('_', " "),
         }
+    }
+
+    /// A failure category's explanation in Greek; in English the store's own text is shown
+    /// (`operations::CATEGORIES`), so only the translation lives here.
+    pub fn explanation(self, c: &str) -> Option<&'static str> {
+        if self == Lang::En {
+            return None;
+        }
+        Some(match c {
+            "invalid_number" => "Ο αριθμός δεν είναι έγκυρο κινητό· ο πάροχος τον απέρριψε.",
+            "provider_rejected" => "Ο πάροχος απέρριψε το μήνυμα για αυτόν τον αριθμό.",
+            "rate_limited" => "Ο πάροχος ζητούσε συνεχώς πιο αργό ρυθμό και οι προσπάθειες εξαντλήθηκαν.",
+            "timeout" => "Ο πάροχος δεν απάντησε εγκαίρως, επανειλημμένα.",
+            "provider_error" => "Ο πάροχος είχε σφάλματα από τη μεριά του, επανειλημμένα.",
+            "unknown_outcome" => "Χάθηκε η εικόνα του μηνύματος την ώρα της αποστολής· ίσως έφτασε. Δεν ξαναστέλνεται ποτέ αυτόματα.",
+            "insufficient_credits" => "Δεν υπήρχαν αρκετές δεσμευμένες μονάδες για αυτό το μήνυμα.",
+            "opted_out" => "Η επαφή διαγράφηκε μετά την αποστολή της καμπάνιας· δεν θα λάβει μηνύματα.",
+            _ => return None,
+        })
     }
 
     pub fn retry_failed(self, n: i64) -> String {
