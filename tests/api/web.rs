@@ -293,6 +293,19 @@ async fn contacts_add_import_search(b: Backend) {
     let s = t.store("Contact Shop").await;
     let br = Browser::start(&t.url, &format!("contacts-{b:?}")).await;
     log_in(&br, &s).await;
+    // The dashboard's credits follow the wallet live.
+    br.js("window.sameDocument = true", json!([])).await;
+    let res = t
+        .client
+        .post(format!("{}/api/admin/stores/{}/credits", t.url, s.id))
+        .bearer_auth(&t.admin_key)
+        .header("idempotency-key", "live-dashboard")
+        .json(&json!({"amount": 777, "reason": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    br.wait_for("return document.getElementById('stat-available').textContent === '777' && window.sameDocument", "the live wallet").await;
     br.goto("/contacts").await;
     br.wait_css("#add-contact").await;
     br.check_page("contacts-empty", "en").await;

@@ -36,8 +36,8 @@ pub const CONFIRM_NAME_ABOVE: i64 = 1_000;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(pages::home))
-        .route("/login", post(pages::login))
-        .route("/logout", post(pages::logout))
+        .route("/login", get(|| async { redirect("/") }).post(pages::login))
+        .route("/logout", get(|| async { redirect("/") }).post(pages::logout))
         .route("/lang", post(pages::set_lang))
         .route("/dashboard", get(pages::dashboard))
         .route("/campaigns", get(campaigns::list))
@@ -252,9 +252,11 @@ async fn error_pages(req: Request, next: Next) -> Response {
     }
 }
 
-/// Unknown addresses: JSON under `/api/`, a page everywhere else.
+/// Unknown addresses: the JSON error under `/api/` and for API clients (they send a key), a page
+/// for people everywhere else.
 pub async fn fallback(req: Request) -> Response {
-    if req.uri().path().starts_with("/api/") || req.uri().path() == "/api" {
+    let api_client = req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    if api_client || req.uri().path().starts_with("/api/") || req.uri().path() == "/api" {
         return super::error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address."));
     }
     not_found_page(lang_of(req.headers(), None))
