@@ -205,7 +205,8 @@ async fn cancel_a_running_send(b: Backend) {
     // Slow provider calls of 5 messages each keep the run going while the page acts.
     let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { latency_ms: 300, ..SimulatorConfig::default() }, 5, 1).await;
     let s = t.store("Cancel Shop").await;
-    seed(&t, &s, 200, 10_000).await;
+    // About 24 s of sending: time enough for the page to act even on a busy machine.
+    seed(&t, &s, 400, 10_000).await;
     let id = crate::harness::campaign(&t, &s, "Long run").await;
     let br = Browser::start(&t.url, &format!("cancel-{b:?}")).await;
     log_in(&br, &s).await;
