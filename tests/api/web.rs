@@ -364,6 +364,48 @@ async fn progress_falls_back_to_polling(b: Backend) {
     br.quit().await;
 }
 
+/// Settings: a refused change says why; keys are created (shown once) and revoked from the page.
+async fn settings_and_keys(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Settings Shop").await;
+    let br = Browser::start(&t.url, &format!("settings-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto("/settings").await;
+    br.wait_css("#save-settings").await;
+    br.check_page("settings", "en").await;
+    br.type_into("#s-sender", "x").await;
+    br.click("#save-settings").await;
+    br.wait_css("#page-error").await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_ne!(store["sender_name"], "x", "a refused change changes nothing");
+    br.type_into("#s-sender", "SHOP42").await;
+    br.click("#save-settings").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The settings were saved.'", "saved").await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_eq!(store["sender_name"], "SHOP42");
+    br.type_into("#key-name", "Shopify").await;
+    br.click("#create-key").await;
+    br.wait_css("#new-key").await;
+    let key = br.text("#new-key").await;
+    assert!(key.starts_with("sk_live_"), "{key}");
+    br.check_here("settings-new-key").await;
+    let (st, _) = t.get("/api/wallet", &key).await;
+    assert_eq!(st, 200, "the new key works");
+    br.goto("/settings").await;
+    br.wait_css("#save-settings").await;
+    assert!(br.js("return document.getElementById('new-key')", json!([])).await.is_null(), "shown once");
+    let id = br.js("return document.querySelector('.key-row:last-child').id.replace('key-', '')", json!([])).await;
+    let id = id.as_str().unwrap().to_string();
+    br.click(&format!("#revoke-{id}")).await;
+    br.click(&format!("#confirm-revoke-{id}")).await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The key was revoked.'", "revoked").await;
+    let (st, e) = t.get("/api/wallet", &key).await;
+    crate::harness::assert_error(st, &e, 401, "invalid_api_key");
+    br.quit().await;
+}
+
+dual!(settings_and_keys);
+
 mod sqlite_only {
     use super::*;
 

@@ -5,7 +5,7 @@ mod campaigns;
 pub mod contacts;
 mod health;
 pub mod session;
-mod store;
+pub mod store;
 pub mod wallet;
 
 use super::AppState;

@@ -8,6 +8,7 @@ mod campaigns;
 mod contacts;
 pub mod i18n;
 mod pages;
+mod settings;
 
 use super::AppState;
 use crate::domain::{Error, Kind};
@@ -52,6 +53,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/campaigns/{id}/retry-failed", post(campaigns::retry_failed))
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route("/contacts/import", post(contacts::import).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/settings", get(settings::show).post(settings::save))
+        .route("/settings/keys", post(settings::create_key))
+        .route("/settings/keys/{id}/revoke", post(settings::revoke_key))
         .route("/admin", get(admin::home))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
