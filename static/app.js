@@ -110,6 +110,29 @@
     };
   }
 
+  // ---- Dashboard: credits and campaign statuses as they change ---------------------------
+  function dashboard(dash) {
+    if (!window.EventSource) return;
+    var source = new EventSource(dash.dataset.events);
+    source.addEventListener('wallet', function (ev) {
+      var w = JSON.parse(ev.data);
+      document.getElementById('stat-available').textContent = fmt(w.available);
+      document.getElementById('stat-held').textContent = fmt(w.held);
+    });
+    source.addEventListener('campaigns', function (ev) {
+      JSON.parse(ev.data).forEach(function (c) {
+        var badge = document.querySelector('.row[data-id="' + c.id + '"] .badge');
+        var label = dash.getAttribute('data-l-' + c.status);
+        if (!badge || !label || badge.dataset.status === c.status) return;
+        badge.dataset.status = c.status;
+        badge.className = 'badge s-' + c.status;
+        badge.textContent = label;
+      });
+    });
+    // A dashboard without live numbers still shows the numbers of its last load.
+    source.onerror = function () { source.close(); };
+  }
+
   // ---- Editor: live counter and merge tags ----------------------------------------------
   function editor(area) {
     var chars = document.getElementById('cnt-chars');
@@ -216,6 +239,8 @@
   document.addEventListener('DOMContentLoaded', function () {
     var box = document.getElementById('live');
     if (box) live(box);
+    var dash = document.getElementById('dash');
+    if (dash) dashboard(dash);
     var area = document.getElementById('message');
     if (area && area.dataset.analyze) editor(area);
     var dlg = document.getElementById('send-dialog');

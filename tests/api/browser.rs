@@ -212,6 +212,12 @@ impl Browser {
         self.wait_for(&format!("return document.querySelector({css:?}) !== null"), css).await;
     }
 
+    /// Runs `script` in every document this browser opens from now on, before the page's own scripts.
+    pub async fn before_each_page(&self, script: &str) {
+        let params = json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": script}});
+        self.cmd(Method::POST, "/goog/cdp/execute", Some(params)).await;
+    }
+
     pub async fn set_width(&self, width: u32) {
         self.cmd(Method::POST, "/window/rect", Some(json!({"width": width, "height": 900}))).await;
         // The layout follows the resize asynchronously.

@@ -205,7 +205,8 @@ async fn cancel_a_running_send(b: Backend) {
     // Slow provider calls of 5 messages each keep the run going while the page acts.
     let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { latency_ms: 300, ..SimulatorConfig::default() }, 5, 1).await;
     let s = t.store("Cancel Shop").await;
-    seed(&t, &s, 200, 10_000).await;
+    // About 24 s of sending: time enough for the page to act even on a busy machine.
+    seed(&t, &s, 400, 10_000).await;
     let id = crate::harness::campaign(&t, &s, "Long run").await;
     let br = Browser::start(&t.url, &format!("cancel-{b:?}")).await;
     log_in(&br, &s).await;
@@ -257,7 +258,11 @@ async fn retry_failures_and_blocked_sends(b: Backend) {
     br.wait_css("#retry").await;
     assert_eq!(br.text("#retry").await, "Retry failed (10)");
     assert!(br.text(".failures").await.contains("Operator error"), "the failure category");
-    br.check_page("campaign-failed", "en").await;
+    br.check_page("campaign-failed", "el").await;
+    assert!(br.text(".failures").await.contains("Ο πάροχος είχε σφάλματα"), "the explanation in Greek");
+    br.set_lang("en").await;
+    br.refresh().await;
+    br.wait_for("return document.documentElement.lang === 'en'", "English").await;
     br.click("#retry").await;
     br.wait_for("return document.getElementById('confirm-retry').offsetParent !== null", "the retry confirmation").await;
     assert!(br.text(".confirm-box").await.contains("10 failed messages"), "count and cost are confirmed");
@@ -289,6 +294,19 @@ async fn contacts_add_import_search(b: Backend) {
     let s = t.store("Contact Shop").await;
     let br = Browser::start(&t.url, &format!("contacts-{b:?}")).await;
     log_in(&br, &s).await;
+    // The dashboard's credits follow the wallet live.
+    br.js("window.sameDocument = true", json!([])).await;
+    let res = t
+        .client
+        .post(format!("{}/api/admin/stores/{}/credits", t.url, s.id))
+        .bearer_auth(&t.admin_key)
+        .header("idempotency-key", "live-dashboard")
+        .json(&json!({"amount": 777, "reason": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    br.wait_for("return document.getElementById('stat-available').textContent === '777' && window.sameDocument", "the live wallet").await;
     br.goto("/contacts").await;
     br.wait_css("#add-contact").await;
     br.check_page("contacts-empty", "en").await;
@@ -315,12 +333,90 @@ async fn contacts_add_import_search(b: Backend) {
 
 dual!(contacts_add_import_search);
 
+/// When the event stream does not get through (a proxy that buffers it, say), the campaign page
+/// polls `…/progress` instead and still reaches 100 % without a reload.
+async fn progress_falls_back_to_polling(b: Backend) {
+    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig { latency_ms: 100, ..SimulatorConfig::default() }, 5, 1).await;
+    let s = t.store("Poll Shop").await;
+    seed(&t, &s, 40, 1_000).await;
+    let id = crate::harness::campaign(&t, &s, "Polled").await;
+    let br = Browser::start(&t.url, &format!("poll-{b:?}")).await;
+    // An EventSource that fails at once, as a stream blocked on the way would.
+    br.before_each_page(
+        "window.EventSource = function () { var es = this; es.close = function () {}; es.addEventListener = function () {}; \
+         setTimeout(function () { if (es.onerror) es.onerror(new Event('error')); }, 0); };",
+    )
+    .await;
+    log_in(&br, &s).await;
+    let (st, _) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202);
+    br.goto(&format!("/campaigns/{id}")).await;
+    br.wait_css("#live[data-live='1']").await;
+    br.js("window.sameDocument = true", json!([])).await;
+    br.wait_for("return document.getElementById('live').dataset.transport === 'poll'", "polling").await;
+    br.wait_for(
+        "return document.getElementById('bar').value === 100 && document.getElementById('status-badge').dataset.status === 'sent'",
+        "100 %",
+    )
+    .await;
+    assert_eq!(br.js("return window.sameDocument === true", json!([])).await, json!(true), "no reload");
+    assert_eq!(number(&br.text("#live [data-k='sent']").await), 40);
+    br.quit().await;
+}
+
+/// Settings: a refused change says why; keys are created (shown once) and revoked from the page.
+async fn settings_and_keys(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Settings Shop").await;
+    let br = Browser::start(&t.url, &format!("settings-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto("/settings").await;
+    br.wait_css("#save-settings").await;
+    br.check_page("settings", "en").await;
+    br.type_into("#s-sender", "x").await;
+    br.click("#save-settings").await;
+    br.wait_css("#page-error").await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_ne!(store["sender_name"], "x", "a refused change changes nothing");
+    br.type_into("#s-sender", "SHOP42").await;
+    br.click("#save-settings").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The settings were saved.'", "saved").await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_eq!(store["sender_name"], "SHOP42");
+    br.type_into("#key-name", "Shopify").await;
+    br.click("#create-key").await;
+    br.wait_css("#new-key").await;
+    let key = br.text("#new-key").await;
+    assert!(key.starts_with("sk_live_"), "{key}");
+    br.check_here("settings-new-key").await;
+    let (st, _) = t.get("/api/wallet", &key).await;
+    assert_eq!(st, 200, "the new key works");
+    br.goto("/settings").await;
+    br.wait_css("#save-settings").await;
+    assert!(br.js("return document.getElementById('new-key')", json!([])).await.is_null(), "shown once");
+    let id = br.js("return document.querySelector('.key-row:last-child').id.replace('key-', '')", json!([])).await;
+    let id = id.as_str().unwrap().to_string();
+    br.click(&format!("#revoke-{id}")).await;
+    br.click(&format!("#confirm-revoke-{id}")).await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The key was revoked.'", "revoked").await;
+    let (st, e) = t.get("/api/wallet", &key).await;
+    crate::harness::assert_error(st, &e, 401, "invalid_api_key");
+    br.quit().await;
+}
+
+dual!(settings_and_keys);
+
 mod sqlite_only {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cancel_a_running_send() {
         super::cancel_a_running_send(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn progress_falls_back_to_polling() {
+        super::progress_falls_back_to_polling(Backend::Sqlite).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,3 +470,55 @@ async fn sending_without_the_script(b: Backend) {
 }
 
 dual!(sending_without_the_script);
+
+/// The operator logs in with an admin key, sees the stores' credits and the queue, and tops a
+/// store up; the same form submitted twice credits once.
+async fn operator_tops_up_a_store(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Topped Shop").await;
+    let br = Browser::start(&t.url, &format!("operator-{b:?}")).await;
+    br.goto("/admin").await;
+    br.set_lang("en").await;
+    br.goto("/admin").await;
+    br.wait_css("#admin-login").await;
+    br.check_page("admin-login", "en").await;
+    br.type_into("#admin-key", "sk_admin_wrong").await;
+    br.click("#admin-login").await;
+    br.wait_css("#page-error").await;
+    br.type_into("#admin-key", &t.admin_key).await;
+    br.click("#admin-login").await;
+    br.wait_css("#queue").await;
+    br.check_page("admin-stores", "en").await;
+    let row = format!("#store-{}", s.id);
+    assert_eq!(number(&br.text(&format!("{row} [data-k='available']")).await), 0);
+    br.click(&format!("#top-up-{}", s.id)).await;
+    br.type_into(&format!("#amount-{}", s.id), "2500").await;
+    br.type_into(&format!("#reason-{}", s.id), "Invoice 42").await;
+    br.check_here("admin-top-up").await;
+    // The form's idempotency key, to submit the very same form again below.
+    let idem = br.js(&format!("return document.querySelector('{row} input[name=idem]').value"), json!([])).await;
+    br.click(&format!("#confirm-top-up-{}", s.id)).await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'Credits added.'", "the top-up").await;
+    assert_eq!(number(&br.text(&format!("{row} [data-k='available']")).await), 2500);
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["available"], 2500);
+    // A double submit (same key) moves nothing more.
+    let cookie = format!("smscast_admin={}", t.admin_key);
+    let res = client()
+        .post(format!("{}/admin/stores/{}/credits", t.url, s.id))
+        .header("cookie", cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("amount=2500&reason=Invoice+42&idem={}", idem.as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["available"], 2500, "credited once");
+    // A store key is not an operator key.
+    let res = client().get(format!("{}/admin/stores", t.url)).header("cookie", format!("smscast_admin={}", s.key)).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/admin"));
+    br.quit().await;
+}
+
+dual!(operator_tops_up_a_store);

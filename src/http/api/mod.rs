@@ -5,8 +5,8 @@ mod campaigns;
 pub mod contacts;
 mod health;
 pub mod session;
-mod store;
-mod wallet;
+pub mod store;
+pub mod wallet;
 
 use super::AppState;
 use axum::Router;

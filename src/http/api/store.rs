@@ -66,7 +66,13 @@ pub async fn create_key(
 }
 
 pub async fn revoke_key(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
-    let revoked = auth::revoke_api_key(&state.db, p.store, id, state.clock.now_ms()).await?;
+    Ok(Json(key_json(revoke(&state, p.store, id).await?)))
+}
+
+/// Revokes a key and forgets this node's recently verified keys, so the key is refused at once
+/// here (the settings page calls this too).
+pub async fn revoke(state: &AppState, store: crate::store::StoreId, id: i64) -> Result<ApiKeyRow, crate::domain::Error> {
+    let revoked = auth::revoke_api_key(&state.db, store, id, state.clock.now_ms()).await?;
     state.keys.clear();
-    Ok(Json(key_json(revoked)))
+    Ok(revoked)
 }

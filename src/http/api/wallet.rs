@@ -2,7 +2,7 @@
 
 use crate::domain::Error;
 use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::extract::{Admin, ApiJson, ApiQuery, Auth, Id, IdempotencyKey};
 use crate::store::ledger;
 use crate::store::{StoreId, idempotency, stores};
@@ -52,37 +52,42 @@ pub async fn top_up(
         )
         .into());
     };
-    let store = StoreId(stores::get(&state.db, StoreId(id)).await?.id);
+    let (status, body) = top_up_once(&state, StoreId(id), &key, req.amount, &req.reason).await?;
+    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(body)))
+}
+
+/// One top-up under an idempotency key (the operator's page calls this too): a replay answers the
+/// first answer's status and body and moves nothing.
+pub async fn top_up_once(state: &AppState, store: StoreId, key: &str, amount: i64, reason: &str) -> Result<(u16, Value), Error> {
+    let store = StoreId(stores::get(&state.db, store).await?.id);
     let scope = format!("top_up:{}", store.0);
-    let request = json!({"store": store.0, "amount": req.amount, "reason": req.reason});
-    if let Some(prev) = idempotency::lookup(&state.db, &scope, &key, &request).await? {
-        return Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body)));
+    let request = json!({"store": store.0, "amount": amount, "reason": reason});
+    if let Some(prev) = idempotency::lookup(&state.db, &scope, key, &request).await? {
+        return Ok((prev.status, prev.body));
     }
-    let reason = req.reason.trim();
+    let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(Error::invalid_field("reason", "Give a reason of 1 to 200 characters (it appears in the store's ledger).").into());
+        return Err(Error::invalid_field("reason", "Give a reason of 1 to 200 characters (it appears in the store's ledger)."));
     }
     let now = state.clock.now_ms();
     let result: Result<Value, Error> = async {
         let mut tx = state.db.begin().await?;
-        let moved = ledger::top_up(&mut tx, store, req.amount, reason, &format!("topup:{}:{key}", store.0), now).await?;
-        let body = json!({"ok": true, "transfer_id": moved.id(), "store_id": store.0, "amount": req.amount});
-        idempotency::save(&mut tx, &scope, &key, &request, 201, &body, now).await?;
+        let moved = ledger::top_up(&mut tx, store, amount, reason, &format!("topup:{}:{key}", store.0), now).await?;
+        let body = json!({"ok": true, "transfer_id": moved.id(), "store_id": store.0, "amount": amount});
+        idempotency::save(&mut tx, &scope, key, &request, 201, &body, now).await?;
         tx.commit().await?;
         Ok(body)
     }
     .await;
     match result {
-        Ok(body) => {
-            let wallet = ledger::wallet(&state.db, store).await?;
-            let mut body = body;
-            body["wallet"] = json!(wallet);
-            Ok((StatusCode::CREATED, Json(body)))
+        Ok(mut body) => {
+            body["wallet"] = json!(ledger::wallet(&state.db, store).await?);
+            Ok((201, body))
         }
         // A concurrent request with the same key won the race: answer what it answered.
-        Err(e) => match idempotency::lookup(&state.db, &scope, &key, &request).await? {
-            Some(prev) => Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body))),
-            None => Err(ApiError(e)),
+        Err(e) => match idempotency::lookup(&state.db, &scope, key, &request).await? {
+            Some(prev) => Ok((prev.status, prev.body)),
+            None => Err(e),
         },
     }
 }

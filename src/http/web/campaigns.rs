@@ -193,7 +193,10 @@ async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<Strin
             .map(|x| FailureItem {
                 label: lang.category(x["category"].as_str().unwrap_or("")),
                 count: lang.int(x["count"].as_i64().unwrap_or(0)),
-                explanation: x["explanation"].as_str().unwrap_or("").to_string(),
+                explanation: lang
+                    .explanation(x["category"].as_str().unwrap_or(""))
+                    .unwrap_or_else(|| x["explanation"].as_str().unwrap_or(""))
+                    .to_string(),
                 retryable: x["retryable"].as_bool().unwrap_or(false),
             })
             .collect()

@@ -2,11 +2,13 @@
 //! one stylesheet and one script of our own (`assets`), English and Greek (`i18n`). Pages call the
 //! same `store`/`ledger` functions as the JSON API and log in through the same sessions.
 
+mod admin;
 pub mod assets;
 mod campaigns;
 mod contacts;
 pub mod i18n;
 mod pages;
+mod settings;
 
 use super::AppState;
 use crate::domain::{Error, Kind};
@@ -35,8 +37,8 @@ pub const CONFIRM_NAME_ABOVE: i64 = 1_000;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(pages::home))
-        .route("/login", post(pages::login))
-        .route("/logout", post(pages::logout))
+        .route("/login", get(|| async { redirect("/") }).post(pages::login))
+        .route("/logout", get(|| async { redirect("/") }).post(pages::logout))
         .route("/lang", post(pages::set_lang))
         .route("/dashboard", get(pages::dashboard))
         .route("/campaigns", get(campaigns::list))
@@ -51,6 +53,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/campaigns/{id}/retry-failed", post(campaigns::retry_failed))
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route("/contacts/import", post(contacts::import).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/settings", get(settings::show).post(settings::save))
+        .route("/settings/keys", post(settings::create_key))
+        .route("/settings/keys/{id}/revoke", post(settings::revoke_key))
+        .route("/admin", get(admin::home))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route("/admin/stores", get(admin::stores))
+        .route("/admin/stores/{id}/credits", post(admin::top_up))
         .route("/static/{file}", get(assets::serve))
         .route("/api/sms/analyze", post(pages::analyze))
         .layer(axum::middleware::from_fn(error_pages))
@@ -65,6 +75,8 @@ pub struct Layout {
     pub title: String,
     /// The logged-in store's name; `None` on the login and error pages (no navigation).
     pub store: Option<String>,
+    /// The operator's pages have their own navigation.
+    pub operator: bool,
     pub active: &'static str,
     /// Where the language switch returns to.
     pub path: String,
@@ -81,6 +93,7 @@ impl Layout {
             js: &assets::SCRIPT.url,
             title: title.to_string(),
             store: None,
+            operator: false,
             active: "",
             path: path.to_string(),
             flash: None,
@@ -107,7 +120,7 @@ impl Web {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == name && !v.is_empty()).then_some(v)
@@ -243,9 +256,11 @@ async fn error_pages(req: Request, next: Next) -> Response {
     }
 }
 
-/// Unknown addresses: JSON under `/api/`, a page everywhere else.
+/// Unknown addresses: the JSON error under `/api/` and for API clients (they send a key), a page
+/// for people everywhere else.
 pub async fn fallback(req: Request) -> Response {
-    if req.uri().path().starts_with("/api/") || req.uri().path() == "/api" {
+    let api_client = req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    if api_client || req.uri().path().starts_with("/api/") || req.uri().path() == "/api" {
         return super::error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address."));
     }
     not_found_page(lang_of(req.headers(), None))
