@@ -14,7 +14,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
 use std::sync::Arc;
 
 /// The operator's key rides in this cookie, HttpOnly and only sent to `/admin` pages. There is no
@@ -121,7 +120,7 @@ async fn stores_page(state: &AppState, lang: Lang, flash: Option<String>, error:
     let t = lang.t();
     let mut lines = Vec::new();
     for s in stores::list(&state.db).await? {
-        let w = crate::ledger::wallet(&state.db, StoreId(s.id)).await?;
+        let w = crate::store::ledger::wallet(&state.db, StoreId(s.id)).await?;
         lines.push(StoreLine {
             id: s.id,
             name: s.name,
@@ -132,26 +131,17 @@ async fn stores_page(state: &AppState, lang: Lang, flash: Option<String>, error:
         });
     }
     let q = operations::queue(&state.db, None, state.clock.now_ms()).await?;
-    let n = |v: &Value| lang.int(v.as_i64().unwrap_or(0));
+    let n = |v: i64| lang.int(v);
     let queue = vec![
-        Stat { key: "waiting", label: t.op_waiting, value: n(&q["waiting"]) },
-        Stat { key: "delayed", label: t.op_delayed, value: n(&q["delayed"]) },
-        Stat { key: "active", label: t.op_active, value: n(&q["active"]) },
-        Stat { key: "completed", label: t.op_completed, value: n(&q["completed"]) },
-        Stat { key: "failed", label: t.failed, value: n(&q["failed"]) },
-        Stat { key: "last_minute", label: t.op_last_minute, value: n(&q["throughput"]["last_minute"]) },
-        Stat { key: "oldest", label: t.op_oldest, value: n(&q["oldest_waiting_seconds"]) },
+        Stat { key: "waiting", label: t.op_waiting, value: n(q.waiting) },
+        Stat { key: "delayed", label: t.op_delayed, value: n(q.delayed) },
+        Stat { key: "active", label: t.op_active, value: n(q.active) },
+        Stat { key: "completed", label: t.op_completed, value: n(q.completed) },
+        Stat { key: "failed", label: t.failed, value: n(q.failed) },
+        Stat { key: "last_minute", label: t.op_last_minute, value: n(q.throughput.last_minute) },
+        Stat { key: "oldest", label: t.op_oldest, value: n(q.oldest_waiting_seconds) },
     ];
-    let workers = q["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|w| Worker {
-            id: w["id"].as_str().unwrap_or("").into(),
-            host: w["host"].as_str().unwrap_or("").into(),
-            in_flight: n(&w["in_flight"]),
-        })
-        .collect();
+    let workers = q.workers.into_iter().map(|w| Worker { id: w.id, host: w.host.unwrap_or_default(), in_flight: n(w.in_flight) }).collect();
     let (status, error) = match error {
         Some((s, e)) => (s, Some(e)),
         None => (StatusCode::OK, None),

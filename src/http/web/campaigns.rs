@@ -155,20 +155,19 @@ async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<Strin
     let t = web.t();
     let c = campaigns::get(&state.db, web.p.store, id).await?;
     let now = state.clock.now_ms();
-    let p = queue::progress_json(&c, now);
-    let n = |k: &str| p[k].as_i64().unwrap_or(0);
+    let p = queue::Progress::of(&c, now);
     let counters = [
-        ("sent", t.sent),
-        ("pending", t.pending),
-        ("sending", t.sending),
-        ("failed", t.failed),
-        ("unknown", t.unknown),
-        ("cancelled", t.cancelled),
-        ("delivered", t.delivered),
-        ("total", t.total),
+        ("sent", t.sent, p.sent),
+        ("pending", t.pending, p.pending),
+        ("sending", t.sending, p.sending),
+        ("failed", t.failed, p.failed),
+        ("unknown", t.unknown, p.unknown),
+        ("cancelled", t.cancelled, p.cancelled),
+        ("delivered", t.delivered, p.delivered),
+        ("total", t.total, p.total),
     ]
     .into_iter()
-    .map(|(key, label)| Counter { key, label, value: lang.int(n(key)) })
+    .map(|(key, label, value)| Counter { key, label, value: lang.int(value) })
     .collect();
     let history = campaigns::history(&state.db, web.p.store, id).await?;
     let history = history["items"]
@@ -231,10 +230,10 @@ async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<Strin
         can_pause: c.status == "sending",
         can_resume: c.status == "paused",
         live: matches!(c.status.as_str(), "sending" | "paused" | "scheduled"),
-        progress: n("progress"),
+        progress: p.progress,
         counters,
-        rate: format!("{} {}", lang.dec1(p["rate_per_second"].as_f64().unwrap_or(0.0)), t.per_second),
-        eta: p["eta_seconds"].as_i64().map(|s| lang.eta(s)).unwrap_or_else(|| "—".into()),
+        rate: format!("{} {}", lang.dec1(p.rate_per_second), t.per_second),
+        eta: p.eta_seconds.map(|s| lang.eta(s)).unwrap_or_else(|| "—".into()),
         history,
         failures,
         retry,
