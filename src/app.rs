@@ -21,6 +21,9 @@ pub struct AppConfig {
     /// How long a campaign's credit hold lives before it expires and releases its remainder.
     pub hold_ttl_ms: i64,
     pub clock: SharedClock,
+    /// Secrets the provider's webhook calls carry in `X-Webhook-Secret` (at most two; none: the
+    /// webhooks refuse everything).
+    pub webhook_secrets: Vec<String>,
     /// The SMS provider and engine settings; `None` (or 0 workers) runs no engine in this process.
     pub engine: Option<EngineSetup>,
 }
@@ -111,6 +114,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         public_url,
         max_import_bytes: cfg.max_import_bytes,
         session_ttl_ms: cfg.session_ttl_ms,
+        webhook_secrets: http::webhooks::WebhookSecrets::new(cfg.webhook_secrets.clone()).map_err(anyhow::Error::msg)?,
     };
     let engine = match cfg.engine {
         Some(setup) if setup.workers > 0 => {

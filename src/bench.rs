@@ -173,6 +173,7 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         billing: crate::domain::credits::Billing::PerSegment,
         hold_ttl_ms: 24 * 3_600_000,
         clock: Arc::new(SystemClock),
+        webhook_secrets: Vec::new(),
         engine,
     }
 }

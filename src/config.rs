@@ -75,6 +75,12 @@ pub struct ServeArgs {
     /// How long a login session lasts, in hours.
     #[arg(long, env = "SMSCAST_SESSION_HOURS", default_value_t = 24 * 7)]
     pub session_hours: i64,
+    /// Secret Mitto sends in the X-Webhook-Secret header of its webhook calls (delivery reports);
+    /// at least 16 characters. Give it twice (in the environment: comma-separated) to keep the old
+    /// one valid while rotating; at most two. Without one the webhooks refuse every call; `--demo`
+    /// makes one up for its simulator.
+    #[arg(long = "mitto-webhook-secret", env = "SMSCAST_MITTO_WEBHOOK_SECRET", value_delimiter = ',', hide_env_values = true)]
+    pub mitto_webhook_secret: Vec<String>,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]

@@ -54,6 +54,19 @@ async fn main() -> anyhow::Result<()> {
                 tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             let db = connect(&args.db).await?;
             apply_rate_limit(&db, &args.provider, clock.now_ms()).await?;
+            let mut webhook_secrets = args.mitto_webhook_secret.clone();
+            let public_url = args
+                .send
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", listener.local_addr().map_or(args.listen.clone(), |a| a.to_string())));
+            // The demo's simulator posts its reports to our webhook with a secret made up here.
+            let demo_dlr = (args.demo && args.provider.mitto_base_url.is_none()).then(|| {
+                if webhook_secrets.is_empty() {
+                    webhook_secrets.push(smscast::secrets::random_token(32));
+                }
+                (format!("{}/webhooks/mitto/dlr", public_url.trim_end_matches('/')), webhook_secrets[0].clone())
+            });
             let cfg = AppConfig {
                 database_url: args.db.url(),
                 db_connections: args.db.db_connections,
@@ -63,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
                 billing: args.send.billing,
                 hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
                 clock: clock.clone(),
-                engine: build_provider(&args.provider, args.demo).await?.map(|provider| app::EngineSetup {
+                webhook_secrets,
+                engine: build_provider(&args.provider, args.demo, demo_dlr).await?.map(|provider| app::EngineSetup {
                     max_attempts: args.engine.max_attempts,
                     lease_ms: args.engine.lease_ms,
                     ..app::EngineSetup::new(provider, args.engine.workers)
@@ -124,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
             args.engine.validate(&args.provider).map_err(anyhow::Error::msg)?;
             let db = connect(&args.db).await?;
             apply_rate_limit(&db, &args.provider, clock.now_ms()).await?;
-            let Some(provider) = build_provider(&args.provider, false).await? else {
+            let Some(provider) = build_provider(&args.provider, false, None).await? else {
                 anyhow::bail!("the worker needs an SMS provider: set --mitto-base-url, --mitto-api-key and --mitto-traffic-account-id");
             };
             let send = smscast::store::campaigns::SendSettings {
@@ -199,9 +213,11 @@ fn progress_bar(done: u64, total: u64, rows: u64) {
 
 /// The Mitto client for the configured account; with `--demo` and no base URL, a simulator on a
 /// loopback port stands in, so the real client, HTTP and engine all run.
+/// `demo_dlr`: where the demo simulator posts its delivery reports, and the secret it sends.
 async fn build_provider(
     args: &smscast::config::ProviderArgs,
     demo: bool,
+    demo_dlr: Option<(String, String)>,
 ) -> anyhow::Result<Option<Arc<dyn smscast::provider::SmsProvider>>> {
     use smscast::provider::mitto::{MittoClient, MittoConfig};
     let base_url = match (&args.mitto_base_url, demo) {
@@ -209,7 +225,13 @@ async fn build_provider(
         (None, true) => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
-            let sim = smscast::provider::simulator::Simulator::new(smscast::provider::simulator::SimulatorConfig::default());
+            let (dlr_url, dlr_secret) = demo_dlr.map_or((None, None), |(url, secret)| (Some(url), Some(secret)));
+            let sim = smscast::provider::simulator::Simulator::new(smscast::provider::simulator::SimulatorConfig {
+                dlr_url,
+                dlr_secret,
+                dlr_delay_ms: 2_000,
+                ..Default::default()
+            });
             tokio::spawn(async move {
                 if let Err(e) = sim.serve(listener).await {
                     tracing::error!(error = %e, "demo simulator stopped");

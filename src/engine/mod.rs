@@ -209,7 +209,8 @@ impl Engine {
         handles
     }
 
-    /// Reaps expired leases, starts due scheduled campaigns, expires holds, heartbeats.
+    /// Reaps expired leases, starts due scheduled campaigns, expires holds, applies parked delivery
+    /// reports, heartbeats.
     pub async fn maintain(&self) -> Result<(), crate::domain::Error> {
         let _turn = self.write_turn().await;
         let now = self.clock.now_ms();
@@ -218,6 +219,7 @@ impl Engine {
         messages::start_due(&self.db, &self.cfg.send, now).await?;
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
         crate::ledger::expire_due(&self.db, now).await?;
+        crate::store::delivery::sweep_parked(&self.db, now).await?;
         Ok(())
     }
 

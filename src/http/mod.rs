@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod sse;
+pub mod webhooks;
 
 use crate::clock::SharedClock;
 use crate::domain::{Error, Kind};
@@ -24,6 +25,8 @@ pub struct HttpSettings {
     /// Whether the session cookie is marked Secure (when the public URL is https).
     pub secure_cookies: bool,
     pub send: crate::store::campaigns::SendSettings,
+    /// Secrets a provider's webhook calls must carry (`webhooks.rs`).
+    pub webhook_secrets: webhooks::WebhookSecrets,
 }
 
 pub struct AppState {
@@ -39,6 +42,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::routes())
+        .route("/webhooks/mitto/dlr", axum::routing::post(webhooks::mitto_dlr))
         .fallback(|| async { error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address.")) })
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(request_id))

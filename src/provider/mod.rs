@@ -6,9 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 pub mod mitto;
 pub mod simulator;
@@ -106,31 +104,9 @@ pub struct DeliveryReport {
     pub message_parts: u32,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Header carrying [`sign`]'s output on DLR posts.
-pub const SIGNATURE_HEADER: &str = "X-Mitto-Signature";
-
-/// Hex HMAC-SHA256 of `body` under `secret`.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Checks a hex signature header against `body`, in constant time so the
-/// comparison leaks nothing about the expected value.
-pub fn verify_signature(secret: &[u8], body: &[u8], header_hex: &str) -> bool {
-    let Ok(given) = hex::decode(header_hex.trim()) else {
-        return false;
-    };
-    let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&given).is_ok()
-}
+/// The header a provider's webhook calls carry the shared secret in. Mitto signs nothing: it sends
+/// the custom headers chosen when the webhook was registered (`POST /api/v1/Webhooks`).
+pub const WEBHOOK_SECRET_HEADER: &str = "X-Webhook-Secret";
 
 /// reqwest is built without a default rustls crypto provider; install ring
 /// once per process. Later calls (or a provider installed elsewhere) are fine.
@@ -141,25 +117,6 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signature_round_trip() {
-        let body = br#"{"messageId":"x"}"#;
-        let sig = sign(b"secret", body);
-        assert_eq!(sig.len(), 64);
-        assert!(verify_signature(b"secret", body, &sig));
-        assert!(verify_signature(b"secret", body, &sig.to_uppercase()));
-        assert!(!verify_signature(b"other", body, &sig));
-        assert!(!verify_signature(b"secret", b"{}", &sig));
-        assert!(!verify_signature(b"secret", body, "not hex"));
-        assert!(!verify_signature(b"secret", body, ""));
-    }
-
-    #[test]
-    fn signature_matches_known_vector() {
-        // RFC 4231 test case 2.
-        assert_eq!(sign(b"Jefe", b"what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    }
 
     #[test]
     fn delivery_report_wire_names() {

@@ -1,6 +1,6 @@
 //! A Mitto-compatible HTTP server for tests, demos and benchmarks: same
 //! endpoints and JSON shapes as the Messaging API, with knobs for latency,
-//! per-message rejections, whole-call faults and signed delivery reports.
+//! per-message rejections, whole-call faults and delivery reports (with the webhook's secret header).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{DeliveryReport, SIGNATURE_HEADER, sign};
+use super::{DeliveryReport, WEBHOOK_SECRET_HEADER};
 
 /// Delivery reports in flight at once, so a slow receiver is not flooded.
 const DLR_CONCURRENCY: usize = 16;
@@ -57,7 +57,8 @@ pub struct SimulatorConfig {
     /// Time from acceptance to the final status (DLR post and status poll).
     #[arg(long, default_value_t = 0)]
     pub dlr_delay_ms: u64,
-    /// Signs each DLR body into the X-Mitto-Signature header.
+    /// Sent in the X-Webhook-Secret header of each DLR post, as Mitto sends the custom header
+    /// registered with its webhook (it signs nothing).
     #[arg(long, env = "SMSCAST_SIM_DLR_SECRET")]
     pub dlr_secret: Option<String>,
     /// Per accepted message: probability its final status is "Undelivered".
@@ -679,24 +680,24 @@ async fn run_dlr(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<DlrJob>) {
             let Ok(body) = serde_json::to_vec(&report) else {
                 continue;
             };
-            let signature = job.cfg.dlr_secret.as_deref().map(|s| sign(s.as_bytes(), &body));
+            let secret = job.cfg.dlr_secret.clone();
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
             let (http, url) = (http.clone(), Arc::clone(&url));
             tokio::spawn(async move {
-                post_dlr(&http, &url, Bytes::from(body), signature.as_deref()).await;
+                post_dlr(&http, &url, Bytes::from(body), secret.as_deref()).await;
                 drop(permit);
             });
         }
     }
 }
 
-async fn post_dlr(http: &reqwest::Client, url: &str, body: Bytes, signature: Option<&str>) {
+async fn post_dlr(http: &reqwest::Client, url: &str, body: Bytes, secret: Option<&str>) {
     for attempt in 1..=DLR_ATTEMPTS {
         let mut req = http.post(url).header(CONTENT_TYPE, "application/json").body(body.clone());
-        if let Some(sig) = signature {
-            req = req.header(SIGNATURE_HEADER, sig);
+        if let Some(secret) = secret {
+            req = req.header(WEBHOOK_SECRET_HEADER, secret);
         }
         match req.send().await {
             Ok(resp) if resp.status().is_success() => return,
@@ -821,7 +822,7 @@ fn message_parts(text: &str) -> u32 {
 mod tests {
     use super::*;
     use crate::provider::mitto::{MittoClient, MittoConfig};
-    use crate::provider::{OutboundSms, SmsProvider, SubmitOutcome, verify_signature};
+    use crate::provider::{OutboundSms, SmsProvider, SubmitOutcome};
 
     async fn start(cfg: SimulatorConfig) -> (Arc<Simulator>, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -889,7 +890,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn signed_dlrs_reach_the_receiver() {
+    async fn dlrs_carry_the_webhook_secret_header() {
         let (dlr_url, mut rx) = dlr_receiver().await;
         let (_sim, url) =
             start(SimulatorConfig { dlr_url: Some(dlr_url), dlr_secret: Some("s3cret".into()), dlr_delay_ms: 50, ..Default::default() })
@@ -901,9 +902,7 @@ mod tests {
         let mut got = Vec::new();
         for _ in 0..2 {
             let (headers, body) = next(&mut rx).await;
-            let sig = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).expect("signature header");
-            assert!(verify_signature(b"s3cret", &body, sig));
-            assert!(!verify_signature(b"wrong", &body, sig));
+            assert_eq!(headers.get(WEBHOOK_SECRET_HEADER).and_then(|v| v.to_str().ok()), Some("s3cret"));
             let report: DeliveryReport = serde_json::from_slice(&body).unwrap();
             assert_eq!(report.delivery_status, "Delivered");
             assert_eq!(report.destination, "+306912345678");
@@ -931,7 +930,7 @@ mod tests {
         assert_eq!(before["text"], "text u1");
 
         let (headers, body) = next(&mut rx).await;
-        assert!(headers.get(SIGNATURE_HEADER).is_none());
+        assert!(headers.get(WEBHOOK_SECRET_HEADER).is_none());
         let report: DeliveryReport = serde_json::from_slice(&body).unwrap();
         assert_eq!(report.delivery_status, "Undelivered");
         assert_eq!(report.message_id, id);

@@ -259,7 +259,7 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:run:{now}"), settings.hold_ttl_ms, now).await?;
     let (first, last) = range.unzip();
     on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0,
+        "UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0, undelivered = 0,
              first_message_id = $4, last_message_id = $5, launch_language = $6, launch_public_url = $7 WHERE id = $1"
     )
         .bind(id)
@@ -584,7 +584,7 @@ async fn claim_sqlite(c: &mut sqlx::SqliteConnection, campaign_id: i64, t: &Leas
 }
 
 /// Moves campaign counters; `deltas` name columns of `campaigns`.
-async fn bump(tx: &mut Tx<'_>, campaign: i64, deltas: &[(&str, i64)]) -> Result<(), Error> {
+pub(super) async fn bump(tx: &mut Tx<'_>, campaign: i64, deltas: &[(&str, i64)]) -> Result<(), Error> {
     let sets: Vec<String> = deltas.iter().filter(|(_, d)| *d != 0).map(|(col, d)| format!("{col} = {col} + ({d})")).collect();
     if sets.is_empty() {
         return Ok(());
@@ -792,6 +792,9 @@ async fn finish_record(mut tx: Tx<'_>, batch: &Batch, changed: &[Changed], now: 
             ledger::finalize(&mut tx, hold, TransferKind::Release, now).await?;
         }
     }
+    // Reports that arrived before this outcome was recorded.
+    let sent_ids: Vec<i64> = changed.iter().filter(|r| r.3 == "sent").map(|r| r.0).collect();
+    super::delivery::apply_parked(&mut tx, &sent_ids, now).await?;
     complete_if_done(&mut tx, batch.campaign_id, now).await?;
     tx.commit().await
 }
@@ -948,7 +951,7 @@ pub fn progress_json(c: &CampaignRow, now: i64) -> Value {
     };
     json!({
         "status": c.status, "total": c.total, "pending": c.pending, "sending": c.sending, "sent": c.sent, "failed": c.failed,
-        "cancelled": c.cancelled, "unknown": c.unknown, "delivered": c.delivered, "processed": processed, "progress": pct,
+        "cancelled": c.cancelled, "unknown": c.unknown, "delivered": c.delivered, "undelivered": c.undelivered, "processed": processed, "progress": pct,
         "rate_per_second": (rate * 10.0).round() / 10.0, "eta_seconds": eta,
         "started_at": c.started_at.map(rfc3339), "finished_at": c.finished_at.map(rfc3339),
     })

@@ -8,6 +8,7 @@ pub mod audience;
 pub mod auth;
 pub mod campaigns;
 pub mod contacts;
+pub mod delivery;
 pub mod idempotency;
 pub mod import;
 pub mod messages;

@@ -10,6 +10,9 @@ use smscast::provider::simulator::{Simulator, SimulatorConfig};
 use smscast::store::on_db;
 use std::sync::Arc;
 
+/// The webhook secret every test app accepts (`X-Webhook-Secret`).
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
+
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +146,7 @@ impl TestApp {
             billing: smscast::domain::credits::Billing::PerSegment,
             hold_ttl_ms: 24 * 3_600_000,
             clock: clock.clone(),
+            webhook_secrets: vec![WEBHOOK_SECRET.into()],
             engine: None,
         };
         tweak(&mut cfg);
