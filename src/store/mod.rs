@@ -14,6 +14,7 @@ pub mod import;
 pub mod messages;
 pub mod operations;
 pub mod rate;
+pub mod report;
 pub mod segments;
 pub mod settings;
 pub mod stores;

@@ -305,10 +305,82 @@ async fn dlr_resolves_unknown_message_and_charges_once(b: Backend) {
     assert_eq!(late_charges, 1);
 }
 
+/// The report counts this store's campaign only: another store's campaign is a 404, and its
+/// messages and reports never show here.
+async fn campaign_report_shows_only_this_stores_messages(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (sa, sb) = (t.store("Report A").await, t.store("Report B").await);
+    seed(&t, &sa, 4, 100).await;
+    seed(&t, &sb, 2, 100).await;
+    let (ca, ids_a) = sent_campaign(&t, &sa, "Report").await;
+    let (cb, ids_b) = sent_campaign(&t, &sb, "Report").await;
+    let mut reports: Vec<Value> = ids_a
+        .iter()
+        .enumerate()
+        .map(|(i, id)| json!({"reference": id.to_string(), "deliveryStatus": if i == 3 { "Expired" } else { "Delivered" }}))
+        .collect();
+    reports.extend(ids_b.iter().map(|id| json!({"messageId": format!("P{id}"), "deliveryStatus": "Delivered"})));
+    report(&t, &Value::Array(reports)).await;
+
+    let (st, r) = t.get(&format!("/api/campaigns/{ca}/report"), &sa.key).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!((r["sent"].as_i64(), r["delivered"].as_i64(), r["undelivered"].as_i64()), (Some(4), Some(3), Some(1)), "{r}");
+    assert_eq!(r["delivery_rate"].as_f64(), Some(75.0));
+    for k in ["clicks_unique", "clicks_total", "unsubscribes"] {
+        assert_eq!(r[k], 0, "{k}");
+    }
+    assert_eq!(r["click_through_rate"].as_f64(), Some(0.0));
+    assert_eq!((r["credits_charged"].as_i64(), r["credits_refunded"].as_i64()), (Some(4), Some(0)), "{r}");
+    assert!(r["first_sent_at"].is_string() && r["last_sent_at"].is_string(), "{r}");
+    let series = r["series"].as_array().unwrap();
+    let sum = |k: &str| series.iter().map(|h| h[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!((sum("sends"), sum("deliveries"), sum("clicks")), (4, 3, 0), "{r}");
+    assert!(series.iter().all(|h| h["hour"].as_str().is_some_and(|s| s.ends_with(":00:00.000Z"))), "{r}");
+
+    let (st, e) = t.get(&format!("/api/campaigns/{cb}/report"), &sa.key).await;
+    assert_error(st, &e, 404, "not_found");
+    let (_, r) = t.get(&format!("/api/campaigns/{cb}/report"), &sb.key).await;
+    assert_eq!((r["sent"].as_i64(), r["delivered"].as_i64(), r["undelivered"].as_i64()), (Some(2), Some(2), Some(0)), "{r}");
+}
+
+/// End to end: the engine sends through the Mitto simulator, which posts its reports to our
+/// webhook with the secret header, as Mitto does; every message ends delivered.
+async fn simulator_reports_reach_the_webhook(b: Backend) {
+    let (t, sim) = TestApp::start_sending(b, Default::default(), 50, 2).await;
+    sim.set_config(smscast::provider::simulator::SimulatorConfig {
+        dlr_url: Some(format!("{}/webhooks/mitto/dlr", t.url)),
+        dlr_secret: Some(WEBHOOK_SECRET.into()),
+        undelivered_rate: 0.25,
+        seed: Some(3),
+        ..Default::default()
+    });
+    let s = t.store("End to end").await;
+    seed(&t, &s, 200, 1_000).await;
+    let id = campaign(&t, &s, "End to end").await;
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    t.wait_finished(&s.key, id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (delivered, undelivered) = loop {
+        let (d, u) = counters(&t, &s, id).await;
+        if d + u == 200 {
+            break (d, u);
+        }
+        assert!(std::time::Instant::now() < deadline, "reports did not all arrive: {d} delivered, {u} undelivered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(delivered > 100 && undelivered > 20, "{delivered} / {undelivered}");
+    let applied: i64 =
+        on_db!(t.db(), |p| sqlx::query_scalar("SELECT COUNT(*) FROM delivery_reports WHERE state = 'applied'").fetch_one(p).await).unwrap();
+    assert_eq!(applied, 200);
+}
+
 dual!(
     dlr_replays_duplicated_shuffled_concurrent_match_in_order,
     dlr_before_outcome_is_applied_when_recorded,
     dlr_bad_or_missing_secret_is_401_and_stores_nothing,
     dlr_oversized_and_malformed_bodies_store_nothing,
     dlr_resolves_unknown_message_and_charges_once,
+    campaign_report_shows_only_this_stores_messages,
+    simulator_reports_reach_the_webhook,
 );

@@ -4,6 +4,7 @@ mod admin;
 mod campaigns;
 mod contacts;
 mod health;
+mod reports;
 mod session;
 mod store;
 mod wallet;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/campaigns/{id}/send", post(campaigns::send))
         .route("/api/campaigns/{id}/enqueue", post(campaigns::send))
         .route("/api/campaigns/{id}/progress", get(campaigns::progress))
+        .route("/api/campaigns/{id}/report", get(reports::campaign_report))
         .route("/api/campaigns/{id}/test", post(campaigns::send_test))
         .route("/api/campaigns/{id}/cancel", post(campaigns::cancel))
         .route("/api/campaigns/{id}/pause", post(campaigns::pause))
