@@ -107,7 +107,7 @@ async fn create_store(db: &Db, name: &str, email: &str, now: i64) -> anyhow::Res
 /// personalised Greek message to every contact, with a discount code.
 async fn funded_campaign(db: &Db, store: StoreId, funding_key: &str, now: i64) -> anyhow::Result<CampaignRow> {
     let mut tx = db.begin().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::ledger::top_up(&mut tx, store, 1_000_000_000, "bench", funding_key, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::store::ledger::top_up(&mut tx, store, 1_000_000_000, "bench", funding_key, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     tx.commit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let input = CampaignInput {
         name: Some("Καλοκαιρινές εκπτώσεις".into()),

@@ -5,6 +5,7 @@ pub mod contact;
 pub mod credits;
 pub mod delivery;
 pub mod error;
+pub mod failure;
 pub mod message;
 pub mod phone;
 pub mod render;

@@ -7,7 +7,7 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Auth, Id};
 use crate::store::campaigns::{self, CampaignRow};
-use crate::store::messages::progress_json;
+use crate::store::queue::progress_json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -197,7 +197,7 @@ pub async fn store_events(
                 }
                 last.3 += 1;
                 let now = state.clock.now_ms();
-                if let Ok(w) = crate::ledger::wallet(&state.db, store).await {
+                if let Ok(w) = crate::store::ledger::wallet(&state.db, store).await {
                     let v = json!(w);
                     if last.0.as_ref() != Some(&v) {
                         queue.push_back(Event::default().event("wallet").data(v.to_string()));

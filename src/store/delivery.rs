@@ -3,15 +3,15 @@
 //! transaction: the message's delivery status moves forward only (`domain::delivery`), and the
 //! campaign's `delivered`/`undelivered` counters move with it. A report whose message has no
 //! recorded send outcome yet is parked and applied when the outcome is recorded
-//! (`apply_parked`, called by `messages::record`) or by the engine's sweep (`sweep_parked`).
+//! (`apply_parked`, called by `queue::record`) or by the engine's sweep (`sweep_parked`).
 //!
 //! A report for an `unknown` message proves the provider accepted it: the message becomes `sent`
 //! and is charged once (`charge_late`).
 
+use super::ledger::{self, Refs};
 use super::{Db, StoreId, Tx, db_err, on_db, on_tx, sqlite_rows};
 use crate::domain::Error;
 use crate::domain::delivery::{DeliveryStatus, Report, supersedes};
-use crate::ledger::{self, Refs};
 use std::collections::{BTreeMap, HashMap};
 
 /// One report as it arrived: validated, and its JSON text for the audit table.
@@ -345,7 +345,7 @@ async fn apply(tx: &mut Tx<'_>, reports: &[&Report], now: i64) -> Result<Vec<Fat
     update_delivery(tx, &updates, now).await?;
     for (campaign, d) in deltas {
         let d: Vec<(&str, i64)> = d.into_iter().collect();
-        super::messages::bump(tx, campaign, &d).await?;
+        super::queue::bump(tx, campaign, &d).await?;
     }
     Ok(fates)
 }
@@ -428,7 +428,7 @@ async fn charge_late(tx: &mut Tx<'_>, t: &Target, now: i64) -> Result<(), Error>
     if let Some(h) = hold {
         match ledger::charge(tx, h, t.cost, 1, &key, now).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.code == "hold_closed" => {}
+            Err(e) if e.is(crate::domain::error::code::HOLD_CLOSED) => {}
             Err(e) => return Err(e),
         }
     }

@@ -11,13 +11,15 @@ pub mod contacts;
 pub mod delivery;
 pub mod idempotency;
 pub mod import;
-pub mod messages;
+pub mod ledger;
 pub mod operations;
+pub mod queue;
 pub mod rate;
 pub mod report;
 pub mod segments;
 pub mod settings;
 pub mod stores;
+pub mod workers;
 
 use crate::domain::Error;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

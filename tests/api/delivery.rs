@@ -6,8 +6,8 @@ use crate::dual;
 use crate::harness::{Backend, TestApp, TestStore, WEBHOOK_SECRET, assert_error, campaign, seed};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use smscast::store::messages::{self, Outcome};
 use smscast::store::on_db;
+use smscast::store::queue::{self, Outcome};
 
 /// POSTs a body to the report webhook with the given secret header (none: no header).
 pub async fn post_dlr(t: &TestApp, body: impl Into<reqwest::Body>, secret: Option<&str>) -> (StatusCode, Value) {
@@ -34,10 +34,10 @@ pub async fn sent_campaign(t: &TestApp, s: &TestStore, name: &str) -> (i64, Vec<
     assert_eq!(st, 202, "{r}");
     let db = t.db();
     let cursor = Default::default();
-    while let Some(batch) = messages::claim(db, "test", 1000, 60_000, t.clock_now(), &cursor).await.unwrap() {
+    while let Some(batch) = queue::claim(db, "test", 1000, 60_000, t.clock_now(), &cursor).await.unwrap() {
         let outcomes: Vec<(i64, Outcome)> =
             batch.messages.iter().map(|m| (m.id, Outcome::Sent { provider_id: format!("P{}", m.id) })).collect();
-        messages::record(db, &batch, &outcomes, t.clock_now()).await.unwrap();
+        queue::record(db, &batch, &outcomes, t.clock_now()).await.unwrap();
     }
     (id, message_ids(t, id).await)
 }
@@ -178,7 +178,7 @@ async fn dlr_before_outcome_is_applied_when_recorded(b: Backend) {
     assert_eq!((r["received"].as_i64(), r["parked"].as_i64(), r["applied"].as_i64()), (Some(2), Some(2), Some(0)), "{r}");
     assert_eq!(counters(&t, &s, id).await, (0, 0));
 
-    let batch = messages::claim(t.db(), "w", 10, 60_000, t.clock_now(), &Default::default()).await.unwrap().expect("a batch");
+    let batch = queue::claim(t.db(), "w", 10, 60_000, t.clock_now(), &Default::default()).await.unwrap().expect("a batch");
     let outcomes: Vec<(i64, Outcome)> = batch
         .messages
         .iter()
@@ -187,7 +187,7 @@ async fn dlr_before_outcome_is_applied_when_recorded(b: Backend) {
             (m.id, Outcome::Sent { provider_id: pid })
         })
         .collect();
-    messages::record(t.db(), &batch, &outcomes, t.clock_now()).await.unwrap();
+    queue::record(t.db(), &batch, &outcomes, t.clock_now()).await.unwrap();
 
     let rows = delivery_rows(&t, id).await;
     assert_eq!(rows[0].1.as_deref(), Some("delivered"));
@@ -273,13 +273,13 @@ async fn dlr_resolves_unknown_message_and_charges_once(b: Backend) {
     let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
     assert_eq!(st, 202, "{r}");
     let (db, now) = (t.db(), t.clock_now());
-    let batch = messages::claim(db, "w", 10, 1_000, now, &Default::default()).await.unwrap().expect("a batch");
+    let batch = queue::claim(db, "w", 10, 1_000, now, &Default::default()).await.unwrap().expect("a batch");
     let (first, lost) = (batch.messages[0].id, batch.messages[1].id);
     let cost = batch.messages[1].cost;
     // The worker recorded one message and died; the other's lease expires.
-    let kept = messages::Batch { messages: batch.messages[..1].to_vec(), ..batch };
-    messages::record(db, &kept, &[(first, Outcome::Sent { provider_id: "P-first".into() })], now).await.unwrap();
-    assert_eq!(messages::reap(db, now + 1_001).await.unwrap(), 1);
+    let kept = queue::Batch { messages: batch.messages[..1].to_vec(), ..batch };
+    queue::record(db, &kept, &[(first, Outcome::Sent { provider_id: "P-first".into() })], now).await.unwrap();
+    assert_eq!(queue::reap(db, now + 1_001).await.unwrap(), 1);
     let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
     assert_eq!((p["status"].as_str(), p["sent"].as_i64(), p["unknown"].as_i64()), (Some("sent"), Some(1), Some(1)), "{p}");
     let (_, w) = t.get("/api/wallet", &s.key).await;

@@ -7,9 +7,9 @@
 //! movement commit or roll back together. Overspend is impossible by construction: a debit is a
 //! conditional UPDATE (`balance >= amount`) and a CHECK constraint backs it up.
 
+use super::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on_tx, parse_cursor};
 use crate::domain::time::rfc3339;
 use crate::domain::{Error, Kind};
-use crate::store::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on_tx, parse_cursor};
 use serde::Serialize;
 use serde_json::json;
 
@@ -284,7 +284,10 @@ pub async fn charge(tx: &mut Tx<'_>, hold: i64, amount: i64, messages: i64, idem
         if let Some(id) = charge_replayed(tx, hold, amount, idem_key).await? {
             return Ok(Moved::Replayed(id));
         }
-        return Err(Error::conflict("hold_closed", "The credit reservation is closed or too small for this charge."));
+        return Err(Error::conflict(
+            crate::domain::error::code::HOLD_CLOSED,
+            "The credit reservation is closed or too small for this charge.",
+        ));
     };
     let store = StoreId(store);
     let revenue = account(tx, &format!("revenue:{}", store.0), Some(store), "revenue").await?;
