@@ -357,6 +357,11 @@ impl Engine {
                     .collect();
                 (out, retry_after.unwrap_or(Duration::ZERO))
             }
+            Err(BatchError::Unknown { message }) => {
+                tracing::warn!(%message, messages = batch.messages.len(), "provider answer unmatchable: the batch is unknown, never resent");
+                let out = batch.messages.iter().map(|m| (m.id, Outcome::Unknown { message: message.clone() })).collect();
+                (out, Duration::ZERO)
+            }
             Err(BatchError::Permanent { code, message }) => {
                 tracing::error!(%code, %message, "provider refused a whole batch");
                 let out = batch

@@ -14,8 +14,8 @@ pub mod simulator;
 /// One message handed to a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundSms {
-    /// Our message id; the provider echoes it back (response and DLR) so
-    /// results can be matched without trusting array order.
+    /// Our message id, sent as Mitto's `reference`: its delivery reports and status lookups echo
+    /// it, so a report names the message even when the send answer was lost.
     pub reference: String,
     /// E.164 with the leading '+'.
     pub destination: String,
@@ -54,6 +54,11 @@ pub enum BatchError {
     /// key, malformed request).
     #[error("provider refused the call ({code}): {message}")]
     Permanent { code: String, message: String },
+    /// The provider answered 2xx, but the answer cannot be lined up with the request (its results
+    /// map to the messages by position, and their count differs, or the body is unreadable): any of
+    /// the messages may have been accepted. Never retried: the messages become `unknown`.
+    #[error("provider answer could not be matched to the request: {message}")]
+    Unknown { message: String },
 }
 
 /// Note for retry logic: `Timeout`, and `Connection` when the connection

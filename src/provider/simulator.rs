@@ -64,6 +64,10 @@ pub struct SimulatorConfig {
     /// Per accepted message: probability its final status is "Undelivered".
     #[arg(long, default_value_t = 0.0)]
     pub undelivered_rate: f64,
+    /// Every bulk answer leaves out its last result, though every message was accepted: the
+    /// answer no longer lines up with the request (its results map by position).
+    #[arg(long)]
+    pub short_answers: bool,
     /// When set, requests with any other X-Mitto-API-Key get 401.
     #[arg(long, env = "SMSCAST_SIM_API_KEY")]
     pub api_key: Option<String>,
@@ -85,6 +89,7 @@ impl Default for SimulatorConfig {
             dlr_delay_ms: 0,
             dlr_secret: None,
             undelivered_rate: 0.0,
+            short_answers: false,
             api_key: None,
             seed: None,
         }
@@ -497,7 +502,10 @@ async fn send_bulk(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: 
         Ok(req) => match sim.submit(&cfg, &req.messages) {
             Err(fault) => Ok(Err(fault)),
             Ok(verdicts) => {
-                let out = BulkOut { bulk_id: Some(MessageId(sim.next_id(now_ms()))), messages: results(&req.messages, &verdicts) };
+                let mut out = BulkOut { bulk_id: Some(MessageId(sim.next_id(now_ms()))), messages: results(&req.messages, &verdicts) };
+                if cfg.short_answers {
+                    out.messages.pop();
+                }
                 Ok(Ok(json_body(StatusCode::OK, &out)))
             }
         },

@@ -344,10 +344,37 @@ async fn apply(tx: &mut Tx<'_>, reports: &[&Report], now: i64) -> Result<Vec<Fat
     }
     update_delivery(tx, &updates, now).await?;
     for (campaign, d) in deltas {
+        let resolved = d.get("unknown").is_some_and(|n| *n < 0);
         let d: Vec<(&str, i64)> = d.into_iter().collect();
         super::queue::bump(tx, campaign, &d).await?;
+        if resolved {
+            confirm_failed_run(tx, campaign, now).await?;
+        }
     }
     Ok(fates)
+}
+
+/// A run that ended `failed` because nothing was known to be accepted, of which the provider has
+/// now confirmed messages, did send: it becomes `sent`, with the reason in its history.
+async fn confirm_failed_run(tx: &mut Tx<'_>, campaign: i64, now: i64) -> Result<(), Error> {
+    let flipped: Option<(i64,)> = on_tx!(tx, |c| sqlx::query_as(
+        "UPDATE campaigns SET status = 'sent', updated_at = $2 WHERE id = $1 AND status = 'failed' AND sent > 0 RETURNING store_id"
+    )
+    .bind(campaign)
+    .bind(now)
+    .fetch_optional(c)
+    .await)
+    .map_err(db_err)?;
+    if let Some((store,)) = flipped {
+        let change = super::campaigns::StatusChange {
+            from: Some("failed"),
+            to: "sent",
+            actor: "provider",
+            reason: "delivery reports confirmed messages whose send outcome was unknown",
+        };
+        super::campaigns::record_event(tx, StoreId(store), campaign, change, now).await?;
+    }
+    Ok(())
 }
 
 /// Writes the new delivery statuses, one statement per chunk.

@@ -375,6 +375,48 @@ async fn simulator_reports_reach_the_webhook(b: Backend) {
     assert_eq!(applied, 200);
 }
 
+/// Mitto's bulk answer maps to the request by position: an answer with one result too few makes
+/// the whole batch `unknown` — nothing is failed or sent again — and the simulator's reports,
+/// which echo our reference, then resolve every message (the run, `failed` for lack of any known
+/// acceptance, becomes `sent`).
+async fn count_mismatch_makes_batch_unknown_then_reports_resolve_it(b: Backend) {
+    use smscast::provider::simulator::SimulatorConfig;
+    let (t, sim) = TestApp::start_sending(b, SimulatorConfig { short_answers: true, ..Default::default() }, 10, 1).await;
+    let s = t.store("Short answers").await;
+    seed(&t, &s, 20, 100).await;
+    let id = campaign(&t, &s, "Short").await;
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!(
+        (p["status"].as_str(), p["unknown"].as_i64(), p["sent"].as_i64(), p["failed"].as_i64()),
+        (Some("failed"), Some(20), Some(0), Some(0)),
+        "{p}"
+    );
+    let stats = sim.stats();
+    assert_eq!((stats.accepted, stats.duplicate_references), (20, 0), "accepted once, never resent");
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["available"], 100, "unknown messages are not charged: {w}");
+
+    // The provider's reports name each message by our reference and settle it.
+    let ids = message_ids(&t, id).await;
+    let reports: Vec<Value> =
+        ids.iter().map(|m| json!({"reference": m.to_string(), "messageId": format!("M{m}"), "deliveryStatus": "Delivered"})).collect();
+    let r = report(&t, &Value::Array(reports)).await;
+    assert_eq!(r["applied"], 20, "{r}");
+    let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
+    assert_eq!(
+        (p["status"].as_str(), p["unknown"].as_i64(), p["sent"].as_i64(), p["delivered"].as_i64()),
+        (Some("sent"), Some(0), Some(20), Some(20)),
+        "{p}"
+    );
+    let (_, w) = t.get("/api/wallet", &s.key).await;
+    assert_eq!(w["available"], 80, "each confirmed message charged once: {w}");
+    let (_, h) = t.get(&format!("/api/campaigns/{id}/history"), &s.key).await;
+    let last = h["items"].as_array().unwrap().last().cloned().unwrap();
+    assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("failed"), Some("sent")), "{h}");
+}
+
 dual!(
     dlr_replays_duplicated_shuffled_concurrent_match_in_order,
     dlr_before_outcome_is_applied_when_recorded,
@@ -383,4 +425,5 @@ dual!(
     dlr_resolves_unknown_message_and_charges_once,
     campaign_report_shows_only_this_stores_messages,
     simulator_reports_reach_the_webhook,
+    count_mismatch_makes_batch_unknown_then_reports_resolve_it,
 );
