@@ -1,6 +1,7 @@
 //! Command line and environment: one clap struct per command, every flag also an env var.
 //! Secrets (API keys, passwords) are never logged: `Debug` is not derived for them.
 
+use crate::engine::EngineConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -86,7 +87,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub engine: EngineConfig,
 }
 
 #[derive(Subcommand)]
@@ -313,38 +314,6 @@ pub struct ProviderArgs {
 }
 
 #[derive(Args, Clone)]
-pub struct EngineArgs {
-    /// Concurrent send loops in this process (0 turns the engine off).
-    #[arg(long, env = "SMSCAST_WORKERS", default_value_t = 2)]
-    pub workers: usize,
-    /// Attempts before a transient provider failure becomes permanent.
-    #[arg(long, env = "SMSCAST_MAX_ATTEMPTS", default_value_t = 5)]
-    pub max_attempts: i64,
-    /// How long a claimed batch stays leased to its worker, in milliseconds. A worker that dies
-    /// leaves its batch `sending` until the lease expires; then it becomes `unknown` (never resent).
-    /// Must be longer than --mitto-timeout-ms.
-    #[arg(long, env = "SMSCAST_LEASE_MS", default_value_t = 60_000)]
-    pub lease_ms: i64,
-}
-
-impl EngineArgs {
-    /// A provider call must end (answer or time out) before its lease does, or another worker's
-    /// reaper could declare the batch's outcome unknown while the call is still running.
-    pub fn validate(&self, provider: &ProviderArgs) -> Result<(), String> {
-        if self.lease_ms <= 0 {
-            return Err(format!("--lease-ms must be positive (got {})", self.lease_ms));
-        }
-        if u64::try_from(self.lease_ms).is_ok_and(|lease| provider.mitto_timeout_ms >= lease) {
-            return Err(format!(
-                "--mitto-timeout-ms ({}) must be shorter than --lease-ms ({}): a provider call must end before its claim's lease expires",
-                provider.mitto_timeout_ms, self.lease_ms
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Args, Clone)]
 pub struct WorkerArgs {
     #[command(flatten)]
     pub db: DbArgs,
@@ -353,5 +322,5 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub engine: EngineConfig,
 }

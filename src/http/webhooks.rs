@@ -92,12 +92,18 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
 /// in one transaction, or — if any is malformed — none (400 naming the report and the field).
 pub async fn mitto_dlr(State(state): State<Arc<AppState>>, req: Request) -> ApiResult<Json<Value>> {
     authorize(&state, req.headers())?;
-    let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
+    let too_large = || {
         ApiError(
             Error::new(Kind::PayloadTooLarge, "payload_too_large", format!("A webhook body may be at most {MAX_BODY_BYTES} bytes."))
                 .with_details(json!({"max_bytes": MAX_BODY_BYTES})),
         )
-    })?;
+    };
+    // An announced length over the limit is refused before anything is read.
+    let announced = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| too_large())?;
     let incoming = parse_body(&body)?;
     let done = delivery::ingest(&state.db, &incoming, state.clock.now_ms()).await?;
     Ok(Json(json!({"ok": true, "received": done.received, "applied": done.applied, "parked": done.parked, "ignored": done.ignored})))

@@ -3,8 +3,9 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use smscast::app::{self, AppConfig, EngineSetup, RunningApp};
+use smscast::app::{self, AppConfig, RunningApp};
 use smscast::clock::ManualClock;
+use smscast::engine::EngineConfig;
 use smscast::provider::mitto::{MittoClient, MittoConfig};
 use smscast::provider::simulator::{Simulator, SimulatorConfig};
 use smscast::store::on_db;
@@ -111,7 +112,8 @@ impl TestApp {
         })
         .expect("mitto client");
         let t = Self::start_with(backend, |cfg| {
-            cfg.engine = Some(EngineSetup { retry_base_ms: 20, poll_ms: 20, ..EngineSetup::new(Arc::new(client), workers) });
+            cfg.provider = Some(Arc::new(client));
+            cfg.engine = EngineConfig { workers, retry_base_ms: 20, poll_ms: 20, ..Default::default() };
         })
         .await;
         (t, simulator)
@@ -147,7 +149,8 @@ impl TestApp {
             hold_ttl_ms: 24 * 3_600_000,
             clock: clock.clone(),
             webhook_secrets: vec![WEBHOOK_SECRET.into()],
-            engine: None,
+            provider: None,
+            engine: EngineConfig::default(),
         };
         tweak(&mut cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -217,6 +220,18 @@ impl TestApp {
         declared_length: Option<usize>,
         body: &[u8],
     ) -> (reqwest::StatusCode, Value) {
+        self.raw_post_with(path, &format!("Authorization: Bearer {key}"), content_type, declared_length, body).await
+    }
+
+    /// `raw_post` with any authentication header line (`Name: value`).
+    pub async fn raw_post_with(
+        &self,
+        path: &str,
+        auth_header: &str,
+        content_type: &str,
+        declared_length: Option<usize>,
+        body: &[u8],
+    ) -> (reqwest::StatusCode, Value) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.url.trim_start_matches("http://");
         let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -225,7 +240,7 @@ impl TestApp {
             None => "Transfer-Encoding: chunked".to_string(),
         };
         let mut out = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth_header}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
         )
         .into_bytes();
         if declared_length.is_some() {
