@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchError, BatchFuture, OutboundSms, SmsProvider, SubmitOutcome, TransientKind};
+use super::{BatchError, BatchFuture, LookupFuture, OutboundSms, SmsProvider, SubmitOutcome, TransientKind};
 
 /// Error code Mitto (and the simulator) give a destination that is not a
 /// valid number.
@@ -176,6 +176,16 @@ impl SmsProvider for MittoClient {
 
     fn send_batch<'a>(&'a self, batch: &'a [OutboundSms]) -> BatchFuture<'a> {
         Box::pin(self.send_bulk(batch))
+    }
+
+    fn lookup<'a>(&'a self, provider_id: &'a str) -> LookupFuture<'a> {
+        Box::pin(async move {
+            match self.message_status(provider_id).await {
+                Ok(v) => Ok(Some(v)),
+                Err(BatchError::Permanent { code, .. }) if code == "not_found" => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     }
 }
 

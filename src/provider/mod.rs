@@ -87,7 +87,17 @@ pub trait SmsProvider: Send + Sync + 'static {
     /// Largest batch the engine should pass to `send_batch`.
     fn max_batch(&self) -> usize;
     fn send_batch<'a>(&'a self, batch: &'a [OutboundSms]) -> BatchFuture<'a>;
+    /// The provider's current view of one message, in its own JSON (for Mitto, what its delivery
+    /// reports carry too); `Ok(None)` when it does not know the id. Providers without a lookup
+    /// say so with a permanent error.
+    fn lookup<'a>(&'a self, provider_id: &'a str) -> LookupFuture<'a> {
+        let _ = provider_id;
+        Box::pin(async { Err(BatchError::Permanent { code: "unsupported".into(), message: "this provider has no status lookup".into() }) })
+    }
 }
+
+/// Boxed like `BatchFuture`.
+pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, BatchError>> + Send + 'a>>;
 
 /// A delivery report as the simulator posts it (and as the DLR webhook will
 /// accept it).

@@ -514,3 +514,29 @@ async fn insert_reports(tx: &mut Tx<'_>, reports: &[Incoming], fates: &[Fate], n
     }
     Ok(())
 }
+
+/// Claims up to `limit` messages for a status lookup: accepted by the provider (they have its id)
+/// more than `after_ms` ago and less than `give_up_ms`, still without a final report, and not
+/// looked up in the last `after_ms`. The claim is the `looked_up_at` stamp, written conditionally,
+/// so engines on other machines skip them. Walks only the waiting messages' partial index.
+pub async fn claim_stragglers(db: &Db, after_ms: i64, give_up_ms: i64, limit: i64, now: i64) -> Result<Vec<(i64, String)>, Error> {
+    const WAITING: &str = "status = 'sent' AND (delivery_status IS NULL OR delivery_status IN ('queued', 'sent'))";
+    let mut tx = db.begin().await?;
+    let rows: Vec<(i64, String)> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE messages SET looked_up_at = $1
+         WHERE id IN (SELECT id FROM messages WHERE {WAITING} AND sent_at < $2 AND sent_at > $3
+                        AND provider_message_id IS NOT NULL AND (looked_up_at IS NULL OR looked_up_at < $2)
+                      ORDER BY sent_at LIMIT $4)
+           AND (looked_up_at IS NULL OR looked_up_at < $2) AND {WAITING}
+         RETURNING id, provider_message_id"
+    )))
+    .bind(now)
+    .bind(now - after_ms)
+    .bind(now - give_up_ms)
+    .bind(limit)
+    .fetch_all(c)
+    .await)
+    .map_err(db_err)?;
+    tx.commit().await?;
+    Ok(rows)
+}

@@ -422,6 +422,54 @@ async fn count_mismatch_makes_batch_unknown_then_reports_resolve_it(b: Backend) 
     assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("failed"), Some("sent")), "{h}");
 }
 
+/// Messages with no final report are looked up at the provider once they are old enough — only
+/// those: a message that already has its final report is never asked about.
+async fn status_lookup_settles_only_stragglers(b: Backend) {
+    use smscast::engine::EngineConfig;
+    use smscast::provider::mitto::{MittoClient, MittoConfig};
+    use smscast::provider::simulator::Simulator;
+    let sim = Simulator::new(Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sim.clone().serve(listener));
+    let client = MittoClient::new(MittoConfig {
+        base_url,
+        api_key: "k".into(),
+        traffic_account_id: "ta".into(),
+        bulk_size: 10,
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .unwrap();
+    let t = TestApp::start_with(b, |cfg| {
+        cfg.provider = Some(std::sync::Arc::new(client));
+        cfg.engine =
+            EngineConfig { workers: 1, poll_ms: 20, status_lookup_after_secs: 3_600, status_lookups_per_sec: 200, ..Default::default() };
+    })
+    .await;
+    let s = t.store("Lookups").await;
+    seed(&t, &s, 30, 100).await;
+    let id = campaign(&t, &s, "Lookups").await;
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    t.wait_finished(&s.key, id).await;
+    let ids = message_ids(&t, id).await;
+    let reported: Vec<Value> = ids[..10].iter().map(|m| json!({"reference": m.to_string(), "deliveryStatus": "Undelivered"})).collect();
+    report(&t, &Value::Array(reported)).await;
+    assert_eq!(counters(&t, &s, id).await, (0, 10));
+
+    // An hour later the other twenty are stragglers.
+    t.clock.advance(3_600_000 + 1_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while counters(&t, &s, id).await != (20, 10) {
+        assert!(std::time::Instant::now() < deadline, "lookups did not settle: {:?}", counters(&t, &s, id).await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let looked_up: Vec<i64> =
+        on_db!(t.db(), |p| sqlx::query_scalar("SELECT id FROM messages WHERE looked_up_at IS NOT NULL ORDER BY id").fetch_all(p).await)
+            .unwrap();
+    assert_eq!(looked_up, ids[10..].to_vec(), "only the messages without a final report were looked up");
+}
+
 dual!(
     dlr_replays_duplicated_shuffled_concurrent_match_in_order,
     dlr_before_outcome_is_applied_when_recorded,
@@ -431,4 +479,5 @@ dual!(
     campaign_report_shows_only_this_stores_messages,
     simulator_reports_reach_the_webhook,
     count_mismatch_makes_batch_unknown_then_reports_resolve_it,
+    status_lookup_settles_only_stragglers,
 );
