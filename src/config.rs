@@ -155,6 +155,10 @@ pub enum BenchCommand {
     /// process), send the campaign, and measure how long each event took to reach the clients:
     /// event latency p50/p99, dropped connections, server RSS.
     Sse(BenchSseArgs),
+    /// Launch a campaign, record every message as accepted (not timed), then time posting one
+    /// delivery report per message to POST /webhooks/mitto/dlr in batches: prints reports/s and
+    /// request latency p50/p99.
+    Dlr(BenchDlrArgs),
     /// The SSE clients of `bench sse`, run as its child process (not for direct use).
     #[command(hide = true)]
     SseClients(BenchSseClientsArgs),
@@ -173,6 +177,21 @@ pub struct BenchDatabaseArgs {
     /// `bench send --worker-processes` starts).
     #[arg(long, default_value_t = 16)]
     pub db_connections: u32,
+}
+
+#[derive(Args)]
+pub struct BenchDlrArgs {
+    /// Messages (and so reports): opted-in contacts seeded, one campaign to all of them.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// Reports per webhook call.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Webhook calls in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub db: BenchDatabaseArgs,
 }
 
 #[derive(Args)]
