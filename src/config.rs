@@ -38,6 +38,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// A Mitto-compatible SMS provider for tests, demos and benchmarks (never sends real SMS).
     Simulator(SimulatorArgs),
+    /// Mitto account set-up.
+    #[command(subcommand)]
+    Mitto(MittoCommand),
     /// Benchmarks that print numbers (see BENCHMARKS.md).
     Bench(BenchArgs),
 }
@@ -111,6 +114,31 @@ pub struct StoreCreateArgs {
     /// Language of the unsubscribe footer: el or en.
     #[arg(long, default_value = "el")]
     pub language: String,
+}
+
+#[derive(Subcommand)]
+pub enum MittoCommand {
+    /// Register the delivery-report and inbound-message webhooks (POST /api/v1/Webhooks), with the
+    /// X-Webhook-Secret header Mitto is to send on every call.
+    RegisterWebhooks(RegisterWebhooksArgs),
+}
+
+#[derive(Args)]
+pub struct RegisterWebhooksArgs {
+    /// The base URL Mitto reaches smscast at, e.g. https://sms.example.com.
+    #[arg(long, env = "SMSCAST_PUBLIC_URL")]
+    pub public_url: String,
+    /// The secret Mitto is to send (the first one `serve` accepts).
+    #[arg(
+        long = "mitto-webhook-secret",
+        env = "SMSCAST_MITTO_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true,
+        required = true
+    )]
+    pub mitto_webhook_secret: Vec<String>,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
 }
 
 #[derive(Args)]

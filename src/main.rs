@@ -161,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
             smscast::provider::simulator::Simulator::new(args.sim).serve(listener).await?;
         }
         Command::Bench(args) => smscast::bench::run(args).await?,
+        Command::Mitto(smscast::config::MittoCommand::RegisterWebhooks(args)) => register_webhooks(args).await?,
         Command::ImportContacts(args) => {
             let db = connect(&args.db).await?;
             let store =
@@ -260,6 +261,40 @@ async fn apply_rate_limit(db: &Db, args: &smscast::config::ProviderArgs, now: i6
         smscast::store::rate::set(db, &smscast::store::rate::provider_key("mitto"), rate, now)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    }
+    Ok(())
+}
+
+/// `smscast mitto register-webhooks`: the report and inbound webhooks, each with the secret header.
+async fn register_webhooks(args: smscast::config::RegisterWebhooksArgs) -> anyhow::Result<()> {
+    use smscast::provider::mitto::{MittoClient, MittoConfig};
+    let secrets = smscast::http::webhooks::WebhookSecrets::new(args.mitto_webhook_secret.clone()).map_err(anyhow::Error::msg)?;
+    let secret = secrets.current().ok_or_else(|| anyhow::anyhow!("--mitto-webhook-secret is required"))?;
+    let (Some(base_url), Some(api_key), Some(account)) =
+        (&args.provider.mitto_base_url, &args.provider.mitto_api_key, &args.provider.mitto_traffic_account_id)
+    else {
+        anyhow::bail!("set --mitto-base-url, --mitto-api-key and --mitto-traffic-account-id");
+    };
+    let client = MittoClient::new(MittoConfig {
+        base_url: base_url.clone(),
+        api_key: api_key.clone(),
+        traffic_account_id: account.clone(),
+        bulk_size: args.provider.mitto_bulk_size,
+        timeout: std::time::Duration::from_millis(args.provider.mitto_timeout_ms),
+    })
+    .map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
+    let public = args.public_url.trim_end_matches('/');
+    let header = [(smscast::provider::WEBHOOK_SECRET_HEADER, secret)];
+    for (path, description, trigger) in [
+        ("/webhooks/mitto/dlr", "smscast delivery reports", smscast::provider::mitto::REPORT_TRIGGER),
+        ("/webhooks/mitto/inbound", "smscast inbound messages", smscast::provider::mitto::INBOUND_TRIGGER),
+    ] {
+        let url = format!("{public}{path}");
+        let answer = client
+            .register_webhook(&url, description, &[trigger], &header)
+            .await
+            .map_err(|e| anyhow::anyhow!("registering {url} failed: {e}"))?;
+        println!("Registered {url} for {trigger}: {answer}");
     }
     Ok(())
 }

@@ -15,6 +15,10 @@ use super::{BatchError, BatchFuture, LookupFuture, OutboundSms, SmsProvider, Sub
 pub const INVALID_DESTINATION: &str = "InvalidDestination";
 
 const API_KEY_HEADER: &str = "X-Mitto-API-Key";
+/// The trigger names webhooks are registered under (`register_webhook`). Mitto's trigger list is
+/// not published: these are ours and the simulator's until a deployment confirms Mitto's.
+pub const REPORT_TRIGGER: &str = "MessageStatus";
+pub const INBOUND_TRIGGER: &str = "InboundMessage";
 const DEFAULT_BASE_URL: &str = "https://messaging.mittoapi.com";
 /// Cap on how much of an error body ends up in our messages and logs.
 const MAX_ERROR_TEXT: usize = 500;
@@ -62,6 +66,7 @@ pub struct MittoClient {
     bulk_size: usize,
     bulk_url: Url,
     messages_url: Url,
+    webhooks_url: Url,
 }
 
 impl fmt::Debug for MittoClient {
@@ -95,6 +100,7 @@ impl MittoClient {
         }
         let messages_url = join(&base, &["api", "v1.1", "Messages"]);
         let bulk_url = join(&messages_url, &["sendmessagesbulk"]);
+        let webhooks_url = join(&base, &["api", "v1", "Webhooks"]);
 
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.timeout)
@@ -105,7 +111,15 @@ impl MittoClient {
             .build()
             .map_err(|e| format!("building mitto http client: {e}"))?;
 
-        Ok(Self { http, api_key, traffic_account_id: cfg.traffic_account_id, bulk_size: cfg.bulk_size, bulk_url, messages_url })
+        Ok(Self {
+            http,
+            api_key,
+            traffic_account_id: cfg.traffic_account_id,
+            bulk_size: cfg.bulk_size,
+            bulk_url,
+            messages_url,
+            webhooks_url,
+        })
     }
 
     /// `GET /api/v1.1/Messages/{messageId}`: the provider's view of one
@@ -130,6 +144,38 @@ impl MittoClient {
             retry_after: None,
             message: format!("unparsable status response: {e}"),
         })
+    }
+
+    /// `POST /api/v1/Webhooks`: asks Mitto to call `url` on `triggers`, attaching `headers` (how
+    /// Mitto authenticates its webhook calls: it signs nothing), for this client's traffic account.
+    pub async fn register_webhook(
+        &self,
+        url: &str,
+        description: &str,
+        triggers: &[&str],
+        headers: &[(&str, &str)],
+    ) -> Result<serde_json::Value, BatchError> {
+        let headers: serde_json::Map<String, serde_json::Value> =
+            headers.iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::String((*v).to_string()))).collect();
+        let body = serde_json::json!({
+            "url": url, "description": description, "webhookTriggers": triggers, "headers": headers,
+            "linkTrafficAccountIds": [self.traffic_account_id],
+        });
+        let resp = self
+            .http
+            .post(self.webhooks_url.clone())
+            .header(API_KEY_HEADER, self.api_key.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(map_reqwest_error)?;
+        let status = resp.status();
+        let resp_headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(map_reqwest_error)?;
+        if !status.is_success() {
+            return Err(status_error(status, &resp_headers, &bytes));
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
     async fn send_bulk(&self, batch: &[OutboundSms]) -> Result<Vec<SubmitOutcome>, BatchError> {

@@ -470,6 +470,47 @@ async fn status_lookup_settles_only_stragglers(b: Backend) {
     assert_eq!(looked_up, ids[10..].to_vec(), "only the messages without a final report were looked up");
 }
 
+/// Webhooks registered through Mitto's `POST /api/v1/Webhooks` (what `smscast mitto
+/// register-webhooks` calls): the simulator then posts its reports there with the registered
+/// header, and they are accepted.
+async fn registered_webhook_receives_reports(b: Backend) {
+    use smscast::provider::mitto::{MittoClient, MittoConfig, REPORT_TRIGGER};
+    let sim = smscast::provider::simulator::Simulator::new(Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sim.clone().serve(listener));
+    let client = || {
+        MittoClient::new(MittoConfig {
+            base_url: base_url.clone(),
+            api_key: "k".into(),
+            traffic_account_id: "ta".into(),
+            bulk_size: 50,
+            timeout: std::time::Duration::from_secs(5),
+        })
+        .unwrap()
+    };
+    let registrar = client();
+    let t = TestApp::start_with(b, |cfg| {
+        cfg.provider = Some(std::sync::Arc::new(client()));
+        cfg.engine = smscast::engine::EngineConfig { workers: 1, poll_ms: 20, ..Default::default() };
+    })
+    .await;
+    let url = format!("{}/webhooks/mitto/dlr", t.url);
+    let answer = registrar.register_webhook(&url, "reports", &[REPORT_TRIGGER], &[("X-Webhook-Secret", WEBHOOK_SECRET)]).await.unwrap();
+    assert_eq!(answer["url"], url.as_str(), "{answer}");
+    let s = t.store("Registered").await;
+    seed(&t, &s, 40, 100).await;
+    let id = campaign(&t, &s, "Registered").await;
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    t.wait_finished(&s.key, id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while counters(&t, &s, id).await.0 != 40 {
+        assert!(std::time::Instant::now() < deadline, "reports did not arrive: {:?}", counters(&t, &s, id).await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 dual!(
     dlr_replays_duplicated_shuffled_concurrent_match_in_order,
     dlr_before_outcome_is_applied_when_recorded,
@@ -480,4 +521,5 @@ dual!(
     simulator_reports_reach_the_webhook,
     count_mismatch_makes_batch_unknown_then_reports_resolve_it,
     status_lookup_settles_only_stragglers,
+    registered_webhook_receives_reports,
 );

@@ -122,7 +122,18 @@ struct SimState {
     records: HashMap<u128, Record>,
     references: HashSet<Arc<str>>,
     stats: Stats,
+    /// Registered with `POST /api/v1/Webhooks`, by trigger.
+    webhooks: HashMap<String, DlrTarget>,
 }
+
+/// Where delivery reports go, and the headers that go with them.
+#[derive(Debug, Clone)]
+pub(crate) struct DlrTarget {
+    url: Arc<str>,
+    headers: Arc<[(String, String)]>,
+}
+
+use crate::provider::mitto::REPORT_TRIGGER;
 
 #[derive(Clone)]
 struct Record {
@@ -292,9 +303,8 @@ impl Simulator {
         }
 
         let rejected = (verdicts.len() - new_records.len()) as u64;
-        let dlr_ids: Option<Vec<u128>> =
-            cfg.dlr_url.as_ref().filter(|_| !new_records.is_empty()).map(|_| new_records.iter().map(|(id, _)| *id).collect());
-        {
+        let dlr_ids: Vec<u128> = new_records.iter().map(|(id, _)| *id).collect();
+        let target = {
             let mut state = lock(&self.shared.state);
             let state = &mut *state;
             state.records.reserve(new_records.len());
@@ -310,10 +320,18 @@ impl Simulator {
                 }
                 state.records.insert(id, record);
             }
-        }
+            // The --dlr-url knob, else the webhook registered for reports.
+            match &cfg.dlr_url {
+                Some(url) => Some(DlrTarget {
+                    url: Arc::from(url.as_str()),
+                    headers: cfg.dlr_secret.iter().map(|s| (crate::provider::WEBHOOK_SECRET_HEADER.to_string(), s.clone())).collect(),
+                }),
+                None => state.webhooks.get(REPORT_TRIGGER).cloned(),
+            }
+        };
 
-        if let Some(ids) = dlr_ids {
-            let job = DlrJob { ids, due: tokio::time::Instant::now() + Duration::from_millis(cfg.dlr_delay_ms), cfg: Arc::clone(cfg) };
+        if let Some(target) = target.filter(|_| !dlr_ids.is_empty()) {
+            let job = DlrJob { ids: dlr_ids, due: tokio::time::Instant::now() + Duration::from_millis(cfg.dlr_delay_ms), target };
             // Fails only if the DLR task is gone (runtime shutting down).
             let _ = self.dlr_sender().send(job);
         }
