@@ -23,6 +23,9 @@ pub struct AppConfig {
     pub clock: SharedClock,
     /// Behind a reverse proxy: the header naming the client's address (per-client log-in limits).
     pub client_ip_header: Option<String>,
+    /// Secrets the provider's webhook calls carry in `X-Webhook-Secret` (at most two; none: the
+    /// webhooks refuse everything).
+    pub webhook_secrets: Vec<String>,
     /// The SMS provider; `None` (or 0 engine workers) runs no engine in this process.
     pub provider: Option<Arc<dyn SmsProvider>>,
     pub engine: EngineConfig,
@@ -98,6 +101,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         max_import_bytes: cfg.max_import_bytes,
         session_ttl_ms: cfg.session_ttl_ms,
         client_ip_header: cfg.client_ip_header.clone().map(|h| h.to_ascii_lowercase()),
+        webhook_secrets: http::webhooks::WebhookSecrets::new(cfg.webhook_secrets.clone()).map_err(anyhow::Error::msg)?,
     };
     let engine = match cfg.provider {
         Some(provider) if cfg.engine.workers > 0 => {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+mod dlr;
 mod import;
 mod preview;
 mod send;
@@ -33,6 +34,7 @@ mod sse;
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Import(a) => import::run(a).await,
+        BenchCommand::Dlr(a) => dlr::run(a).await,
         BenchCommand::Preview(a) => preview::run(a).await,
         BenchCommand::Send(a) => send::run(a).await,
         BenchCommand::Sse(a) => sse::run(a).await,
@@ -177,6 +179,7 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         hold_ttl_ms: 24 * 3_600_000,
         client_ip_header: None,
         clock: Arc::new(SystemClock),
+        webhook_secrets: Vec::new(),
         provider,
         engine: engine.unwrap_or_default(),
     }

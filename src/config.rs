@@ -38,6 +38,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// A Mitto-compatible SMS provider for tests, demos and benchmarks (never sends real SMS).
     Simulator(SimulatorArgs),
+    /// Mitto account set-up.
+    #[command(subcommand)]
+    Mitto(MittoCommand),
     /// Benchmarks that print numbers (see BENCHMARKS.md).
     Bench(BenchArgs),
 }
@@ -81,6 +84,12 @@ pub struct ServeArgs {
     /// client use it.
     #[arg(long, env = "SMSCAST_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+    /// Secret Mitto sends in the X-Webhook-Secret header of its webhook calls (delivery reports);
+    /// at least 16 characters. Give it twice (in the environment: comma-separated) to keep the old
+    /// one valid while rotating; at most two. Without one the webhooks refuse every call; `--demo`
+    /// makes one up for its simulator.
+    #[arg(long = "mitto-webhook-secret", env = "SMSCAST_MITTO_WEBHOOK_SECRET", value_delimiter = ',', hide_env_values = true)]
+    pub mitto_webhook_secret: Vec<String>,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
@@ -127,6 +136,31 @@ pub struct StoreCreateArgs {
     pub language: String,
 }
 
+#[derive(Subcommand)]
+pub enum MittoCommand {
+    /// Register the delivery-report and inbound-message webhooks (POST /api/v1/Webhooks), with the
+    /// X-Webhook-Secret header Mitto is to send on every call.
+    RegisterWebhooks(RegisterWebhooksArgs),
+}
+
+#[derive(Args)]
+pub struct RegisterWebhooksArgs {
+    /// The base URL Mitto reaches smscast at, e.g. https://sms.example.com.
+    #[arg(long, env = "SMSCAST_PUBLIC_URL")]
+    pub public_url: String,
+    /// The secret Mitto is to send (the first one `serve` accepts).
+    #[arg(
+        long = "mitto-webhook-secret",
+        env = "SMSCAST_MITTO_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true,
+        required = true
+    )]
+    pub mitto_webhook_secret: Vec<String>,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+}
+
 #[derive(Args)]
 pub struct ImportArgs {
     #[command(flatten)]
@@ -169,6 +203,10 @@ pub enum BenchCommand {
     /// process), send the campaign, and measure how long each event took to reach the clients:
     /// event latency p50/p99, dropped connections, server RSS.
     Sse(BenchSseArgs),
+    /// Launch a campaign, record every message as accepted (not timed), then time posting one
+    /// delivery report per message to POST /webhooks/mitto/dlr in batches: prints reports/s and
+    /// request latency p50/p99.
+    Dlr(BenchDlrArgs),
     /// The SSE clients of `bench sse`, run as its child process (not for direct use).
     #[command(hide = true)]
     SseClients(BenchSseClientsArgs),
@@ -187,6 +225,21 @@ pub struct BenchDatabaseArgs {
     /// `bench send --worker-processes` starts).
     #[arg(long, default_value_t = 16)]
     pub db_connections: u32,
+}
+
+#[derive(Args)]
+pub struct BenchDlrArgs {
+    /// Messages (and so reports): opted-in contacts seeded, one campaign to all of them.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// Reports per webhook call.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Webhook calls in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub db: BenchDatabaseArgs,
 }
 
 #[derive(Args)]

@@ -54,6 +54,19 @@ async fn main() -> anyhow::Result<()> {
                 tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             let db = connect(&args.db).await?;
             apply_rate_limit(&db, &args.provider, clock.now_ms()).await?;
+            let mut webhook_secrets = args.mitto_webhook_secret.clone();
+            let public_url = args
+                .send
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", listener.local_addr().map_or(args.listen.clone(), |a| a.to_string())));
+            // The demo's simulator posts its reports to our webhook with a secret made up here.
+            let demo_dlr = (args.demo && args.provider.mitto_base_url.is_none()).then(|| {
+                if webhook_secrets.is_empty() {
+                    webhook_secrets.push(smscast::secrets::random_token(32));
+                }
+                (format!("{}/webhooks/mitto/dlr", public_url.trim_end_matches('/')), webhook_secrets[0].clone())
+            });
             let cfg = AppConfig {
                 database_url: args.db.url(),
                 db_connections: args.db.db_connections,
@@ -64,7 +77,8 @@ async fn main() -> anyhow::Result<()> {
                 billing: args.send.billing,
                 hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
                 clock: clock.clone(),
-                provider: build_provider(&args.provider, args.demo).await?,
+                webhook_secrets,
+                provider: build_provider(&args.provider, args.demo, demo_dlr).await?,
                 engine: args.engine.clone(),
             };
             if args.demo {
@@ -140,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
             args.engine.validate(args.provider.mitto_timeout_ms).map_err(anyhow::Error::msg)?;
             let db = connect(&args.db).await?;
             apply_rate_limit(&db, &args.provider, clock.now_ms()).await?;
-            let Some(provider) = build_provider(&args.provider, false).await? else {
+            let Some(provider) = build_provider(&args.provider, false, None).await? else {
                 anyhow::bail!("the worker needs an SMS provider: set --mitto-base-url, --mitto-api-key and --mitto-traffic-account-id");
             };
             let send = smscast::store::campaigns::SendSettings {
@@ -166,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
             smscast::provider::simulator::Simulator::new(args.sim).serve(listener).await?;
         }
         Command::Bench(args) => smscast::bench::run(args).await?,
+        Command::Mitto(smscast::config::MittoCommand::RegisterWebhooks(args)) => register_webhooks(args).await?,
         Command::ImportContacts(args) => {
             let db = connect(&args.db).await?;
             let store =
@@ -213,9 +228,11 @@ fn progress_bar(done: u64, total: u64, rows: u64) {
 
 /// The Mitto client for the configured account; with `--demo` and no base URL, a simulator on a
 /// loopback port stands in, so the real client, HTTP and engine all run.
+/// `demo_dlr`: where the demo simulator posts its delivery reports, and the secret it sends.
 async fn build_provider(
     args: &smscast::config::ProviderArgs,
     demo: bool,
+    demo_dlr: Option<(String, String)>,
 ) -> anyhow::Result<Option<Arc<dyn smscast::provider::SmsProvider>>> {
     use smscast::provider::mitto::{MittoClient, MittoConfig};
     let base_url = match (&args.mitto_base_url, demo) {
@@ -223,7 +240,13 @@ async fn build_provider(
         (None, true) => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
-            let sim = smscast::provider::simulator::Simulator::new(smscast::provider::simulator::SimulatorConfig::default());
+            let (dlr_url, dlr_secret) = demo_dlr.map_or((None, None), |(url, secret)| (Some(url), Some(secret)));
+            let sim = smscast::provider::simulator::Simulator::new(smscast::provider::simulator::SimulatorConfig {
+                dlr_url,
+                dlr_secret,
+                dlr_delay_ms: 2_000,
+                ..Default::default()
+            });
             tokio::spawn(async move {
                 if let Err(e) = sim.serve(listener).await {
                     tracing::error!(error = %e, "demo simulator stopped");
@@ -257,6 +280,40 @@ async fn apply_rate_limit(db: &Db, args: &smscast::config::ProviderArgs, now: i6
         smscast::store::rate::set(db, &smscast::store::rate::provider_key("mitto"), rate, now)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    }
+    Ok(())
+}
+
+/// `smscast mitto register-webhooks`: the report and inbound webhooks, each with the secret header.
+async fn register_webhooks(args: smscast::config::RegisterWebhooksArgs) -> anyhow::Result<()> {
+    use smscast::provider::mitto::{MittoClient, MittoConfig};
+    let secrets = smscast::http::webhooks::WebhookSecrets::new(args.mitto_webhook_secret.clone()).map_err(anyhow::Error::msg)?;
+    let secret = secrets.current().ok_or_else(|| anyhow::anyhow!("--mitto-webhook-secret is required"))?;
+    let (Some(base_url), Some(api_key), Some(account)) =
+        (&args.provider.mitto_base_url, &args.provider.mitto_api_key, &args.provider.mitto_traffic_account_id)
+    else {
+        anyhow::bail!("set --mitto-base-url, --mitto-api-key and --mitto-traffic-account-id");
+    };
+    let client = MittoClient::new(MittoConfig {
+        base_url: base_url.clone(),
+        api_key: api_key.clone(),
+        traffic_account_id: account.clone(),
+        bulk_size: args.provider.mitto_bulk_size,
+        timeout: std::time::Duration::from_millis(args.provider.mitto_timeout_ms),
+    })
+    .map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
+    let public = args.public_url.trim_end_matches('/');
+    let header = [(smscast::provider::WEBHOOK_SECRET_HEADER, secret)];
+    for (path, description, trigger) in [
+        ("/webhooks/mitto/dlr", "smscast delivery reports", smscast::provider::mitto::REPORT_TRIGGER),
+        ("/webhooks/mitto/inbound", "smscast inbound messages", smscast::provider::mitto::INBOUND_TRIGGER),
+    ] {
+        let url = format!("{public}{path}");
+        let answer = client
+            .register_webhook(&url, description, &[trigger], &header)
+            .await
+            .map_err(|e| anyhow::anyhow!("registering {url} failed: {e}"))?;
+        println!("Registered {url} for {trigger}: {answer}");
     }
     Ok(())
 }

@@ -38,6 +38,8 @@ pub mod code {
     pub const INVALID_STATE: &str = "invalid_state";
     /// An audience names a segment that does not exist.
     pub const UNKNOWN_SEGMENT: &str = "unknown_segment";
+    /// A charge found its credit hold closed (or too small): a late charge goes to the wallet.
+    pub const HOLD_CLOSED: &str = "hold_closed";
 }
 
 impl Error {

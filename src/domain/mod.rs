@@ -3,6 +3,7 @@
 pub mod campaign;
 pub mod contact;
 pub mod credits;
+pub mod delivery;
 pub mod error;
 pub mod failure;
 pub mod message;

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod lookup;
+
 /// The engine's settings: the one type, parsed once from the command line (`serve`, `worker`; the
 /// three flags below) and defaulting to the same values in tests and benchmarks (`Default`).
 #[derive(Args, Debug, Clone)]
@@ -46,6 +48,14 @@ pub struct EngineConfig {
     pub auto_pause_failure_rate: f64,
     #[arg(skip = EngineConfig::AUTO_PAUSE_WINDOW)]
     pub auto_pause_window: usize,
+    /// Seconds after sending before a message with no final delivery report is looked up at the
+    /// provider (GET /api/v1.1/Messages/{id}), and between lookups of one message; 0 turns
+    /// lookups off.
+    #[arg(long, env = "SMSCAST_STATUS_LOOKUP_AFTER_SECS", default_value_t = EngineConfig::STATUS_LOOKUP_AFTER_SECS)]
+    pub status_lookup_after_secs: i64,
+    /// Most status lookups per second by this process.
+    #[arg(long, env = "SMSCAST_STATUS_LOOKUPS_PER_SEC", default_value_t = EngineConfig::STATUS_LOOKUPS_PER_SEC)]
+    pub status_lookups_per_sec: u32,
 }
 
 impl EngineConfig {
@@ -57,6 +67,8 @@ impl EngineConfig {
     const POLL_MS: u64 = 200;
     const AUTO_PAUSE_FAILURE_RATE: f64 = 0.8;
     const AUTO_PAUSE_WINDOW: usize = 20;
+    const STATUS_LOOKUP_AFTER_SECS: i64 = 3_600;
+    const STATUS_LOOKUPS_PER_SEC: u32 = 10;
 
     /// A provider call must end (answer or time out) before its lease does, or another worker's
     /// reaper could declare the batch's outcome unknown while the call is still running.
@@ -85,6 +97,8 @@ impl Default for EngineConfig {
             poll_ms: EngineConfig::POLL_MS,
             auto_pause_failure_rate: EngineConfig::AUTO_PAUSE_FAILURE_RATE,
             auto_pause_window: EngineConfig::AUTO_PAUSE_WINDOW,
+            status_lookup_after_secs: EngineConfig::STATUS_LOOKUP_AFTER_SECS,
+            status_lookups_per_sec: EngineConfig::STATUS_LOOKUPS_PER_SEC,
         }
     }
 }
@@ -237,6 +251,9 @@ impl Engine {
                 }
             }));
         }
+        if self.cfg.status_lookup_after_secs > 0 && self.cfg.status_lookups_per_sec > 0 {
+            handles.push(tokio::spawn(self.clone().look_up_stragglers(shutdown.clone())));
+        }
         let (me, mut stop) = (self.clone(), shutdown);
         handles.push(tokio::spawn(async move {
             loop {
@@ -252,7 +269,8 @@ impl Engine {
         handles
     }
 
-    /// Reaps expired leases, starts due scheduled campaigns, expires holds, heartbeats.
+    /// Reaps expired leases, starts due scheduled campaigns, expires holds, applies parked delivery
+    /// reports, heartbeats.
     pub async fn maintain(&self) -> Result<(), crate::domain::Error> {
         let _turn = self.write_turn().await;
         let now = self.clock.now_ms();
@@ -262,6 +280,7 @@ impl Engine {
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
         crate::store::ledger::expire_due(&self.db, now).await?;
         crate::store::purge_expired(&self.db, now).await?;
+        crate::store::delivery::sweep_parked(&self.db, now).await?;
         Ok(())
     }
 
@@ -396,6 +415,11 @@ impl Engine {
                     })
                     .collect();
                 (out, retry_after.unwrap_or(Duration::ZERO))
+            }
+            Err(BatchError::Unknown { message }) => {
+                tracing::warn!(%message, messages = batch.messages.len(), "provider answer unmatchable: the batch is unknown, never resent");
+                let out = batch.messages.iter().map(|m| (m.id, Outcome::Unknown { message: message.clone() })).collect();
+                (out, Duration::ZERO)
             }
             Err(BatchError::Permanent { code, message }) => {
                 tracing::error!(%code, %message, "provider refused a whole batch");

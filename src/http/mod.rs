@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod sse;
 pub mod web;
+pub mod webhooks;
 
 use crate::clock::SharedClock;
 use crate::domain::{Error, Kind};
@@ -28,6 +29,8 @@ pub struct HttpSettings {
     /// Behind a reverse proxy: the header that names the client's address (`x-forwarded-for`).
     pub client_ip_header: Option<String>,
     pub send: crate::store::campaigns::SendSettings,
+    /// Secrets a provider's webhook calls must carry (`webhooks.rs`).
+    pub webhook_secrets: webhooks::WebhookSecrets,
 }
 
 pub struct AppState {
@@ -46,6 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(web::routes())
+        .route("/webhooks/mitto/dlr", axum::routing::post(webhooks::mitto_dlr))
         .fallback(web::fallback)
         // Inside the request id, so a refusal carries one; before any handler reads a body.
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))

@@ -69,8 +69,8 @@ impl Hub {
     }
 }
 
-fn counters(c: &CampaignRow) -> [i64; 8] {
-    [c.pending, c.sending, c.sent, c.failed, c.cancelled, c.unknown, c.delivered, c.total]
+fn counters(c: &CampaignRow) -> [i64; 9] {
+    [c.pending, c.sending, c.sent, c.failed, c.cancelled, c.unknown, c.delivered, c.undelivered, c.total]
 }
 
 fn event_id(c: &CampaignRow) -> String {

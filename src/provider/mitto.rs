@@ -1,7 +1,6 @@
 //! Client for Mitto's Messaging API (`messaging.mittoapi.com`), bulk send with
 //! per-recipient texts.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -9,13 +8,17 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchError, BatchFuture, OutboundSms, SmsProvider, SubmitOutcome, TransientKind};
+use super::{BatchError, BatchFuture, LookupFuture, OutboundSms, SmsProvider, SubmitOutcome, TransientKind};
 
 /// Error code Mitto (and the simulator) give a destination that is not a
 /// valid number.
 pub const INVALID_DESTINATION: &str = "InvalidDestination";
 
 const API_KEY_HEADER: &str = "X-Mitto-API-Key";
+/// The trigger names webhooks are registered under (`register_webhook`). Mitto's trigger list is
+/// not published: these are ours and the simulator's until a deployment confirms Mitto's.
+pub const REPORT_TRIGGER: &str = "MessageStatus";
+pub const INBOUND_TRIGGER: &str = "InboundMessage";
 const DEFAULT_BASE_URL: &str = "https://messaging.mittoapi.com";
 /// Cap on how much of an error body ends up in our messages and logs.
 const MAX_ERROR_TEXT: usize = 500;
@@ -63,6 +66,7 @@ pub struct MittoClient {
     bulk_size: usize,
     bulk_url: Url,
     messages_url: Url,
+    webhooks_url: Url,
 }
 
 impl fmt::Debug for MittoClient {
@@ -96,6 +100,7 @@ impl MittoClient {
         }
         let messages_url = join(&base, &["api", "v1.1", "Messages"]);
         let bulk_url = join(&messages_url, &["sendmessagesbulk"]);
+        let webhooks_url = join(&base, &["api", "v1", "Webhooks"]);
 
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.timeout)
@@ -106,7 +111,15 @@ impl MittoClient {
             .build()
             .map_err(|e| format!("building mitto http client: {e}"))?;
 
-        Ok(Self { http, api_key, traffic_account_id: cfg.traffic_account_id, bulk_size: cfg.bulk_size, bulk_url, messages_url })
+        Ok(Self {
+            http,
+            api_key,
+            traffic_account_id: cfg.traffic_account_id,
+            bulk_size: cfg.bulk_size,
+            bulk_url,
+            messages_url,
+            webhooks_url,
+        })
     }
 
     /// `GET /api/v1.1/Messages/{messageId}`: the provider's view of one
@@ -131,6 +144,38 @@ impl MittoClient {
             retry_after: None,
             message: format!("unparsable status response: {e}"),
         })
+    }
+
+    /// `POST /api/v1/Webhooks`: asks Mitto to call `url` on `triggers`, attaching `headers` (how
+    /// Mitto authenticates its webhook calls: it signs nothing), for this client's traffic account.
+    pub async fn register_webhook(
+        &self,
+        url: &str,
+        description: &str,
+        triggers: &[&str],
+        headers: &[(&str, &str)],
+    ) -> Result<serde_json::Value, BatchError> {
+        let headers: serde_json::Map<String, serde_json::Value> =
+            headers.iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::String((*v).to_string()))).collect();
+        let body = serde_json::json!({
+            "url": url, "description": description, "webhookTriggers": triggers, "headers": headers,
+            "linkTrafficAccountIds": [self.traffic_account_id],
+        });
+        let resp = self
+            .http
+            .post(self.webhooks_url.clone())
+            .header(API_KEY_HEADER, self.api_key.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(map_reqwest_error)?;
+        let status = resp.status();
+        let resp_headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(map_reqwest_error)?;
+        if !status.is_success() {
+            return Err(status_error(status, &resp_headers, &bytes));
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
     async fn send_bulk(&self, batch: &[OutboundSms]) -> Result<Vec<SubmitOutcome>, BatchError> {
@@ -177,6 +222,16 @@ impl SmsProvider for MittoClient {
 
     fn send_batch<'a>(&'a self, batch: &'a [OutboundSms]) -> BatchFuture<'a> {
         Box::pin(self.send_bulk(batch))
+    }
+
+    fn lookup<'a>(&'a self, provider_id: &'a str) -> LookupFuture<'a> {
+        Box::pin(async move {
+            match self.message_status(provider_id).await {
+                Ok(v) => Ok(Some(v)),
+                Err(BatchError::Permanent { code, .. }) if code == "not_found" => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     }
 }
 
@@ -236,73 +291,32 @@ struct ErrorBody {
     message: Option<String>,
 }
 
-/// Turns a 2xx bulk response into one outcome per request item.
-///
-/// Results are matched by the echoed `reference` where present (robust to
-/// reordering) and by index only for reference-less items when the counts
-/// agree. A request item left without a result becomes
-/// `Rejected{code:"missing_result"}` rather than failing the whole call,
-/// because the items that did match may well have been accepted and
-/// retrying them would send duplicates. Only when nothing at all can be
-/// matched (unparsable body, no `messages`, count mismatch without
-/// references) is the call reported as a transient server error: such a
-/// body usually comes from a proxy in front of Mitto rather than Mitto
-/// itself, so a retry is the better bet than failing every recipient.
+/// Turns a 2xx bulk response into one outcome per request item, by position: Mitto's answer
+/// echoes neither the destination nor (documentedly) the reference. An answer that cannot be
+/// lined up with the request — unreadable, without `messages`, with a different number of
+/// results, or echoing a reference that is not the one sent at that position — makes the whole
+/// batch `BatchError::Unknown`: Mitto may have accepted any of it, so none of it is sent again.
 fn map_bulk_response(batch: &[OutboundSms], body: &[u8]) -> Result<Vec<SubmitOutcome>, BatchError> {
-    let unusable = |why: String| BatchError::Transient {
-        kind: TransientKind::ServerError,
-        retry_after: None,
-        message: format!("unusable 200 response from mitto: {why}"),
-    };
-    let parsed: BulkResponse = serde_json::from_slice(body).map_err(|e| unusable(format!("{e}; body: {}", snippet(body))))?;
+    let unknown = |why: String| BatchError::Unknown { message: format!("unmatchable 2xx answer from mitto: {why}") };
+    let parsed: BulkResponse = serde_json::from_slice(body).map_err(|e| unknown(format!("{e}; body: {}", snippet(body))))?;
     let Some(items) = parsed.messages else {
-        return Err(unusable(format!("no messages array; body: {}", snippet(body))));
+        return Err(unknown(format!("no messages array; body: {}", snippet(body))));
     };
     if parsed.bulk_id.is_none() {
         tracing::debug!("mitto bulk response without bulkId");
     }
-
-    // Queue of request indices per reference, so duplicate references in one
-    // batch are matched in order.
-    let mut by_reference: HashMap<&str, std::collections::VecDeque<usize>> = HashMap::new();
-    for (i, m) in batch.iter().enumerate() {
-        by_reference.entry(m.reference.as_str()).or_default().push_back(i);
+    if items.len() != batch.len() {
+        return Err(unknown(format!("{} results for {} messages", items.len(), batch.len())));
     }
-    let same_len = items.len() == batch.len();
-    let mut slots: Vec<Option<ResultItem>> = std::iter::repeat_with(|| None).take(batch.len()).collect();
-    let mut matched = 0usize;
-    let mut stray = 0usize;
-    for (j, item) in items.into_iter().enumerate() {
-        let target = match item.reference.as_deref().filter(|r| !r.is_empty()) {
-            Some(r) => by_reference.get_mut(r).and_then(|q| q.pop_front()),
-            None if same_len && slots[j].is_none() => Some(j),
-            None => None,
-        };
-        match target {
-            Some(i) if slots[i].is_none() => {
-                slots[i] = Some(item);
-                matched += 1;
-            }
-            _ => stray += 1,
-        }
+    if let Some(i) =
+        items.iter().zip(batch).position(|(item, m)| item.reference.as_deref().is_some_and(|r| !r.is_empty() && r != m.reference))
+    {
+        return Err(unknown(format!("result {i} names another message than the one sent at that position")));
     }
-    if matched == 0 {
-        return Err(unusable(format!("none of {} results matched the {} messages sent", stray, batch.len())));
-    }
-    if stray > 0 || matched < batch.len() {
-        tracing::warn!(sent = batch.len(), matched, stray, "mitto bulk response did not line up with the request");
-    }
-    Ok(slots.into_iter().map(outcome).collect())
+    Ok(items.into_iter().map(outcome).collect())
 }
 
-fn outcome(slot: Option<ResultItem>) -> SubmitOutcome {
-    let Some(item) = slot else {
-        return SubmitOutcome::Rejected {
-            code: "missing_result".into(),
-            message: "provider response had no result for this message".into(),
-            invalid_number: false,
-        };
-    };
+fn outcome(item: ResultItem) -> SubmitOutcome {
     if let Some(id) = item.message_id.filter(|id| !id.is_empty()) {
         return SubmitOutcome::Accepted { provider_id: id };
     }
@@ -598,25 +612,16 @@ mod tests {
     }
 
     #[test]
-    fn results_matched_by_reference_despite_reordering() {
+    fn results_map_by_position() {
         let batch = [sms("a", "+1"), sms("b", "+2"), sms("c", "+3")];
-        let body = br#"{"bulkId":"B","messages":[
-            {"messageId":"idc","reference":"c"},
-            {"reference":"b","error":{"code":"InvalidDestination","message":"bad"}},
-            {"messageId":"ida","reference":"a"}]}"#;
-        let out = map_bulk_response(&batch, body).unwrap();
-        assert_eq!(out[0], SubmitOutcome::Accepted { provider_id: "ida".into() });
-        assert!(matches!(&out[1], SubmitOutcome::Rejected { invalid_number: true, message, .. } if message == "bad"));
-        assert_eq!(out[2], SubmitOutcome::Accepted { provider_id: "idc".into() });
-    }
-
-    #[test]
-    fn results_without_references_map_by_index() {
-        let batch = [sms("a", "+1"), sms("b", "+2")];
-        let body = br#"{"bulkId":"B","messages":[{"messageId":"x"},{"error":{"code":42}}]}"#;
+        let body = br#"{"bulkId":"B","messages":[{"messageId":"x"},{"error":{"code":42}},{"messageId":"z","reference":"c"}]}"#;
         let out = map_bulk_response(&batch, body).unwrap();
         assert_eq!(out[0], SubmitOutcome::Accepted { provider_id: "x".into() });
         assert!(matches!(&out[1], SubmitOutcome::Rejected { code, invalid_number: false, .. } if code == "42"));
+        assert_eq!(out[2], SubmitOutcome::Accepted { provider_id: "z".into() });
+        let body = br#"{"messages":[{"reference":"a","error":{"code":"InvalidDestination","message":"bad"}},{"messageId":"y"},{"messageId":"z"}]}"#;
+        let out = map_bulk_response(&batch, body).unwrap();
+        assert!(matches!(&out[0], SubmitOutcome::Rejected { invalid_number: true, message, .. } if message == "bad"));
     }
 
     #[test]
@@ -628,28 +633,21 @@ mod tests {
         assert_eq!(out[1], SubmitOutcome::Accepted { provider_id: "2".into() });
     }
 
+    /// Anything that cannot be lined up by position makes the whole batch unknown (never retried,
+    /// never failed: Mitto may have accepted it).
     #[test]
-    fn partial_results_mark_missing_ones() {
-        let batch = [sms("a", "+1"), sms("b", "+2"), sms("c", "+3")];
-        let body = br#"{"messages":[{"messageId":"ib","reference":"b"},{"messageId":"zz","reference":"nope"}]}"#;
-        let out = map_bulk_response(&batch, body).unwrap();
-        assert!(matches!(&out[0], SubmitOutcome::Rejected { code, .. } if code == "missing_result"));
-        assert_eq!(out[1], SubmitOutcome::Accepted { provider_id: "ib".into() });
-        assert!(matches!(&out[2], SubmitOutcome::Rejected { code, .. } if code == "missing_result"));
-    }
-
-    #[test]
-    fn unmatchable_responses_are_transient() {
+    fn unmatchable_answers_make_the_batch_unknown() {
         let batch = [sms("a", "+1"), sms("b", "+2")];
         for body in [
             &b"<html>bad gateway</html>"[..],
             br#"{"bulkId":"B"}"#,
             br#"{"bulkId":"B","messages":[]}"#,
-            // Count mismatch without references: index mapping would guess.
             br#"{"bulkId":"B","messages":[{"messageId":"x"}]}"#,
+            br#"{"bulkId":"B","messages":[{"messageId":"x"},{"messageId":"y"},{"messageId":"z"}]}"#,
+            br#"{"bulkId":"B","messages":[{"messageId":"y","reference":"b"},{"messageId":"x","reference":"a"}]}"#,
         ] {
             let err = map_bulk_response(&batch, body).unwrap_err();
-            assert!(matches!(err, BatchError::Transient { kind: TransientKind::ServerError, .. }), "{err:?}");
+            assert!(matches!(err, BatchError::Unknown { .. }), "{err:?}");
         }
     }
 

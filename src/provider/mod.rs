@@ -6,9 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 pub mod mitto;
 pub mod simulator;
@@ -16,8 +14,8 @@ pub mod simulator;
 /// One message handed to a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundSms {
-    /// Our message id; the provider echoes it back (response and DLR) so
-    /// results can be matched without trusting array order.
+    /// Our message id, sent as Mitto's `reference`: its delivery reports and status lookups echo
+    /// it, so a report names the message even when the send answer was lost.
     pub reference: String,
     /// E.164 with the leading '+'.
     pub destination: String,
@@ -56,6 +54,11 @@ pub enum BatchError {
     /// key, malformed request).
     #[error("provider refused the call ({code}): {message}")]
     Permanent { code: String, message: String },
+    /// The provider answered 2xx, but the answer cannot be lined up with the request (its results
+    /// map to the messages by position, and their count differs, or the body is unreadable): any of
+    /// the messages may have been accepted. Never retried: the messages become `unknown`.
+    #[error("provider answer could not be matched to the request: {message}")]
+    Unknown { message: String },
 }
 
 /// Note for retry logic: `Timeout`, and `Connection` when the connection
@@ -84,7 +87,17 @@ pub trait SmsProvider: Send + Sync + 'static {
     /// Largest batch the engine should pass to `send_batch`.
     fn max_batch(&self) -> usize;
     fn send_batch<'a>(&'a self, batch: &'a [OutboundSms]) -> BatchFuture<'a>;
+    /// The provider's current view of one message, in its own JSON (for Mitto, what its delivery
+    /// reports carry too); `Ok(None)` when it does not know the id. Providers without a lookup
+    /// say so with a permanent error.
+    fn lookup<'a>(&'a self, provider_id: &'a str) -> LookupFuture<'a> {
+        let _ = provider_id;
+        Box::pin(async { Err(BatchError::Permanent { code: "unsupported".into(), message: "this provider has no status lookup".into() }) })
+    }
 }
+
+/// Boxed like `BatchFuture`.
+pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, BatchError>> + Send + 'a>>;
 
 /// A delivery report as the simulator posts it (and as the DLR webhook will
 /// accept it).
@@ -106,31 +119,9 @@ pub struct DeliveryReport {
     pub message_parts: u32,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Header carrying [`sign`]'s output on DLR posts.
-pub const SIGNATURE_HEADER: &str = "X-Mitto-Signature";
-
-/// Hex HMAC-SHA256 of `body` under `secret`.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Checks a hex signature header against `body`, in constant time so the
-/// comparison leaks nothing about the expected value.
-pub fn verify_signature(secret: &[u8], body: &[u8], header_hex: &str) -> bool {
-    let Ok(given) = hex::decode(header_hex.trim()) else {
-        return false;
-    };
-    let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&given).is_ok()
-}
+/// The header a provider's webhook calls carry the shared secret in. Mitto signs nothing: it sends
+/// the custom headers chosen when the webhook was registered (`POST /api/v1/Webhooks`).
+pub const WEBHOOK_SECRET_HEADER: &str = "X-Webhook-Secret";
 
 /// reqwest is built without a default rustls crypto provider; install ring
 /// once per process. Later calls (or a provider installed elsewhere) are fine.
@@ -141,25 +132,6 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signature_round_trip() {
-        let body = br#"{"messageId":"x"}"#;
-        let sig = sign(b"secret", body);
-        assert_eq!(sig.len(), 64);
-        assert!(verify_signature(b"secret", body, &sig));
-        assert!(verify_signature(b"secret", body, &sig.to_uppercase()));
-        assert!(!verify_signature(b"other", body, &sig));
-        assert!(!verify_signature(b"secret", b"{}", &sig));
-        assert!(!verify_signature(b"secret", body, "not hex"));
-        assert!(!verify_signature(b"secret", body, ""));
-    }
-
-    #[test]
-    fn signature_matches_known_vector() {
-        // RFC 4231 test case 2.
-        assert_eq!(sign(b"Jefe", b"what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    }
 
     #[test]
     fn delivery_report_wire_names() {

@@ -284,7 +284,10 @@ pub async fn charge(tx: &mut Tx<'_>, hold: i64, amount: i64, messages: i64, idem
         if let Some(id) = charge_replayed(tx, hold, amount, idem_key).await? {
             return Ok(Moved::Replayed(id));
         }
-        return Err(Error::conflict("hold_closed", "The credit reservation is closed or too small for this charge."));
+        return Err(Error::conflict(
+            crate::domain::error::code::HOLD_CLOSED,
+            "The credit reservation is closed or too small for this charge.",
+        ));
     };
     let store = StoreId(store);
     let revenue = account(tx, &format!("revenue:{}", store.0), Some(store), "revenue").await?;
@@ -303,6 +306,39 @@ pub async fn charge(tx: &mut Tx<'_>, hold: i64, amount: i64, messages: i64, idem
             Ok(Moved::Replayed(id))
         }
     }
+}
+
+/// Charges a store's wallet directly (wallet → revenue) when it covers `amount`; otherwise moves
+/// nothing and returns `false` (a wallet never goes below zero). For a message the provider
+/// confirmed after its run's hold had closed. A replay of the same key returns `true` and moves
+/// nothing.
+pub async fn charge_wallet(tx: &mut Tx<'_>, store: StoreId, amount: i64, refs: Refs, idem_key: &str, now: i64) -> Result<bool, Error> {
+    if amount <= 0 {
+        return Ok(false);
+    }
+    let wallet = wallet_account(tx, store).await?;
+    // Read under the row lock (SQLite: the write lock the transaction holds), so the balance cannot
+    // fall between this check and the transfer, which would then fail after writing its row.
+    let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+    let (balance,): (i64,) =
+        on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT balance FROM accounts WHERE id = $1{lock}")))
+            .bind(wallet)
+            .fetch_one(c)
+            .await)
+        .map_err(db_err)?;
+    let replayed: Option<(i64,)> =
+        on_tx!(tx, |c| sqlx::query_as("SELECT id FROM transfers WHERE idem_key = $1").bind(idem_key).fetch_optional(c).await)
+            .map_err(db_err)?;
+    if replayed.is_some() {
+        return Ok(true);
+    }
+    if balance < amount {
+        return Ok(false);
+    }
+    let revenue = account(tx, &format!("revenue:{}", store.0), Some(store), "revenue").await?;
+    transfer(tx, idem_key, Some(store), TransferKind::Charge, wallet, revenue, amount, refs, Some("confirmed after the run ended"), now)
+        .await?;
+    Ok(true)
 }
 
 /// The earlier charge with this key, if any: `Some` when it is the same charge, an error when the

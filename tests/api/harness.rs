@@ -11,6 +11,9 @@ use smscast::provider::simulator::{Simulator, SimulatorConfig};
 use smscast::store::on_db;
 use std::sync::Arc;
 
+/// The webhook secret every test app accepts (`X-Webhook-Secret`).
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
+
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +149,7 @@ impl TestApp {
             hold_ttl_ms: 24 * 3_600_000,
             client_ip_header: None,
             clock: clock.clone(),
+            webhook_secrets: vec![WEBHOOK_SECRET.into()],
             provider: None,
             engine: EngineConfig::default(),
         };
@@ -179,6 +183,7 @@ impl TestApp {
             hold_ttl_ms: 24 * 3_600_000,
             client_ip_header: None,
             clock: Arc::new(ManualClock::default()),
+            webhook_secrets: Vec::new(),
             provider: None,
             engine: EngineConfig::default(),
         };
@@ -238,6 +243,18 @@ impl TestApp {
         declared_length: Option<usize>,
         body: &[u8],
     ) -> (reqwest::StatusCode, Value) {
+        self.raw_post_with(path, &format!("Authorization: Bearer {key}"), content_type, declared_length, body).await
+    }
+
+    /// `raw_post` with any authentication header line (`Name: value`).
+    pub async fn raw_post_with(
+        &self,
+        path: &str,
+        auth_header: &str,
+        content_type: &str,
+        declared_length: Option<usize>,
+        body: &[u8],
+    ) -> (reqwest::StatusCode, Value) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.url.trim_start_matches("http://");
         let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -246,7 +263,7 @@ impl TestApp {
             None => "Transfer-Encoding: chunked".to_string(),
         };
         let mut out = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth_header}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
         )
         .into_bytes();
         if declared_length.is_some() {

@@ -9,6 +9,7 @@ mod campaigns;
 mod cli;
 mod contacts;
 mod crash;
+mod delivery;
 mod engine;
 mod events;
 mod foundation;

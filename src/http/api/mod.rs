@@ -4,6 +4,7 @@ mod admin;
 mod campaigns;
 pub mod contacts;
 mod health;
+mod reports;
 pub mod session;
 pub mod store;
 pub mod wallet;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/campaigns/{id}/send", post(campaigns::send))
         .route("/api/campaigns/{id}/enqueue", post(campaigns::send))
         .route("/api/campaigns/{id}/progress", get(campaigns::progress))
+        .route("/api/campaigns/{id}/report", get(reports::campaign_report))
         .route("/api/campaigns/{id}/test", post(campaigns::send_test))
         .route("/api/campaigns/{id}/cancel", post(campaigns::cancel))
         .route("/api/campaigns/{id}/pause", post(campaigns::pause))

@@ -1,10 +1,10 @@
-//! The delivery-report sender: one signed POST per accepted message, once its
+//! The delivery-report sender: one POST (with the webhook's secret header) per accepted message, once its
 //! final status is due, a few at a time, with retries.
 
 use super::id::MessageId;
-use super::{Shared, SimulatorConfig, lock, now_ms};
+use super::{DlrTarget, Shared, lock, now_ms};
 use crate::domain::time::rfc3339;
-use crate::provider::{DeliveryReport, SIGNATURE_HEADER, sign};
+use crate::provider::DeliveryReport;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ const DLR_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) struct DlrJob {
     pub(super) ids: Vec<u128>,
     pub(super) due: tokio::time::Instant,
-    pub(super) cfg: Arc<SimulatorConfig>,
+    pub(super) target: DlrTarget,
 }
 
 pub(super) async fn run_dlr(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<DlrJob>) {
@@ -37,10 +37,7 @@ pub(super) async fn run_dlr(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver
     // after dlr_delay_ms was lowered, which is harmless for a simulator).
     while let Some(job) = rx.recv().await {
         tokio::time::sleep_until(job.due).await;
-        let Some(url) = job.cfg.dlr_url.as_deref() else {
-            continue;
-        };
-        let url: Arc<str> = Arc::from(url);
+        let url = Arc::clone(&job.target.url);
         let now = now_ms();
         let timestamp = rfc3339(now as i64);
         let reports: Vec<DeliveryReport> = {
@@ -65,24 +62,24 @@ pub(super) async fn run_dlr(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver
             let Ok(body) = serde_json::to_vec(&report) else {
                 continue;
             };
-            let signature = job.cfg.dlr_secret.as_deref().map(|s| sign(s.as_bytes(), &body));
+            let headers = Arc::clone(&job.target.headers);
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
             let (http, url) = (http.clone(), Arc::clone(&url));
             tokio::spawn(async move {
-                post_dlr(&http, &url, Bytes::from(body), signature.as_deref()).await;
+                post_dlr(&http, &url, Bytes::from(body), &headers).await;
                 drop(permit);
             });
         }
     }
 }
 
-pub(super) async fn post_dlr(http: &reqwest::Client, url: &str, body: Bytes, signature: Option<&str>) {
+pub(super) async fn post_dlr(http: &reqwest::Client, url: &str, body: Bytes, headers: &[(String, String)]) {
     for attempt in 1..=DLR_ATTEMPTS {
         let mut req = http.post(url).header(CONTENT_TYPE, "application/json").body(body.clone());
-        if let Some(sig) = signature {
-            req = req.header(SIGNATURE_HEADER, sig);
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
         }
         match req.send().await {
             Ok(resp) if resp.status().is_success() => return,

@@ -1,6 +1,6 @@
 //! A Mitto-compatible HTTP server for tests, demos and benchmarks: same
 //! endpoints and JSON shapes as the Messaging API, with knobs for latency,
-//! per-message rejections, whole-call faults and signed delivery reports.
+//! per-message rejections, whole-call faults and delivery reports (with the webhook's secret header).
 //!
 //! `wire` holds the JSON shapes, `server` the routes and handlers, `dlr` the
 //! delivery-report sender, `id` the message-id codec and `stats` the counters;
@@ -58,12 +58,17 @@ pub struct SimulatorConfig {
     /// Time from acceptance to the final status (DLR post and status poll).
     #[arg(long, default_value_t = 0)]
     pub dlr_delay_ms: u64,
-    /// Signs each DLR body into the X-Mitto-Signature header.
+    /// Sent in the X-Webhook-Secret header of each DLR post, as Mitto sends the custom header
+    /// registered with its webhook (it signs nothing).
     #[arg(long, env = "SMSCAST_SIM_DLR_SECRET")]
     pub dlr_secret: Option<String>,
     /// Per accepted message: probability its final status is "Undelivered".
     #[arg(long, default_value_t = 0.0)]
     pub undelivered_rate: f64,
+    /// Every bulk answer leaves out its last result, though every message was accepted: the
+    /// answer no longer lines up with the request (its results map by position).
+    #[arg(long)]
+    pub short_answers: bool,
     /// When set, requests with any other X-Mitto-API-Key get 401.
     #[arg(long, env = "SMSCAST_SIM_API_KEY")]
     pub api_key: Option<String>,
@@ -85,6 +90,7 @@ impl Default for SimulatorConfig {
             dlr_delay_ms: 0,
             dlr_secret: None,
             undelivered_rate: 0.0,
+            short_answers: false,
             api_key: None,
             seed: None,
         }
@@ -116,7 +122,18 @@ struct SimState {
     records: HashMap<u128, Record>,
     references: HashSet<Arc<str>>,
     stats: Stats,
+    /// Registered with `POST /api/v1/Webhooks`, by trigger.
+    webhooks: HashMap<String, DlrTarget>,
 }
+
+/// Where delivery reports go, and the headers that go with them.
+#[derive(Debug, Clone)]
+pub(crate) struct DlrTarget {
+    url: Arc<str>,
+    headers: Arc<[(String, String)]>,
+}
+
+use crate::provider::mitto::REPORT_TRIGGER;
 
 #[derive(Clone)]
 struct Record {
@@ -286,9 +303,8 @@ impl Simulator {
         }
 
         let rejected = (verdicts.len() - new_records.len()) as u64;
-        let dlr_ids: Option<Vec<u128>> =
-            cfg.dlr_url.as_ref().filter(|_| !new_records.is_empty()).map(|_| new_records.iter().map(|(id, _)| *id).collect());
-        {
+        let dlr_ids: Vec<u128> = new_records.iter().map(|(id, _)| *id).collect();
+        let target = {
             let mut state = lock(&self.shared.state);
             let state = &mut *state;
             state.records.reserve(new_records.len());
@@ -304,10 +320,18 @@ impl Simulator {
                 }
                 state.records.insert(id, record);
             }
-        }
+            // The --dlr-url knob, else the webhook registered for reports.
+            match &cfg.dlr_url {
+                Some(url) => Some(DlrTarget {
+                    url: Arc::from(url.as_str()),
+                    headers: cfg.dlr_secret.iter().map(|s| (crate::provider::WEBHOOK_SECRET_HEADER.to_string(), s.clone())).collect(),
+                }),
+                None => state.webhooks.get(REPORT_TRIGGER).cloned(),
+            }
+        };
 
-        if let Some(ids) = dlr_ids {
-            let job = DlrJob { ids, due: tokio::time::Instant::now() + Duration::from_millis(cfg.dlr_delay_ms), cfg: Arc::clone(cfg) };
+        if let Some(target) = target.filter(|_| !dlr_ids.is_empty()) {
+            let job = DlrJob { ids: dlr_ids, due: tokio::time::Instant::now() + Duration::from_millis(cfg.dlr_delay_ms), target };
             // Fails only if the DLR task is gone (runtime shutting down).
             let _ = self.dlr_sender().send(job);
         }

@@ -3,7 +3,7 @@
 
 use super::id::MessageId;
 use super::wire::{BulkIn, BulkOut, ErrorEnvelope, ErrorOut, MessageIn, ResultOut, SingleOut, StatusOut};
-use super::{Fault, Simulator, SimulatorConfig, Verdict, lock, now_ms};
+use super::{DlrTarget, Fault, Simulator, SimulatorConfig, Verdict, lock, now_ms};
 use crate::domain::time::rfc3339;
 use axum::Router;
 use axum::body::Bytes;
@@ -25,6 +25,7 @@ impl Simulator {
             .route("/api/v1.1/Messages/sendmessagesbulk", post(send_bulk))
             .route("/api/v1.1/Messages/send", post(send_one))
             .route("/api/v1.1/Messages/{message_id}", get(message_status))
+            .route("/api/v1/Webhooks", post(register_webhook))
             .route("/stats", get(stats))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::clone(self))
@@ -47,7 +48,10 @@ async fn send_bulk(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: 
         Ok(req) => match sim.submit(&cfg, &req.messages) {
             Err(fault) => Ok(Err(fault)),
             Ok(verdicts) => {
-                let out = BulkOut { bulk_id: Some(MessageId(sim.next_id(now_ms()))), messages: results(&req.messages, &verdicts) };
+                let mut out = BulkOut { bulk_id: Some(MessageId(sim.next_id(now_ms()))), messages: results(&req.messages, &verdicts) };
+                if cfg.short_answers {
+                    out.messages.pop();
+                }
                 Ok(Ok(json_body(StatusCode::OK, &out)))
             }
         },
@@ -177,4 +181,36 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
 
 fn bad_request(e: &serde_json::Error) -> Response {
     error_response(StatusCode::BAD_REQUEST, "InvalidRequest", &format!("invalid JSON body: {e}"))
+}
+
+/// `POST /api/v1/Webhooks`: `{url, description, webhookTriggers, headers, linkTrafficAccountIds}`,
+/// `headers` an object of header names and values. Reports then go to the URL registered for
+/// `REPORT_TRIGGER`, with those headers (unless the --dlr-url knob is set).
+async fn register_webhook(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: Bytes) -> Response {
+    let cfg = sim.config();
+    if let Err(why) = sim.authorize(&cfg, &headers) {
+        return error_response(StatusCode::UNAUTHORIZED, "Unauthorized", why);
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return error_response(StatusCode::BAD_REQUEST, "InvalidRequest", "invalid JSON body");
+    };
+    let url = v["url"].as_str().filter(|u| u.starts_with("http://") || u.starts_with("https://"));
+    let triggers: Vec<String> =
+        v["webhookTriggers"].as_array().map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let (Some(url), false) = (url, triggers.is_empty()) else {
+        return error_response(StatusCode::BAD_REQUEST, "InvalidRequest", "url (http or https) and webhookTriggers are required");
+    };
+    let extra: Vec<(String, String)> = v["headers"]
+        .as_object()
+        .map(|h| h.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+        .unwrap_or_default();
+    let target = DlrTarget { url: Arc::from(url), headers: Arc::from(extra) };
+    let id = MessageId(sim.next_id(now_ms()));
+    {
+        let mut state = lock(&sim.shared.state);
+        for t in &triggers {
+            state.webhooks.insert(t.clone(), target.clone());
+        }
+    }
+    json_body(StatusCode::OK, &serde_json::json!({"id": id.to_string(), "url": url, "webhookTriggers": triggers}))
 }

@@ -209,7 +209,7 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:run:{now}"), settings.hold_ttl_ms, now).await?;
     let (first, last) = range.unzip();
     on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0,
+        "UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0, undelivered = 0,
              first_message_id = $4, last_message_id = $5, launch_language = $6, launch_public_url = $7 WHERE id = $1"
     )
         .bind(id)

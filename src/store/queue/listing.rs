@@ -34,6 +34,7 @@ pub struct Progress {
     pub started_at: Option<String>,
     pub status: String,
     pub total: i64,
+    pub undelivered: i64,
     pub unknown: i64,
 }
 
@@ -65,6 +66,7 @@ impl Progress {
             cancelled: c.cancelled,
             unknown: c.unknown,
             delivered: c.delivered,
+            undelivered: c.undelivered,
             processed,
             progress: pct,
             rate_per_second: (rate * 10.0).round() / 10.0,

@@ -111,7 +111,7 @@ async fn with_texts<R>(
 }
 
 /// Moves campaign counters; `deltas` name columns of `campaigns`.
-async fn bump(tx: &mut Tx<'_>, campaign: i64, deltas: &[(&str, i64)]) -> Result<(), Error> {
+pub(in crate::store) async fn bump(tx: &mut Tx<'_>, campaign: i64, deltas: &[(&str, i64)]) -> Result<(), Error> {
     let sets: Vec<String> = deltas.iter().filter(|(_, d)| *d != 0).map(|(col, d)| format!("{col} = {col} + ({d})")).collect();
     if sets.is_empty() {
         return Ok(());
