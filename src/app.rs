@@ -23,6 +23,8 @@ pub struct AppConfig {
     pub clock: SharedClock,
     /// The SMS provider and engine settings; `None` (or 0 workers) runs no engine in this process.
     pub engine: Option<EngineSetup>,
+    /// Secrets Mitto's webhooks must carry (`X-Webhook-Secret`); empty refuses every call.
+    pub webhook_secrets: Vec<String>,
 }
 
 pub struct EngineSetup {
@@ -111,6 +113,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         public_url,
         max_import_bytes: cfg.max_import_bytes,
         session_ttl_ms: cfg.session_ttl_ms,
+        webhook_secrets: cfg.webhook_secrets.clone(),
     };
     let engine = match cfg.engine {
         Some(setup) if setup.workers > 0 => {

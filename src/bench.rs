@@ -174,6 +174,7 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         hold_ttl_ms: 24 * 3_600_000,
         clock: Arc::new(SystemClock),
         engine,
+        webhook_secrets: Vec::new(),
     }
 }
 

@@ -81,6 +81,11 @@ pub struct ServeArgs {
     pub provider: ProviderArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// The shared secret Mitto's webhooks carry in the X-Webhook-Secret header (set when the
+    /// webhook is registered). Repeat the flag (or separate with commas) to accept two while
+    /// rotating. Without one, every webhook call is refused.
+    #[arg(long = "mitto-webhook-secret", env = "SMSCAST_MITTO_WEBHOOK_SECRET", value_delimiter = ',', hide_env_values = true)]
+    pub mitto_webhook_secrets: Vec<String>,
 }
 
 #[derive(Subcommand)]

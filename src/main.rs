@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
                     lease_ms: args.engine.lease_ms,
                     ..app::EngineSetup::new(provider, args.engine.workers)
                 }),
+                webhook_secrets: args.mitto_webhook_secrets.clone(),
             };
             if args.demo {
                 let demo =

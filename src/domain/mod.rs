@@ -5,6 +5,7 @@ pub mod contact;
 pub mod credits;
 pub mod error;
 pub mod message;
+pub mod optout;
 pub mod phone;
 pub mod render;
 pub mod sms;

@@ -4,7 +4,10 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod inbound;
+pub mod public;
 pub mod sse;
+pub mod webhook_auth;
 
 use crate::clock::SharedClock;
 use crate::domain::{Error, Kind};
@@ -24,6 +27,8 @@ pub struct HttpSettings {
     /// Whether the session cookie is marked Secure (when the public URL is https).
     pub secure_cookies: bool,
     pub send: crate::store::campaigns::SendSettings,
+    /// Secrets Mitto's webhooks must carry (see `webhook_auth`).
+    pub webhook_secrets: Vec<String>,
 }
 
 pub struct AppState {
@@ -39,6 +44,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::routes())
+        .merge(public::routes())
         .fallback(|| async { error::error_response(Error::new(Kind::NotFound, "not_found", "There is nothing at this address.")) })
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(request_id))

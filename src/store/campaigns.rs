@@ -34,6 +34,8 @@ pub struct CampaignRow {
     pub cancelled: i64,
     pub unknown: i64,
     pub delivered: i64,
+    /// Recipients who confirmed the unsubscribe link of one of this campaign's messages.
+    pub unsubscribed: i64,
     pub hold_id: Option<i64>,
     /// What the texts of the current run were rendered with (set when it starts).
     pub launch_language: Option<String>,
@@ -59,14 +61,14 @@ impl CampaignRow {
             "audience": serde_json::from_str::<Value>(&self.audience).unwrap_or(Value::Null),
             "priority": self.priority, "schedule_at": self.schedule_at.map(rfc3339), "sender": self.sender,
             "discount_code": self.discount_code, "greek_gsm": self.greek_gsm, "status": self.status,
-            "total": self.total, "started_at": self.started_at.map(rfc3339), "finished_at": self.finished_at.map(rfc3339),
+            "total": self.total, "unsubscribed": self.unsubscribed, "started_at": self.started_at.map(rfc3339), "finished_at": self.finished_at.map(rfc3339),
             "created_at": rfc3339(self.created_at), "updated_at": rfc3339(self.updated_at),
         })
     }
 }
 
 const COLUMNS: &str = "id, store_id, name, message, audience, priority, schedule_at, sender, discount_code, greek_gsm, status, total, pending, sending, sent, failed, \
-                       cancelled, unknown, delivered, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
+                       cancelled, unknown, delivered, unsubscribed, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
 
 /// The fields of a campaign a store may set. Used for create (name, message, audience required)
 /// and for PATCH (everything optional).

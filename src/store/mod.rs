@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod import;
 pub mod messages;
 pub mod operations;
+pub mod optout;
 pub mod rate;
 pub mod segments;
 pub mod settings;

@@ -10,6 +10,9 @@ use smscast::provider::simulator::{Simulator, SimulatorConfig};
 use smscast::store::on_db;
 use std::sync::Arc;
 
+/// The secret test apps expect in `X-Webhook-Secret`.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +147,7 @@ impl TestApp {
             hold_ttl_ms: 24 * 3_600_000,
             clock: clock.clone(),
             engine: None,
+            webhook_secrets: vec![WEBHOOK_SECRET.to_string()],
         };
         tweak(&mut cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -14,3 +14,4 @@ mod foundation;
 mod import;
 mod ledger;
 mod operations;
+mod optout;

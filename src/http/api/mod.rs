@@ -4,6 +4,7 @@ mod admin;
 mod campaigns;
 mod contacts;
 mod health;
+mod keywords;
 mod session;
 mod store;
 mod wallet;
@@ -20,6 +21,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/login", post(session::login))
         .route("/api/logout", post(session::logout))
         .route("/api/store", get(store::get_store).patch(store::patch_store))
+        .route("/api/store/keywords", get(keywords::get_keywords).put(keywords::put_keywords))
         .route("/api/keys", get(store::list_keys).post(store::create_key))
         .route("/api/keys/{id}", axum::routing::delete(store::revoke_key))
         .route("/api/keys/{id}/revoke", post(store::revoke_key))
