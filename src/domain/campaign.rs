@@ -1,7 +1,7 @@
 //! Campaign rules: statuses, priorities, audiences, segment rules and field validation.
 
 use super::contact::Consent;
-use super::error::Error;
+use super::error::{Error, code};
 use super::render::{Template, TemplateError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -44,8 +44,14 @@ impl Status {
     }
 }
 
+/// An audience that names a segment this store does not have.
+pub fn unknown_segment(id: i64) -> Error {
+    Error::invalid(code::UNKNOWN_SEGMENT, "The audience names a segment that does not exist.")
+        .with_details(json!({"field": "audience.id", "segment_id": id}))
+}
+
 pub fn invalid_state(current: &str, action: &str) -> Error {
-    Error::conflict("invalid_state", format!("A {current} campaign cannot be {action}.")).with_details(json!({"status": current}))
+    Error::conflict(code::INVALID_STATE, format!("A {current} campaign cannot be {action}.")).with_details(json!({"status": current}))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

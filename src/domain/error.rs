@@ -28,6 +28,14 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The codes callers branch on (`Error::is`); every other code is only shown to the client.
+pub mod code {
+    /// The object's status does not allow the action (a second start, a pause of a sent campaign).
+    pub const INVALID_STATE: &str = "invalid_state";
+    /// An audience names a segment that does not exist.
+    pub const UNKNOWN_SEGMENT: &str = "unknown_segment";
+}
+
 impl Error {
     pub fn new(kind: Kind, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Error { kind, code: code.into(), message: message.into(), details: json!({}) }
@@ -63,6 +71,11 @@ impl Error {
     /// Internal errors keep their cause for the log only; clients see a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Error::new(Kind::Internal, "internal", cause.to_string())
+    }
+
+    /// Whether this is the error `code` (one of `error::code`).
+    pub fn is(&self, code: &str) -> bool {
+        self.code == code
     }
 
     /// Whether the caller can fix the problem by changing the request or their data.

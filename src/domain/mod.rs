@@ -4,6 +4,7 @@ pub mod campaign;
 pub mod contact;
 pub mod credits;
 pub mod error;
+pub mod failure;
 pub mod message;
 pub mod optout;
 pub mod phone;

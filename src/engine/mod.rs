@@ -4,10 +4,12 @@
 //! is a transaction that can be re-run.
 
 use crate::clock::SharedClock;
+use crate::domain::error::code;
+use crate::domain::failure::FailureCode;
 use crate::provider::{BatchError, OutboundSms, SmsProvider, SubmitOutcome, TransientKind};
 use crate::store::Db;
 use crate::store::campaigns::SendSettings;
-use crate::store::messages::{self, Batch, Outcome};
+use crate::store::queue::{self, Batch, Outcome};
 use rand::Rng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -61,7 +63,7 @@ pub struct Engine {
     recent: std::sync::Mutex<std::collections::HashMap<i64, std::collections::VecDeque<bool>>>,
     times: LoopTimes,
     /// Shared by this engine's loops: each claim starts where the last one ended.
-    cursor: messages::ClaimCursor,
+    cursor: queue::ClaimCursor,
     /// SQLite only: this engine's database writes take turns here. SQLite has one writer at a
     /// time, and a writer that finds the database busy polls with sleeps of up to 100 ms (its busy
     /// handler); queued here instead, the next loop starts the moment the previous one commits.
@@ -139,7 +141,7 @@ impl Engine {
             in_flight: AtomicI64::new(0),
             recent: Default::default(),
             times: LoopTimes::default(),
-            cursor: messages::ClaimCursor::default(),
+            cursor: queue::ClaimCursor::default(),
             sqlite_turn: (!db_is_pg).then(|| tokio::sync::Mutex::new(())),
         })
     }
@@ -213,9 +215,9 @@ impl Engine {
     pub async fn maintain(&self) -> Result<(), crate::domain::Error> {
         let _turn = self.write_turn().await;
         let now = self.clock.now_ms();
-        messages::heartbeat(&self.db, &self.id, &host_name(), self.in_flight.load(Ordering::Relaxed), now).await?;
-        messages::reap(&self.db, now).await?;
-        messages::start_due(&self.db, &self.cfg.send, now).await?;
+        crate::store::workers::heartbeat(&self.db, &self.id, &host_name(), self.in_flight.load(Ordering::Relaxed), now).await?;
+        queue::reap(&self.db, now).await?;
+        queue::start_due(&self.db, &self.cfg.send, now).await?;
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
         crate::ledger::expire_due(&self.db, now).await?;
         Ok(())
@@ -232,7 +234,7 @@ impl Engine {
         if granted == 0 {
             return Ok(Some(Duration::from_millis(20)));
         }
-        let claimed = messages::claim(&self.db, &self.id, granted, self.cfg.lease_ms, now, &self.cursor).await?;
+        let claimed = queue::claim(&self.db, &self.id, granted, self.cfg.lease_ms, now, &self.cursor).await?;
         crate::store::rate::refund(&self.db, &bucket, granted - claimed.as_ref().map_or(0, |b| b.messages.len() as i64)).await?;
         drop(turn);
         let Some(batch) = claimed else {
@@ -247,7 +249,7 @@ impl Engine {
         let call_failed = result.is_err();
         let (outcomes, pause) = self.outcomes(&batch, result);
         let turn = self.write_turn().await;
-        messages::record(&self.db, &batch, &outcomes, self.clock.now_ms()).await?;
+        queue::record(&self.db, &batch, &outcomes, self.clock.now_ms()).await?;
         drop(turn);
         add_elapsed(&self.times.record_ns, sent_at);
         self.times.batches.fetch_add(1, Ordering::Relaxed);
@@ -258,7 +260,7 @@ impl Engine {
                 format!("paused automatically: {:.0}% of the last {} provider calls failed", rate * 100.0, self.cfg.auto_pause_window);
             match crate::store::operations::pause(&self.db, store, batch.campaign_id, "engine", &reason, self.clock.now_ms()).await {
                 Ok(_) => tracing::warn!(campaign = batch.campaign_id, %reason, "auto-pause"),
-                Err(e) if e.code == "invalid_state" => {}
+                Err(e) if e.is(code::INVALID_STATE) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -318,10 +320,10 @@ impl Engine {
                         let o = match r {
                             SubmitOutcome::Accepted { provider_id } => Outcome::Sent { provider_id },
                             SubmitOutcome::Rejected { invalid_number: true, message, .. } => {
-                                Outcome::Failed { code: "invalid_number", message }
+                                Outcome::Failed { code: FailureCode::InvalidNumber, message }
                             }
                             SubmitOutcome::Rejected { code, message, .. } => {
-                                Outcome::Failed { code: "provider_rejected", message: format!("{code}: {message}") }
+                                Outcome::Failed { code: FailureCode::ProviderRejected, message: format!("{code}: {message}") }
                             }
                         };
                         (m.id, o)
@@ -331,9 +333,9 @@ impl Engine {
             }
             Err(BatchError::Transient { kind, retry_after, message }) => {
                 let code = match kind {
-                    TransientKind::Throttled => "rate_limited",
-                    TransientKind::Timeout => "timeout",
-                    TransientKind::ServerError | TransientKind::Connection => "provider_error",
+                    TransientKind::Throttled => FailureCode::RateLimited,
+                    TransientKind::Timeout => FailureCode::Timeout,
+                    TransientKind::ServerError | TransientKind::Connection => FailureCode::ProviderError,
                 };
                 let hint = retry_after.map_or(0, |d| d.as_millis() as i64);
                 // One retry time per batch, so the batch stays whole: fewer, fuller provider calls.
@@ -358,7 +360,7 @@ impl Engine {
                 let out = batch
                     .messages
                     .iter()
-                    .map(|m| (m.id, Outcome::Failed { code: "provider_error", message: format!("{code}: {message}") }))
+                    .map(|m| (m.id, Outcome::Failed { code: FailureCode::ProviderError, message: format!("{code}: {message}") }))
                     .collect();
                 (out, Duration::ZERO)
             }

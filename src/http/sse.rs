@@ -7,7 +7,7 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Auth, Id};
 use crate::store::campaigns::{self, CampaignRow};
-use crate::store::messages::progress_json;
+use crate::store::queue::progress_json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};

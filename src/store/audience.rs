@@ -3,9 +3,8 @@
 
 use super::{Db, StoreId, db_err};
 use crate::domain::Error;
-use crate::domain::campaign::{Audience, Condition, Match, SegmentRules, TextOp};
+use crate::domain::campaign::{Audience, Condition, Match, SegmentRules, TextOp, unknown_segment};
 use futures_util::TryStreamExt;
-use serde_json::json;
 
 /// A bind value for dynamically built SQL.
 #[derive(Debug, Clone)]
@@ -46,10 +45,7 @@ pub async fn filter(db: &Db, store: StoreId, audience: &Audience) -> Result<Filt
             f.sql = parts.join(" AND ");
         }
         Audience::Segment { id } => {
-            let rules = super::segments::rules(db, store, *id).await?.ok_or_else(|| {
-                Error::invalid("unknown_segment", "The audience names a segment that does not exist.")
-                    .with_details(json!({"field": "audience.id", "segment_id": id}))
-            })?;
+            let rules = super::segments::rules(db, store, *id).await?.ok_or_else(|| unknown_segment(*id))?;
             segment_sql(&rules, &mut f)?;
         }
     }

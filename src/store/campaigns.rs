@@ -5,6 +5,7 @@ use super::auth::Actor;
 use super::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on_tx, parse_cursor};
 use crate::domain::campaign::{self, Audience, Priority, Status, invalid_state};
 use crate::domain::credits::Billing;
+use crate::domain::error::code;
 use crate::domain::message::{Composer, preview_code};
 use crate::domain::render::Language;
 use crate::domain::sms::Encoding;
@@ -111,8 +112,7 @@ async fn validate(db: &Db, store: StoreId, f: Fields, now: i64) -> Result<Fields
     let audience: Audience = serde_json::from_str::<Audience>(&f.audience).map_err(Error::internal)?.validate()?;
     if let Audience::Segment { id } = audience {
         if super::segments::rules(db, store, id).await?.is_none() {
-            return Err(Error::invalid("unknown_segment", "The audience names a segment that does not exist.")
-                .with_details(json!({"field": "audience.id", "segment_id": id})));
+            return Err(campaign::unknown_segment(id));
         }
     }
     if let Some(at) = f.schedule_at {
@@ -495,7 +495,7 @@ pub async fn preview(db: &Db, store: StoreId, id: i64, settings: &SendSettings) 
     let store_row = super::stores::get(db, store).await?;
     let mut blocking: Vec<Value> = Vec::new();
     if !c.status().editable() {
-        blocking.push(json!({"code": "invalid_state", "message": format!("The campaign is {}; only draft or scheduled campaigns can be sent.", c.status)}));
+        blocking.push(json!({"code": code::INVALID_STATE, "message": format!("The campaign is {}; only draft or scheduled campaigns can be sent.", c.status)}));
     }
     let mut samples = Vec::new();
     let placeholder = preview_code();
@@ -508,8 +508,8 @@ pub async fn preview(db: &Db, store: StoreId, id: i64, settings: &SendSettings) 
     .await;
     let tally = match tally {
         Ok(t) => t,
-        Err(e) if e.code == "unknown_segment" => {
-            blocking.push(json!({"code": "unknown_segment", "message": e.message}));
+        Err(e) if e.is(code::UNKNOWN_SEGMENT) => {
+            blocking.push(json!({"code": code::UNKNOWN_SEGMENT, "message": e.message}));
             Tally { recipients: 0, excluded: Excluded::default(), gsm7: 0, ucs2: 0, segments: 0, cost: 0, too_long: 0, alt_segments: None }
         }
         Err(e) => return Err(e),

@@ -10,13 +10,14 @@ pub mod campaigns;
 pub mod contacts;
 pub mod idempotency;
 pub mod import;
-pub mod messages;
 pub mod operations;
 pub mod optout;
+pub mod queue;
 pub mod rate;
 pub mod segments;
 pub mod settings;
 pub mod stores;
+pub mod workers;
 
 use crate::domain::Error;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -2,9 +2,12 @@
 //! queue statistics. Each operation is one transaction over the same rows the engine works on.
 
 use super::campaigns::{self, StatusChange};
+use super::queue::FAILURES;
 use super::{Db, StoreId, Tx, db_err, on_db, on_tx};
 use crate::domain::Error;
 use crate::domain::campaign::invalid_state;
+use crate::domain::error::code;
+use crate::domain::failure::FailureCode;
 use crate::ledger::{self, TransferKind};
 use serde_json::{Value, json};
 
@@ -105,13 +108,13 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
 /// stopped.
 pub async fn stop_expired_runs(db: &Db, now: i64) -> Result<u64, Error> {
     let mut stopped = 0;
-    for (campaign, store) in super::messages::runs_with_expired_holds(db, now).await? {
+    for (campaign, store) in super::queue::runs_with_expired_holds(db, now).await? {
         match cancel(db, StoreId(store), campaign, "engine", "the credit reservation expired", now).await {
             Ok(r) => {
                 tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled");
                 stopped += 1;
             }
-            Err(e) if e.code == "invalid_state" => {}
+            Err(e) if e.is(code::INVALID_STATE) => {}
             Err(e) => return Err(e),
         }
     }
@@ -146,33 +149,15 @@ pub async fn resume(db: &Db, store: StoreId, id: i64, actor: &str, now: i64) -> 
     campaigns::record_event(&mut tx, store, id, StatusChange { from: Some("paused"), to: "sending", actor, reason: "resumed" }, now)
         .await?;
     // Everything may have finished while it was paused.
-    super::messages::complete_if_done(&mut tx, id, now).await?;
+    super::queue::complete_if_done(&mut tx, id, now).await?;
     tx.commit().await?;
     Ok(json!({"status": campaigns::get(db, store, id).await?.status}))
 }
 
-/// Failure categories: (code, explanation, whether retrying can help).
-pub const CATEGORIES: [(&str, &str, bool); 8] = [
-    ("invalid_number", "The number is not a valid mobile number; the provider refused it.", false),
-    ("provider_rejected", "The provider rejected the message for this number.", false),
-    ("rate_limited", "The provider kept asking us to slow down and the attempts ran out.", true),
-    ("timeout", "The provider did not answer in time, repeatedly.", true),
-    ("provider_error", "The provider had errors on its side, repeatedly.", true),
-    (
-        "unknown_outcome",
-        "We lost track of the message while it was being sent; it may have arrived. It is never resent automatically.",
-        false,
-    ),
-    ("insufficient_credits", "There were not enough credits reserved for this message.", true),
-    ("opted_out", "The contact opted out after the campaign was sent; they will not be messaged.", false),
-];
-
-const RETRYABLE: &str = "'rate_limited', 'timeout', 'provider_error', 'insufficient_credits'";
-
-/// The predicate of the partial index `messages_failures`, word for word: SQLite uses a partial
-/// index only when a query's condition contains its predicate as written (`status = 'failed'`
-/// alone does not qualify), and without it a campaign's failures are a walk of the whole table.
-pub(crate) const FAILURES: &str = "status IN ('failed', 'unknown')";
+/// The retryable failure codes as an SQL list (`'rate_limited', …`), from `FailureCode`.
+fn retryable_sql() -> String {
+    FailureCode::ALL.into_iter().filter(|c| c.retryable()).map(|c| format!("'{}'", c.as_str())).collect::<Vec<_>>().join(", ")
+}
 
 pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
     campaigns::get(db, store, id).await?;
@@ -182,9 +167,9 @@ pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> 
     let rows: Vec<(Option<String>, i64)> =
         on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).bind(store.0).fetch_all(p).await).map_err(db_err)?;
     let count = |code: &str| rows.iter().filter(|(c, _)| c.as_deref() == Some(code)).map(|r| r.1).sum::<i64>();
-    let items: Vec<Value> = CATEGORIES
-        .iter()
-        .map(|(code, text, retry)| json!({"category": code, "count": count(code), "explanation": text, "retryable": retry}))
+    let items: Vec<Value> = FailureCode::ALL
+        .into_iter()
+        .map(|c| json!({"category": c.as_str(), "count": count(c.as_str()), "explanation": c.explanation(), "retryable": c.retryable()}))
         .collect();
     let total: i64 = rows.iter().map(|r| r.1).sum();
     Ok(json!({"total": total, "categories": items}))
@@ -192,9 +177,10 @@ pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> 
 
 /// What `retry-failed` would do: only retryable failures of contacts still opted in.
 async fn retry_plan(tx: &mut Tx<'_>, id: i64) -> Result<(i64, i64, Value), Error> {
+    let retryable_codes = retryable_sql();
     let (retryable, cost): (i64, Option<i64>) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*), CAST(SUM(m.cost) AS BIGINT) FROM messages m JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND k.consent = 'opted_in'"
+         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({retryable_codes}) AND k.consent = 'opted_in'"
     )))
     .bind(id)
     .fetch_one(c)
@@ -202,14 +188,14 @@ async fn retry_plan(tx: &mut Tx<'_>, id: i64) -> Result<(i64, i64, Value), Error
     .map_err(db_err)?;
     let (opted_out,): (i64,) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM messages m LEFT JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({RETRYABLE}) AND (k.id IS NULL OR k.consent <> 'opted_in')"
+         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({retryable_codes}) AND (k.id IS NULL OR k.consent <> 'opted_in')"
     )))
     .bind(id)
     .fetch_one(c)
     .await)
     .map_err(db_err)?;
     let per_code: Vec<(Option<String>, i64)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND (error_code IS NULL OR error_code NOT IN ({RETRYABLE})) GROUP BY error_code"
+        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND (error_code IS NULL OR error_code NOT IN ({retryable_codes})) GROUP BY error_code"
     )))
     .bind(id)
     .fetch_all(c)
@@ -233,7 +219,7 @@ pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Er
     let mut blocking = Vec::new();
     if !matches!(c.status.as_str(), "sent" | "failed") {
         blocking.push(
-            json!({"code": "invalid_state", "message": format!("A {} campaign cannot be retried; wait until it has finished.", c.status)}),
+            json!({"code": code::INVALID_STATE, "message": format!("A {} campaign cannot be retried; wait until it has finished.", c.status)}),
         );
     }
     if n == 0 {
@@ -255,13 +241,14 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
         return Err(invalid_state(&c.status, "retried"));
     }
     let (n, cost, _) = retry_plan(&mut tx, id).await?;
+    let retryable_codes = retryable_sql();
     if n == 0 {
         return Err(Error::invalid("no_recipients", "No message failed for a reason a retry can fix."));
     }
     // Opted out since: recorded as such, never retried.
     on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({RETRYABLE})
+         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({retryable_codes})
            AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
     )))
     .bind(id)
@@ -273,7 +260,7 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:retry:{now}"), hold_ttl_ms, now).await?;
     let requeued = on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, error_code = NULL, error_message = NULL, updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({RETRYABLE})"
+         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({retryable_codes})"
     )))
     .bind(id)
     .bind(now)

@@ -220,7 +220,7 @@ async fn provider_rate_limit_paces_sending(b: Backend) {
 /// counts and charges exactly the rest (`record` first writes without reading rows back and, when
 /// the count falls short, rolls back and reads back what really changed).
 async fn outcomes_are_fenced_by_the_lease(b: Backend) {
-    use smscast::store::messages::{self, Batch, Outcome};
+    use smscast::store::queue::{self, Batch, Outcome};
     let t = TestApp::start(b).await;
     let s = t.store("Fenced").await;
     seed(&t, &s, 30, 1_000).await;
@@ -231,14 +231,14 @@ async fn outcomes_are_fenced_by_the_lease(b: Backend) {
     let all_sent = |b: &Batch| b.messages.iter().map(|m| (m.id, Outcome::Sent { provider_id: format!("p{}", m.id) })).collect::<Vec<_>>();
 
     // Reaped in full: the late outcome changes nothing.
-    let stale = messages::claim(db, "w1", 10, 1_000, now, &Default::default()).await.unwrap().expect("a batch");
-    assert_eq!(messages::reap(db, now + 1_001).await.unwrap(), 10);
-    messages::record(db, &stale, &all_sent(&stale), now + 1_002).await.unwrap();
+    let stale = queue::claim(db, "w1", 10, 1_000, now, &Default::default()).await.unwrap().expect("a batch");
+    assert_eq!(queue::reap(db, now + 1_001).await.unwrap(), 10);
+    queue::record(db, &stale, &all_sent(&stale), now + 1_002).await.unwrap();
     let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
     assert_eq!((p["sent"].as_i64(), p["unknown"].as_i64(), p["sending"].as_i64()), (Some(0), Some(10), Some(0)), "{p}");
 
     // Four of ten reaped (as the reaper would, row by row): six are written and charged.
-    let partly = messages::claim(db, "w2", 10, 60_000, now + 2_000, &Default::default()).await.unwrap().expect("a batch");
+    let partly = queue::claim(db, "w2", 10, 60_000, now + 2_000, &Default::default()).await.unwrap().expect("a batch");
     let reaped: Vec<i64> = partly.messages.iter().take(4).map(|m| m.id).collect();
     for mid in &reaped {
         on_db!(db, |p| sqlx::query("UPDATE messages SET status = 'unknown', lease_owner = NULL, lease_until = NULL WHERE id = $1")
@@ -254,14 +254,14 @@ async fn outcomes_are_fenced_by_the_lease(b: Backend) {
         .await
         .map(|_| ()))
     .unwrap();
-    messages::record(db, &partly, &all_sent(&partly), now + 2_001).await.unwrap();
+    queue::record(db, &partly, &all_sent(&partly), now + 2_001).await.unwrap();
     let c = counts(&t, id).await;
     assert_eq!((c["sent"].as_i64(), c["unknown"].as_i64(), c["pending"].as_i64()), (Some(6), Some(14), Some(10)), "{c}");
 
     // The rest goes the usual way; the campaign ends and the ledger balances.
-    let rest = messages::claim(db, "w3", 100, 60_000, now + 3_000, &Default::default()).await.unwrap().expect("a batch");
+    let rest = queue::claim(db, "w3", 100, 60_000, now + 3_000, &Default::default()).await.unwrap().expect("a batch");
     assert_eq!(rest.messages.len(), 10);
-    messages::record(db, &rest, &all_sent(&rest), now + 3_001).await.unwrap();
+    queue::record(db, &rest, &all_sent(&rest), now + 3_001).await.unwrap();
     let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
     assert_eq!(p["status"], "sent", "{p}");
     let c = counts(&t, id).await;

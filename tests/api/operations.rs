@@ -248,8 +248,8 @@ async fn an_expired_hold_stops_the_run(b: Backend) {
 /// worker died is reaped as `unknown`; then the rest returns to the wallet. (An expired hold used
 /// to refuse the charge, and the batch sat in `sending` until its lease ran out.)
 async fn in_flight_batches_settle_after_the_hold_expires(b: Backend) {
-    use smscast::store::messages::{self, Outcome};
     use smscast::store::operations;
+    use smscast::store::queue::{self, Outcome};
     let t = TestApp::start(b).await;
     let s = t.store("Late").await;
     seed(&t, &s, 30, 1_000).await;
@@ -257,22 +257,22 @@ async fn in_flight_batches_settle_after_the_hold_expires(b: Backend) {
     let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
     assert_eq!(st, 202, "{r}");
     let (db, later) = (t.db(), t.clock_now() + 25 * 3_600_000);
-    let accepted = messages::claim(db, "w1", 10, 60_000, later, &Default::default()).await.unwrap().expect("a batch");
-    let lost = messages::claim(db, "w2", 10, 60_000, later, &Default::default()).await.unwrap().expect("a batch");
+    let accepted = queue::claim(db, "w1", 10, 60_000, later, &Default::default()).await.unwrap().expect("a batch");
+    let lost = queue::claim(db, "w2", 10, 60_000, later, &Default::default()).await.unwrap().expect("a batch");
     assert_eq!((accepted.messages.len(), lost.messages.len()), (10, 10));
 
     // One maintenance pass, in the engine's order.
-    assert_eq!(messages::reap(db, later).await.unwrap(), 0);
+    assert_eq!(queue::reap(db, later).await.unwrap(), 0);
     assert_eq!(operations::stop_expired_runs(db, later).await.unwrap(), 1);
     assert_eq!(smscast::ledger::expire_due(db, later).await.unwrap(), 0, "the hold waits for the in-flight batches");
 
     let sent: Vec<_> = accepted.messages.iter().map(|m| (m.id, Outcome::Sent { provider_id: format!("p{}", m.id) })).collect();
-    messages::record(db, &accepted, &sent, later + 1).await.expect("the accepted batch is recorded and charged");
+    queue::record(db, &accepted, &sent, later + 1).await.expect("the accepted batch is recorded and charged");
     let (_, w) = t.get("/api/wallet", &s.key).await;
     assert!(w["held"].as_i64().unwrap() > 0, "the second batch is still covered: {w}");
 
     assert_eq!(smscast::ledger::expire_due(db, later + 60_000).await.unwrap(), 0, "open while the lease lasts");
-    assert_eq!(messages::reap(db, later + 60_001).await.unwrap(), 10);
+    assert_eq!(queue::reap(db, later + 60_001).await.unwrap(), 10);
     assert_eq!(smscast::ledger::expire_due(db, later + 60_001).await.unwrap(), 0, "the reaper already closed it");
     let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
     assert_eq!(p["status"], "cancelled", "{p}");

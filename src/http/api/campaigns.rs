@@ -1,12 +1,11 @@
 //! Campaigns and segments.
 
 use crate::http::AppState;
-use crate::http::error::ApiError;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiQuery, Auth, Id, IdempotencyKey};
 use crate::store::campaigns::{self, CampaignFilter, CampaignInput};
 use crate::store::segments::{self, SegmentInput};
-use crate::store::{idempotency, messages, operations};
+use crate::store::{operations, queue};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -83,61 +82,38 @@ pub async fn delete_segment(State(state): State<Arc<AppState>>, Auth(p): Auth, I
 }
 
 /// `POST /api/campaigns/{id}/send` (also `/enqueue`). With an `Idempotency-Key`, a replay returns
-/// the first answer; the conditional status change makes a second start fail with `invalid_state`.
+/// the first answer (`queue::start_with_key`).
 pub async fn send(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Id(id): Id,
     IdempotencyKey(key): IdempotencyKey,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let scope = format!("send:{}", p.store.0);
-    let request = serde_json::json!({"campaign_id": id});
-    if let Some(k) = &key {
-        if let Some(prev) = idempotency::lookup(&state.db, &scope, k, &request).await? {
-            return Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body)));
-        }
-    }
     let now = state.clock.now_ms();
-    let result = messages::start(&state.db, p.store, id, &p.actor.label(), "started", &state.settings.send, now).await;
-    match (result, &key) {
-        (Ok(body), Some(k)) => {
-            // Stored after the fact: the start itself is already guarded by the status change.
-            let mut tx = state.db.begin().await?;
-            let saved = idempotency::save(&mut tx, &scope, k, &request, 202, &body, now).await;
-            if saved.is_ok() {
-                tx.commit().await?;
-            }
-            Ok((StatusCode::ACCEPTED, Json(body)))
-        }
-        (Ok(body), None) => Ok((StatusCode::ACCEPTED, Json(body))),
-        (Err(e), Some(k)) if e.code == "invalid_state" => match idempotency::lookup(&state.db, &scope, k, &request).await? {
-            Some(prev) => Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(prev.body))),
-            None => Err(ApiError(e)),
-        },
-        (Err(e), _) => Err(ApiError(e)),
-    }
+    let started = queue::start_with_key(&state.db, p.store, id, &p.actor.label(), key.as_deref(), &state.settings.send, now).await?;
+    Ok((StatusCode::from_u16(started.status).unwrap_or(StatusCode::OK), Json(started.body)))
 }
 
 pub async fn progress(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
-    Ok(Json(messages::progress(&state.db, p.store, id, state.clock.now_ms()).await?))
+    Ok(Json(queue::progress(&state.db, p.store, id, state.clock.now_ms()).await?))
 }
 
 pub async fn list_messages(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Id(id): Id,
-    ApiQuery(f): ApiQuery<messages::MessageFilter>,
+    ApiQuery(f): ApiQuery<queue::MessageFilter>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(messages::list(&state.db, p.store, id, f).await?))
+    Ok(Json(queue::list(&state.db, p.store, id, f).await?))
 }
 
 pub async fn send_test(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
     Id(id): Id,
-    ApiJson(req): ApiJson<messages::TestSend>,
+    ApiJson(req): ApiJson<queue::TestSend>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::ACCEPTED, Json(messages::send_test(&state.db, p.store, id, req, &state.settings.send, state.clock.now_ms()).await?)))
+    Ok((StatusCode::ACCEPTED, Json(queue::send_test(&state.db, p.store, id, req, &state.settings.send, state.clock.now_ms()).await?)))
 }
 
 pub async fn test_message(
@@ -148,7 +124,7 @@ pub async fn test_message(
     let (Ok(id), Ok(mid)) = (id.parse::<i64>(), mid.parse::<i64>()) else {
         return Err(crate::domain::Error::not_found("test message").into());
     };
-    Ok(Json(messages::get_test_message(&state.db, p.store, id, mid).await?))
+    Ok(Json(queue::get_test_message(&state.db, p.store, id, mid).await?))
 }
 
 pub async fn cancel(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
