@@ -5,6 +5,7 @@ pub mod contact;
 pub mod credits;
 pub mod error;
 pub mod failure;
+pub mod links;
 pub mod message;
 pub mod optout;
 pub mod phone;

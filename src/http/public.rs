@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::error::ApiResult;
+use crate::store::links::{self, Visit};
 use crate::store::optout::{self, Unsubscribe};
 use askama::Template;
 use axum::Router;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/u/{code}", get(unsubscribe_page).post(unsubscribe_confirm))
+        .route("/l/{code}", get(follow_link))
         .route("/public.css", get(stylesheet))
         .route("/webhooks/mitto/inbound", axum::routing::post(super::inbound::receive))
 }
@@ -138,6 +140,33 @@ fn done_page(target: &Unsubscribe) -> Response {
         ],
     };
     html(StatusCode::OK, page.render())
+}
+
+/// A tracked link: 302 to its address (GET and HEAD alike, so a preview shows the real page),
+/// with the visit recorded first. Only a person's GET counts as a click.
+async fn follow_link(
+    State(state): State<Arc<AppState>>,
+    Path(code): Path<String>,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    let Some(key) = crate::store::settings::find_code_key(&state.db).await? else { return Ok(not_found_page()) };
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let visit = if method == axum::http::Method::HEAD {
+        Visit::Head
+    } else if crate::domain::links::is_preview_bot(ua) {
+        Visit::Bot
+    } else {
+        Visit::Click
+    };
+    let Some(url) = links::visit(&state.db, &key, &code, visit, ua, state.clock.now_ms()).await? else { return Ok(not_found_page()) };
+    let Ok(location) = HeaderValue::from_str(&crate::domain::links::location(&url)) else { return Ok(not_found_page()) };
+    let mut res = StatusCode::FOUND.into_response();
+    let h = res.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Ok(res)
 }
 
 async fn stylesheet() -> Response {

@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod idempotency;
 pub mod import;
+pub mod links;
 pub mod operations;
 pub mod optout;
 pub mod queue;

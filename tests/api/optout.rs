@@ -278,3 +278,117 @@ async fn inbound_refuses_strangers_and_malformed_bodies(b: Backend) {
 }
 
 dual!(stop_from_a_number_only_affects_the_store_that_sent_to_it, inbound_refuses_strangers_and_malformed_bodies);
+
+const LONG_URL: &str = "https://shop.example.gr/collections/winter-sale-2026?utm_source=sms&utm_campaign=winter";
+
+/// The texts the API lists for a campaign's messages, by message id.
+async fn texts(t: &TestApp, s: &TestStore, campaign: i64) -> Vec<(i64, String)> {
+    let (st, page) = t.get(&format!("/api/campaigns/{campaign}/messages?limit=500"), &s.key).await;
+    assert_eq!(st, 200, "{page}");
+    page["items"].as_array().unwrap().iter().map(|m| (m["id"].as_i64().unwrap(), m["text"].as_str().unwrap().to_string())).collect()
+}
+
+/// The link codes in a text, in order.
+fn link_codes(text: &str) -> Vec<String> {
+    text.match_indices("https://sms.example.test/l/").map(|(i, p)| text[i + p.len()..i + p.len() + 10].to_string()).collect()
+}
+
+async fn visit(t: &TestApp, method: reqwest::Method, code: &str, ua: Option<&str>) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut req = client.request(method, format!("{}/l/{code}", t.url));
+    if let Some(ua) = ua {
+        req = req.header("user-agent", ua);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.headers().get("location").map(|v| v.to_str().unwrap().to_string()))
+}
+
+async fn clicks(t: &TestApp, s: &TestStore, campaign: i64) -> Value {
+    let (st, l) = t.get(&format!("/api/campaigns/{campaign}/links"), &s.key).await;
+    assert_eq!(st, 200, "{l}");
+    l
+}
+
+const PHONE_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+
+async fn tracked_links_redirect_and_count_people_not_previews(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Shop").await;
+    seed(&t, &s, 3, 1_000).await;
+    let message = format!("Winter sale: {LONG_URL} and www.shop.gr/new.");
+    let (st, c) = t.post("/api/campaigns", &s.key, json!({"name": "Links", "message": message, "audience": {"kind": "all"}})).await;
+    assert_eq!(st, 201, "{c}");
+    let id = c["id"].as_i64().unwrap();
+    // The preview shows and prices the short links, not the long one.
+    let (_, p) = t.get(&format!("/api/campaigns/{id}/preview"), &s.key).await;
+    let sample = p["samples"][0]["text"].as_str().unwrap().to_string();
+    assert!(
+        !sample.contains(LONG_URL) && sample.contains("https://sms.example.test/l/xxxxxxxxxx and https://sms.example.test/l/xxxxxxxxxx."),
+        "{sample}"
+    );
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    assert_eq!(r["segments"], p["segments"], "the send costs what the preview said: {r} {p}");
+    let msgs = texts(&t, &s, id).await;
+    assert_eq!(msgs.len(), 3);
+    for (_, text) in &msgs {
+        assert_eq!(text.chars().count(), sample.chars().count(), "{text}");
+        assert_eq!(link_codes(text).len(), 2, "{text}");
+    }
+    let first = link_codes(&msgs[0].1);
+    let second = link_codes(&msgs[1].1);
+    assert_ne!(first, second, "codes per recipient");
+
+    // Previews and HEAD requests redirect too, but are not clicks.
+    for (method, ua) in [
+        (reqwest::Method::GET, Some("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)")),
+        (reqwest::Method::GET, Some("WhatsApp/2.23.20.0 A")),
+        (reqwest::Method::GET, None),
+        (reqwest::Method::HEAD, Some(PHONE_UA)),
+    ] {
+        assert_eq!(visit(&t, method, &first[0], ua).await, (302, Some(LONG_URL.to_string())));
+    }
+    let l = clicks(&t, &s, id).await;
+    assert_eq!((l["clicks"].as_i64(), l["unique_clicks"].as_i64()), (Some(0), Some(0)), "{l}");
+
+    // A person's click counts; again counts in total but not as another unique click.
+    t.clock.advance(1_000);
+    assert_eq!(visit(&t, reqwest::Method::GET, &first[0], Some(PHONE_UA)).await, (302, Some(LONG_URL.to_string())));
+    assert_eq!(visit(&t, reqwest::Method::GET, &first[0], Some(PHONE_UA)).await.0, 302);
+    assert_eq!(visit(&t, reqwest::Method::GET, &first[1], Some(PHONE_UA)).await, (302, Some("https://www.shop.gr/new".to_string())));
+    assert_eq!(visit(&t, reqwest::Method::GET, &second[0], Some(PHONE_UA)).await.0, 302);
+    let l = clicks(&t, &s, id).await;
+    assert_eq!((l["clicks"].as_i64(), l["unique_clicks"].as_i64()), (Some(4), Some(2)), "{l}");
+    let per_link: Vec<(String, i64, i64)> = l["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["url"].as_str().unwrap().to_string(), x["clicks"].as_i64().unwrap(), x["unique_clicks"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(per_link, [(LONG_URL.to_string(), 3, 2), ("https://www.shop.gr/new".to_string(), 1, 1)]);
+    let (_, c) = t.get(&format!("/api/campaigns/{id}"), &s.key).await;
+    assert_eq!((c["clicks"].as_i64(), c["unique_clicks"].as_i64()), (Some(4), Some(2)), "counters on the campaign: {c}");
+
+    // Every visit is recorded with its time, message, contact and user agent.
+    let rows: Vec<(i64, Option<i64>, String, Option<String>)> = on_db!(t.db(), |p| sqlx::query_as(
+        "SELECT message_id, contact_id, kind, user_agent FROM clicks WHERE campaign_id = $1 ORDER BY id"
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(kinds, ["bot", "bot", "bot", "head", "click", "click", "click", "click"]);
+    assert!(rows.iter().all(|r| r.1.is_some()), "the contact is known");
+    assert_eq!(rows[4].0, msgs[0].0);
+    assert_eq!(rows[4].3.as_deref(), Some(PHONE_UA));
+
+    // Unknown codes (and an unsubscribe code used as a link code) get the friendly page.
+    let unsub = code_of(&t, msgs[0].0).await;
+    for bad in ["ABCDEFGHJK", "short", unsub.as_str()] {
+        let (st, ct, html) = page(&t, reqwest::Method::GET, &format!("/l/{bad}")).await;
+        assert_eq!((st, ct.as_str()), (404, "text/html; charset=utf-8"), "{bad}: {html}");
+    }
+}
+
+dual!(tracked_links_redirect_and_count_people_not_previews);

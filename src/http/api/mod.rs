@@ -5,6 +5,7 @@ mod campaigns;
 mod contacts;
 mod health;
 mod keywords;
+mod links;
 mod session;
 mod store;
 mod wallet;
@@ -56,6 +57,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(campaigns::metrics))
         .route("/api/campaigns/{id}/test/{message}", get(campaigns::test_message))
         .route("/api/campaigns/{id}/messages", get(campaigns::list_messages))
+        .route("/api/campaigns/{id}/links", get(links::campaign_links))
         .route("/api/segments", get(campaigns::list_segments).post(campaigns::create_segment))
         .route(
             "/api/segments/{id}",
