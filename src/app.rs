@@ -128,7 +128,14 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
     };
     let (engine_stop, stop_rx) = tokio::sync::watch::channel(false);
     let engine_tasks = engine.as_ref().map(|e| e.spawn(stop_rx)).unwrap_or_default();
-    let state = Arc::new(AppState { db, clock: cfg.clock.clone(), settings, hub: Default::default(), keys: Default::default() });
+    let state = Arc::new(AppState {
+        db,
+        clock: cfg.clock.clone(),
+        settings,
+        hub: Default::default(),
+        keys: Default::default(),
+        code_key: Default::default(),
+    });
     let router = http::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

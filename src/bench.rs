@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+mod clicks;
 mod import;
 mod preview;
 mod send;
@@ -32,6 +33,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Import(a) => import::run(a).await,
         BenchCommand::Preview(a) => preview::run(a).await,
+        BenchCommand::Clicks(a) => clicks::run(a).await,
         BenchCommand::Send(a) => send::run(a).await,
         BenchCommand::Sse(a) => sse::run(a).await,
         BenchCommand::SseClients(a) => sse::clients(a).await,

@@ -39,6 +39,9 @@ pub struct AppState {
     pub hub: sse::Hub,
     /// API keys this node verified recently.
     pub keys: crate::store::auth::KeyCache,
+    /// The installation's code key once it exists (it never changes): one query fewer per
+    /// unsubscribe page and per click.
+    pub code_key: tokio::sync::OnceCell<crate::domain::unsubscribe::CodeKey>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::error::ApiResult;
+use crate::domain::unsubscribe::CodeKey;
 use crate::store::links::{self, Visit};
 use crate::store::optout::{self, Unsubscribe};
 use askama::Template;
@@ -44,6 +45,17 @@ struct MessagePage<'a> {
     paragraphs: Vec<String>,
 }
 
+/// The installation's code key, read once per node; `None` until the first launch created it.
+async fn code_key(state: &AppState) -> Result<Option<&CodeKey>, crate::domain::Error> {
+    if let Some(k) = state.code_key.get() {
+        return Ok(Some(k));
+    }
+    match crate::store::settings::find_code_key(&state.db).await? {
+        Some(k) => Ok(Some(state.code_key.get_or_init(|| async { k }).await)),
+        None => Ok(None),
+    }
+}
+
 /// The page's language: the store's (Greek or English).
 fn greek(target: &Unsubscribe) -> bool {
     target.language == "el"
@@ -80,8 +92,8 @@ pub fn not_found_page() -> Response {
 }
 
 async fn unsubscribe_page(State(state): State<Arc<AppState>>, Path(code): Path<String>) -> ApiResult<Response> {
-    let Some(key) = crate::store::settings::find_code_key(&state.db).await? else { return Ok(not_found_page()) };
-    let Some(target) = optout::find(&state.db, &key, &code).await? else { return Ok(not_found_page()) };
+    let Some(key) = code_key(&state).await? else { return Ok(not_found_page()) };
+    let Some(target) = optout::find(&state.db, key, &code).await? else { return Ok(not_found_page()) };
     if target.opted_out() {
         return Ok(done_page(&target));
     }
@@ -108,9 +120,9 @@ async fn unsubscribe_page(State(state): State<Arc<AppState>>, Path(code): Path<S
 }
 
 async fn unsubscribe_confirm(State(state): State<Arc<AppState>>, Path(code): Path<String>) -> ApiResult<Response> {
-    let Some(key) = crate::store::settings::find_code_key(&state.db).await? else { return Ok(not_found_page()) };
+    let Some(key) = code_key(&state).await? else { return Ok(not_found_page()) };
     let now = state.clock.now_ms();
-    match optout::confirm(&state.db, &key, &code, now).await? {
+    match optout::confirm(&state.db, key, &code, now).await? {
         None => Ok(not_found_page()),
         Some((target, _)) => Ok(done_page(&target)),
     }
@@ -150,7 +162,7 @@ async fn follow_link(
     method: axum::http::Method,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
-    let Some(key) = crate::store::settings::find_code_key(&state.db).await? else { return Ok(not_found_page()) };
+    let Some(key) = code_key(&state).await? else { return Ok(not_found_page()) };
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let visit = if method == axum::http::Method::HEAD {
         Visit::Head
@@ -159,7 +171,7 @@ async fn follow_link(
     } else {
         Visit::Click
     };
-    let Some(url) = links::visit(&state.db, &key, &code, visit, ua, state.clock.now_ms()).await? else { return Ok(not_found_page()) };
+    let Some(url) = links::visit(&state.db, key, &code, visit, ua, state.clock.now_ms()).await? else { return Ok(not_found_page()) };
     let Ok(location) = HeaderValue::from_str(&crate::domain::links::location(&url)) else { return Ok(not_found_page()) };
     let mut res = StatusCode::FOUND.into_response();
     let h = res.headers_mut();
