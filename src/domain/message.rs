@@ -1,5 +1,5 @@
 //! Composing the exact text each recipient gets: template + merge values + (optional Greek GSM
-//! mapping) + the unsubscribe footer, then its encoding and segment count. Preview and send both
+//! mapping) + tracked links + the unsubscribe footer, then its encoding and segment count. Preview and send both
 //! call `Composer::compose`, so a send can never cost more than its preview said.
 
 use super::links::{self, MAX_LINKS};

@@ -103,7 +103,7 @@ pub async fn visit(db: &Db, key: &CodeKey, code: &str, visit: Visit, user_agent:
 }
 
 /// A campaign's links with their clicks: total and unique (recipients) per link, the campaign's
-/// totals and click-through rate (unique clickers over messages sent).
+/// totals, and click-through rates (unique clickers as a percentage of the messages sent).
 pub async fn campaign_links(db: &Db, store: StoreId, campaign: i64) -> Result<Value, Error> {
     let c = super::campaigns::get(db, store, campaign).await?;
     let urls = link_targets(&c.message, c.greek_gsm).map_err(|e| Error::invalid("unknown_merge_tag", e.to_string()))?;
@@ -116,16 +116,16 @@ pub async fn campaign_links(db: &Db, store: StoreId, campaign: i64) -> Result<Va
     .fetch_all(p)
     .await)
     .map_err(db_err)?;
+    let rate = |unique: i64| if c.sent > 0 { (unique as f64 / c.sent as f64 * 10_000.0).round() / 100.0 } else { 0.0 };
     let items: Vec<Value> = urls
         .iter()
         .enumerate()
         .map(|(i, url)| {
             let (total, unique) = rows.iter().find(|r| r.0 == i as i64).map_or((0, 0), |r| (r.1, r.2));
-            json!({"index": i, "url": url, "clicks": total, "unique_clicks": unique})
+            json!({"index": i, "url": url, "clicks": total, "unique_clicks": unique, "click_through_rate": rate(unique)})
         })
         .collect();
-    let ctr = if c.sent > 0 { (c.unique_clicks as f64 / c.sent as f64 * 10_000.0).round() / 100.0 } else { 0.0 };
     Ok(
-        json!({"campaign_id": c.id, "clicks": c.clicks, "unique_clicks": c.unique_clicks, "sent": c.sent, "click_through_rate": ctr, "links": items}),
+        json!({"campaign_id": c.id, "clicks": c.clicks, "unique_clicks": c.unique_clicks, "sent": c.sent, "click_through_rate": rate(c.unique_clicks), "links": items}),
     )
 }

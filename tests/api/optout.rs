@@ -369,6 +369,11 @@ async fn tracked_links_redirect_and_count_people_not_previews(b: Backend) {
     let (_, c) = t.get(&format!("/api/campaigns/{id}"), &s.key).await;
     assert_eq!((c["clicks"].as_i64(), c["unique_clicks"].as_i64()), (Some(4), Some(2)), "counters on the campaign: {c}");
 
+    // Another store sees no such campaign.
+    let other = t.store("Other").await;
+    let (st, e) = t.get(&format!("/api/campaigns/{id}/links"), &other.key).await;
+    crate::harness::assert_error(st, &e, 404, "not_found");
+
     // Every visit is recorded with its time, message, contact and user agent.
     let rows: Vec<(i64, Option<i64>, String, Option<String>)> = on_db!(t.db(), |p| sqlx::query_as(
         "SELECT message_id, contact_id, kind, user_agent FROM clicks WHERE campaign_id = $1 ORDER BY id"
