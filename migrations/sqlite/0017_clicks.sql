@@ -5,6 +5,10 @@
 -- who clicked at least once.
 ALTER TABLE campaigns ADD COLUMN clicks BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE campaigns ADD COLUMN unique_clicks BIGINT NOT NULL DEFAULT 0;
+-- Campaigns already started were rendered with their URLs as written; their messages are rendered
+-- again when sent and listed, so they keep them that way (and their counted cost stays exact).
+ALTER TABLE campaigns ADD COLUMN track_links BOOLEAN NOT NULL DEFAULT TRUE;
+UPDATE campaigns SET track_links = FALSE WHERE status NOT IN ('draft', 'scheduled') OR first_message_id IS NOT NULL;
 
 -- Every visit of a tracked link: counted clicks ('click'), link previews and crawlers ('bot'),
 -- HEAD requests ('head') and visits of test messages' links ('test'), with the user agent.

@@ -117,6 +117,13 @@ impl Composer {
         Some(sms::analyze(out))
     }
 
+    /// The same composer with every URL sent as written (for messages rendered before links were
+    /// tracked, which must render as they were sent).
+    pub fn without_link_tracking(mut self) -> Composer {
+        self.template.untrack_links();
+        self
+    }
+
     /// How many of the message's URLs are tracked links.
     pub fn link_count(&self) -> usize {
         self.template.links().len()
@@ -191,5 +198,8 @@ mod tests {
         assert!(!real.contains(long));
         assert_eq!((real.chars().count(), info.segments, info.encoding), (preview.chars().count(), pinfo.segments, pinfo.encoding));
         assert_ne!(links::code(&lk, 100, 0), a, "per recipient");
+        let plain = Composer::new(&msg, false, Some("SAVE"), Language::En, "https://s.example/").unwrap().without_link_tracking();
+        plain.compose(None, None, Codes::Message(&key, 99), &mut real).unwrap();
+        assert!(real.starts_with(&format!("Sale! {long} and www.shop.gr. Code:")), "{real}");
     }
 }

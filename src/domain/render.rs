@@ -189,6 +189,15 @@ impl Template {
         self.pieces = pieces;
     }
 
+    /// Undoes [`Template::track_links`]: every link is text again, as written.
+    pub fn untrack_links(&mut self) {
+        for p in &mut self.pieces {
+            if let Piece::Link { url, .. } = p {
+                *p = Piece::Text(std::mem::take(url));
+            }
+        }
+    }
+
     /// The tracked links' addresses as written, by index.
     pub fn links(&self) -> Vec<&str> {
         self.pieces.iter().filter_map(|p| if let Piece::Link { url, .. } = p { Some(url.as_str()) } else { None }).collect()

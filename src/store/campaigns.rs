@@ -40,6 +40,8 @@ pub struct CampaignRow {
     /// Counted clicks on the campaign's tracked links, and the recipients who clicked at all.
     pub clicks: i64,
     pub unique_clicks: i64,
+    /// False for campaigns started before tracked links existed (migration 0017).
+    pub track_links: bool,
     pub hold_id: Option<i64>,
     /// What the texts of the current run were rendered with (set when it starts).
     pub launch_language: Option<String>,
@@ -72,7 +74,7 @@ impl CampaignRow {
 }
 
 const COLUMNS: &str = "id, store_id, name, message, audience, priority, schedule_at, sender, discount_code, greek_gsm, status, total, pending, sending, sent, failed, \
-                       cancelled, unknown, delivered, unsubscribed, clicks, unique_clicks, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
+                       cancelled, unknown, delivered, unsubscribed, clicks, unique_clicks, track_links, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
 
 /// The fields of a campaign a store may set. Used for create (name, message, audience required)
 /// and for PATCH (everything optional).
@@ -380,8 +382,10 @@ pub fn launch_composer(c: &CampaignRow) -> Result<Composer, Error> {
 
 pub fn composer(c: &CampaignRow, lang: &str, public_url: &str, greek_gsm: bool) -> Result<Composer, Error> {
     let lang = Language::parse(lang).unwrap_or(Language::En);
-    Composer::new(&c.message, greek_gsm, c.discount_code.as_deref(), lang, public_url)
-        .map_err(|e| Error::invalid("unknown_merge_tag", e.to_string()))
+    let comp = Composer::new(&c.message, greek_gsm, c.discount_code.as_deref(), lang, public_url)
+        .map_err(|e| Error::invalid("unknown_merge_tag", e.to_string()))?;
+    // Campaigns started before links were tracked render (and list) the texts they were sent with.
+    Ok(if c.track_links { comp } else { comp.without_link_tracking() })
 }
 
 #[derive(Debug, Default, Serialize)]

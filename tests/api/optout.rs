@@ -396,4 +396,27 @@ async fn tracked_links_redirect_and_count_people_not_previews(b: Backend) {
     }
 }
 
-dual!(tracked_links_redirect_and_count_people_not_previews);
+/// A campaign started before links were tracked (the migration marks it) lists and sends its texts
+/// with the URLs as written, as they were costed.
+async fn campaigns_started_before_tracking_keep_their_texts(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Shop").await;
+    seed(&t, &s, 2, 1_000).await;
+    let (st, c) =
+        t.post("/api/campaigns", &s.key, json!({"name": "Old", "message": format!("Sale: {LONG_URL}"), "audience": {"kind": "all"}})).await;
+    assert_eq!(st, 201, "{c}");
+    let id = c["id"].as_i64().unwrap();
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    on_db!(t.db(), |p| sqlx::query("UPDATE campaigns SET track_links = FALSE WHERE id = $1")
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+    for (_, text) in texts(&t, &s, id).await {
+        assert!(text.starts_with(&format!("Sale: {LONG_URL}\n")) && link_codes(&text).is_empty(), "{text}");
+    }
+}
+
+dual!(tracked_links_redirect_and_count_people_not_previews, campaigns_started_before_tracking_keep_their_texts);
