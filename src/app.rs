@@ -118,6 +118,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         hub: Default::default(),
         keys: Default::default(),
         login: Default::default(),
+        code_key: Default::default(),
     });
     let router = http::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

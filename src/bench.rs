@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+mod clicks;
 mod dlr;
 mod import;
 mod preview;
@@ -36,6 +37,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Import(a) => import::run(a).await,
         BenchCommand::Dlr(a) => dlr::run(a).await,
         BenchCommand::Preview(a) => preview::run(a).await,
+        BenchCommand::Clicks(a) => clicks::run(a).await,
         BenchCommand::Send(a) => send::run(a).await,
         BenchCommand::Sse(a) => sse::run(a).await,
         BenchCommand::SseClients(a) => sse::clients(a).await,

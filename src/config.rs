@@ -207,6 +207,9 @@ pub enum BenchCommand {
     /// delivery report per message to POST /webhooks/mitto/dlr in batches: prints reports/s and
     /// request latency p50/p99.
     Dlr(BenchDlrArgs),
+    /// Launch a campaign with a tracked link, then time tracked-link redirects through the HTTP
+    /// server (each visit recorded and counted): redirect latency p50/p99 and clicks/s.
+    Clicks(BenchClicksArgs),
     /// The SSE clients of `bench sse`, run as its child process (not for direct use).
     #[command(hide = true)]
     SseClients(BenchSseClientsArgs),
@@ -314,6 +317,21 @@ pub struct BenchSendArgs {
     /// Base URL of the unsubscribe links (its length counts towards the segments).
     #[arg(long, default_value = "https://sms.example.gr")]
     pub public_url: String,
+}
+
+#[derive(Args)]
+pub struct BenchClicksArgs {
+    /// Opted-in contacts to seed and message (not timed): the links clicked are theirs.
+    #[arg(long, default_value_t = 100_000)]
+    pub contacts: u64,
+    /// Timed redirects (after 500 untimed ones), each to a random recipient's link.
+    #[arg(long, default_value_t = 20_000)]
+    pub clicks: usize,
+    /// Clients clicking at once (each waits for its answer before the next click).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub db: BenchDatabaseArgs,
 }
 
 #[derive(Args)]

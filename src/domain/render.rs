@@ -37,6 +37,9 @@ pub enum Piece {
     Text(String),
     /// A merge tag; `default` is `None` when absent or blank.
     Tag { tag: Tag, default: Option<String> },
+    /// A tracked link (see [`Template::track_links`]): the `index`-th of the message, `url` as
+    /// written.
+    Link { index: usize, url: String },
 }
 
 /// A parsed campaign message; parse once, render per recipient.
@@ -127,9 +130,15 @@ impl Template {
     /// Values are inserted verbatim and never re-parsed, so a name containing
     /// `{{x}}` stays literal.
     pub fn render(&self, vars: &Vars<'_>, out: &mut String) {
+        self.render_linked(vars, &mut |_, url, out| out.push_str(url), out);
+    }
+
+    /// [`Template::render`], with each tracked link written by `link(index, url, out)`.
+    pub fn render_linked(&self, vars: &Vars<'_>, link: &mut dyn FnMut(usize, &str, &mut String), out: &mut String) {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
+                Piece::Link { index, url } => link(*index, url, out),
                 Piece::Tag { tag, default } => {
                     // Whitespace-only values come from sloppy imports; treat
                     // them as missing rather than sending "Hi  ,".
@@ -146,6 +155,52 @@ impl Template {
     pub fn render_with_footer(&self, vars: &Vars<'_>, footer: &str, out: &mut String) {
         self.render(vars, out);
         out.push_str(footer);
+    }
+
+    /// Makes every URL of the literal text a [`Piece::Link`], numbered in order, up to `max`; the
+    /// rest stay text. A URL that runs straight into a merge tag (`…?code={{discount_code}}`) stays
+    /// text too: its address differs per recipient, and a tracked link has one address.
+    pub fn track_links(&mut self, max: usize) {
+        let mut pieces = Vec::with_capacity(self.pieces.len());
+        let mut count = 0;
+        let mut old = std::mem::take(&mut self.pieces).into_iter().peekable();
+        while let Some(piece) = old.next() {
+            let Piece::Text(text) = piece else {
+                pieces.push(piece);
+                continue;
+            };
+            let glued_to_tag = matches!(old.peek(), Some(Piece::Tag { .. }));
+            let mut last = 0;
+            for r in super::links::find(&text) {
+                if count == max || (glued_to_tag && r.end == text.len()) {
+                    break;
+                }
+                if r.start > last {
+                    pieces.push(Piece::Text(text[last..r.start].to_string()));
+                }
+                pieces.push(Piece::Link { index: count, url: text[r.clone()].to_string() });
+                count += 1;
+                last = r.end;
+            }
+            if last < text.len() {
+                pieces.push(Piece::Text(text[last..].to_string()));
+            }
+        }
+        self.pieces = pieces;
+    }
+
+    /// Undoes [`Template::track_links`]: every link is text again, as written.
+    pub fn untrack_links(&mut self) {
+        for p in &mut self.pieces {
+            if let Piece::Link { url, .. } = p {
+                *p = Piece::Text(std::mem::take(url));
+            }
+        }
+    }
+
+    /// The tracked links' addresses as written, by index.
+    pub fn links(&self) -> Vec<&str> {
+        self.pieces.iter().filter_map(|p| if let Piece::Link { url, .. } = p { Some(url.as_str()) } else { None }).collect()
     }
 
     /// True if the template uses `tag` anywhere (e.g. to require discount codes).

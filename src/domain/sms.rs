@@ -187,8 +187,8 @@ pub fn has_greek(text: &str) -> bool {
 /// unaccented GSM-7 look-alikes so a Greek message is not sent as UCS-2
 /// (about 2.3× the cost).
 ///
-/// Only Greek characters change; Latin keeps its case. URLs (from `http://` or
-/// `https://` to the next whitespace) and merge tags (`{{...}}`) are copied
+/// Only Greek characters change; Latin keeps its case. URLs (`links::url_len`:
+/// from `http://`, `https://` or `www.` to the next whitespace) and merge tags (`{{...}}`) are copied
 /// verbatim because paths and tag names are case-sensitive. Apply it to the
 /// rendered text if defaults or recipient values may contain Greek.
 pub fn greek_to_gsm(text: &str) -> String {
@@ -228,11 +228,8 @@ fn protected_span_len(s: &str) -> Option<usize> {
         // An unclosed `{{` is not a tag; the template parser reports it.
         return inner.find("}}").map(|end| end + 4);
     }
-    let starts_ci = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
-    if starts_ci("http://") || starts_ci("https://") {
-        return Some(s.find(char::is_whitespace).unwrap_or(s.len()));
-    }
-    None
+    // The one rule for where a URL starts and ends: the links that are tracked are these spans.
+    super::links::url_len(s)
 }
 
 fn is_combining_accent(c: char) -> bool {

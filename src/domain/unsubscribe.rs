@@ -46,6 +46,18 @@ impl CodeKey {
         Some(CodeKey([u64::from_str_radix(&s[..16], 16).ok()?, u64::from_str_radix(&s[16..], 16).ok()?]))
     }
 
+    /// An independent key for another kind of code (tracked links): codes of one kind cannot be
+    /// turned into codes of the other, not even by someone holding many of both.
+    pub fn derive(&self, purpose: u64) -> CodeKey {
+        let part = |i: u64| {
+            let mut h = SipHasher24::new_with_keys(self.0[0], self.0[1]);
+            h.write_u64(u64::MAX - purpose);
+            h.write_u64(i);
+            h.finish()
+        };
+        CodeKey([part(0), part(1)])
+    }
+
     fn round(&self, round: u64, half: u64) -> u64 {
         let mut h = SipHasher24::new_with_keys(self.0[0], self.0[1]);
         h.write_u64(round << HALF_BITS | half);

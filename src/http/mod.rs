@@ -5,6 +5,8 @@ pub mod api;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod inbound;
+pub mod public;
 pub mod sse;
 pub mod web;
 pub mod webhooks;
@@ -43,12 +45,16 @@ pub struct AppState {
     pub keys: crate::store::auth::KeyCache,
     /// This node's cap on concurrent password checks.
     pub login: crate::store::auth::LoginGuard,
+    /// The installation's code key once it exists (it never changes): one query fewer per
+    /// unsubscribe page and per click.
+    pub code_key: tokio::sync::OnceCell<crate::domain::unsubscribe::CodeKey>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(web::routes())
+        .merge(public::routes())
         .route("/webhooks/mitto/dlr", axum::routing::post(webhooks::mitto_dlr))
         .fallback(web::fallback)
         // Inside the request id, so a refusal carries one; before any handler reads a body.

@@ -70,7 +70,7 @@ impl WebhookSecrets {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
     let secrets = &state.settings.webhook_secrets;
     if secrets.is_empty() {
         return Err(Error::new(

@@ -6,7 +6,7 @@ use super::{Db, StoreId, Tx, clamp_limit, db_err, is_unique_violation, on_db, on
 use crate::domain::campaign::{self, Audience, Priority, Status, invalid_state};
 use crate::domain::credits::Billing;
 use crate::domain::error::code;
-use crate::domain::message::{Composer, preview_code};
+use crate::domain::message::{Codes, Composer};
 use crate::domain::render::Language;
 use crate::domain::sms::Encoding;
 use crate::domain::time::{parse_rfc3339, rfc3339};
@@ -37,6 +37,13 @@ pub struct CampaignRow {
     pub delivered: i64,
     /// Messages whose final delivery report was a failure (undelivered, expired, rejected).
     pub undelivered: i64,
+    /// Recipients who confirmed the unsubscribe link of one of this campaign's messages.
+    pub unsubscribed: i64,
+    /// Counted clicks on the campaign's tracked links, and the recipients who clicked at all.
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    /// False for campaigns started before tracked links existed (migration 0017).
+    pub track_links: bool,
     pub hold_id: Option<i64>,
     /// What the texts of the current run were rendered with (set when it starts).
     pub launch_language: Option<String>,
@@ -62,14 +69,14 @@ impl CampaignRow {
             "audience": serde_json::from_str::<Value>(&self.audience).unwrap_or(Value::Null),
             "priority": self.priority, "schedule_at": self.schedule_at.map(rfc3339), "sender": self.sender,
             "discount_code": self.discount_code, "greek_gsm": self.greek_gsm, "status": self.status,
-            "total": self.total, "started_at": self.started_at.map(rfc3339), "finished_at": self.finished_at.map(rfc3339),
+            "total": self.total, "unsubscribed": self.unsubscribed, "clicks": self.clicks, "unique_clicks": self.unique_clicks, "started_at": self.started_at.map(rfc3339), "finished_at": self.finished_at.map(rfc3339),
             "created_at": rfc3339(self.created_at), "updated_at": rfc3339(self.updated_at),
         })
     }
 }
 
 const COLUMNS: &str = "id, store_id, name, message, audience, priority, schedule_at, sender, discount_code, greek_gsm, status, total, pending, sending, sent, failed, \
-                       cancelled, unknown, delivered, undelivered, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
+                       cancelled, unknown, delivered, undelivered, unsubscribed, clicks, unique_clicks, track_links, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
 
 /// The fields of a campaign a store may set. Used for create (name, message, audience required)
 /// and for PATCH (everything optional).
@@ -385,8 +392,10 @@ pub fn launch_composer(c: &CampaignRow) -> Result<Composer, Error> {
 
 pub fn composer(c: &CampaignRow, lang: &str, public_url: &str, greek_gsm: bool) -> Result<Composer, Error> {
     let lang = Language::parse(lang).unwrap_or(Language::En);
-    Composer::new(&c.message, greek_gsm, c.discount_code.as_deref(), lang, public_url)
-        .map_err(|e| Error::invalid("unknown_merge_tag", e.to_string()))
+    let comp = Composer::new(&c.message, greek_gsm, c.discount_code.as_deref(), lang, public_url)
+        .map_err(|e| Error::invalid("unknown_merge_tag", e.to_string()))?;
+    // Campaigns started before links were tracked render (and list) the texts they were sent with.
+    Ok(if c.track_links { comp } else { comp.without_link_tracking() })
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -407,7 +416,7 @@ pub enum Decision {
 }
 
 /// Only opted-in contacts with mobile numbers are messaged; their exact text is rendered into `out`.
-pub fn decide(m: &Member, comp: &Composer, unsubscribe_code: &str, out: &mut String) -> Decision {
+pub fn decide(m: &Member, comp: &Composer, codes: Codes<'_>, out: &mut String) -> Decision {
     match m.consent.as_str() {
         "opted_in" => {}
         "opted_out" => return Decision::OptedOut,
@@ -416,7 +425,7 @@ pub fn decide(m: &Member, comp: &Composer, unsubscribe_code: &str, out: &mut Str
     if !m.mobile {
         return Decision::NotMobile;
     }
-    match comp.compose(m.first_name.as_deref(), m.last_name.as_deref(), unsubscribe_code, out) {
+    match comp.compose(m.first_name.as_deref(), m.last_name.as_deref(), codes, out) {
         Some(info) => Decision::Send(info),
         None => Decision::TooLong,
     }
@@ -443,7 +452,6 @@ pub async fn tally(
     c: &CampaignRow,
     lang: &str,
     settings: &SendSettings,
-    mut code: impl FnMut() -> String,
     mut each: impl FnMut(&Member, &str, crate::domain::sms::SegmentInfo, i64) -> Result<(), Error>,
 ) -> Result<Tally, Error> {
     let audience = c.audience()?;
@@ -464,8 +472,8 @@ pub async fn tally(
     let mut text = String::with_capacity(256);
     let mut alt_text = String::new();
     audience::stream(db, store, &filter, |m| {
-        let unsub = code();
-        let counter = match decide(&m, &comp, &unsub, &mut text) {
+        // Previews count the stand-in codes: the real ones have the same length and alphabet.
+        let counter = match decide(&m, &comp, Codes::Preview, &mut text) {
             Decision::Send(info) => Ok(info),
             Decision::OptedOut => Err(&mut t.excluded.opted_out),
             Decision::NoConsent => Err(&mut t.excluded.no_consent),
@@ -480,7 +488,7 @@ pub async fn tally(
             }
         };
         if let (Some(a), Some(total)) = (&alt, t.alt_segments.as_mut()) {
-            if let Some(ai) = a.compose(m.first_name.as_deref(), m.last_name.as_deref(), &unsub, &mut alt_text) {
+            if let Some(ai) = a.compose(m.first_name.as_deref(), m.last_name.as_deref(), Codes::Preview, &mut alt_text) {
                 *total += i64::from(ai.segments);
             }
         }
@@ -506,8 +514,7 @@ pub async fn preview(db: &Db, store: StoreId, id: i64, settings: &SendSettings) 
         blocking.push(json!({"code": code::INVALID_STATE, "message": format!("The campaign is {}; only draft or scheduled campaigns can be sent.", c.status)}));
     }
     let mut samples = Vec::new();
-    let placeholder = preview_code();
-    let tally = tally(db, store, &c, &store_row.language, settings, || placeholder.clone(), |m, text, info, _| {
+    let tally = tally(db, store, &c, &store_row.language, settings, |m, text, info, _| {
         if samples.len() < 3 {
             samples.push(json!({"contact_id": m.id, "phone": m.phone, "text": text, "encoding": info.encoding.as_str(), "characters": info.characters, "segments": info.segments}));
         }

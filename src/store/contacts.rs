@@ -156,21 +156,87 @@ pub async fn record_consent(
     actor: &str,
     now: i64,
 ) -> Result<(), Error> {
+    let change = ConsentChange { to, source, actor, campaign: None };
+    record_consent_change(tx, store, contact, phone, from, &change, now).await
+}
+
+/// A consent change someone asked for: the new state, where it came from (`api`, `import`,
+/// `unsubscribe_link`, `inbound_sms`), who, and the campaign behind it when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsentChange<'a> {
+    pub to: Consent,
+    pub source: &'a str,
+    pub actor: &'a str,
+    pub campaign: Option<i64>,
+}
+
+/// Writes one event of the consent history.
+pub async fn record_consent_change(
+    tx: &mut Tx<'_>,
+    store: StoreId,
+    contact: i64,
+    phone: &str,
+    from: Option<Consent>,
+    change: &ConsentChange<'_>,
+    now: i64,
+) -> Result<(), Error> {
     on_tx!(tx, |c| sqlx::query(
-        "INSERT INTO consent_events (store_id, contact_id, phone, from_consent, to_consent, source, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "INSERT INTO consent_events (store_id, contact_id, phone, from_consent, to_consent, source, actor, at, campaign_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     )
     .bind(store.0)
     .bind(contact)
     .bind(phone)
     .bind(from.map(Consent::as_str))
-    .bind(to.as_str())
-    .bind(source)
-    .bind(actor)
+    .bind(change.to.as_str())
+    .bind(change.source)
+    .bind(change.actor)
     .bind(now)
+    .bind(change.campaign)
     .execute(c)
     .await.map(|r| r.rows_affected()))
     .map_err(db_err)?;
     Ok(())
+}
+
+/// Moves a contact to `change.to` and records it in the consent history, unless it already is in
+/// that state. Returns the previous state when it changed, `None` when nothing changed. The row
+/// is read under a lock (PostgreSQL) or the write lock (SQLite), so of two concurrent requests
+/// exactly one sees the change.
+pub async fn change_consent(
+    tx: &mut Tx<'_>,
+    store: StoreId,
+    contact: i64,
+    change: &ConsentChange<'_>,
+    now: i64,
+) -> Result<Option<Consent>, Error> {
+    let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+    let row: Option<(String, String)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT consent, phone FROM contacts WHERE id = $1 AND store_id = $2{lock}"
+    )))
+    .bind(contact)
+    .bind(store.0)
+    .fetch_optional(c)
+    .await)
+    .map_err(db_err)?;
+    let Some((current, phone)) = row else { return Ok(None) };
+    let from = Consent::parse(&current).unwrap_or(Consent::Unknown);
+    if from == change.to {
+        return Ok(None);
+    }
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE contacts SET consent = $3, consent_changed_at = $4, consent_source = $5, updated_at = $4 WHERE id = $1 AND store_id = $2"
+    )
+    .bind(contact)
+    .bind(store.0)
+    .bind(change.to.as_str())
+    .bind(now)
+    .bind(change.source)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    record_consent_change(tx, store, contact, &phone, Some(from), change, now).await?;
+    Ok(Some(from))
 }
 
 async fn set_tags(tx: &mut Tx<'_>, store: StoreId, contact: i64, tags: &[String]) -> Result<(), Error> {
@@ -514,6 +580,7 @@ pub struct ConsentEvent {
     pub to_consent: String,
     pub source: String,
     pub actor: String,
+    pub campaign_id: Option<i64>,
     #[serde(skip)]
     pub at: i64,
 }
@@ -523,7 +590,7 @@ pub async fn consent_history(db: &Db, store: StoreId, id: i64) -> Result<Vec<ser
     // but is not browsable through this endpoint.
     get(db, store, id).await?;
     let rows: Vec<ConsentEvent> = on_db!(db, |p| sqlx::query_as(
-        "SELECT id, from_consent, to_consent, source, actor, at FROM consent_events WHERE store_id = $1 AND contact_id = $2 ORDER BY id"
+        "SELECT id, from_consent, to_consent, source, actor, campaign_id, at FROM consent_events WHERE store_id = $1 AND contact_id = $2 ORDER BY id"
     )
     .bind(store.0)
     .bind(id)
@@ -532,6 +599,8 @@ pub async fn consent_history(db: &Db, store: StoreId, id: i64) -> Result<Vec<ser
     .map_err(db_err)?;
     Ok(rows
         .into_iter()
-        .map(|e| json!({"from": e.from_consent, "to": e.to_consent, "source": e.source, "actor": e.actor, "at": rfc3339(e.at)}))
+        .map(|e| {
+            json!({"from": e.from_consent, "to": e.to_consent, "source": e.source, "actor": e.actor, "campaign_id": e.campaign_id, "at": rfc3339(e.at)})
+        })
         .collect())
 }

@@ -23,8 +23,13 @@ pub async fn code_key(tx: &mut Tx<'_>) -> Result<CodeKey, Error> {
 
 /// The key, for reading codes back (claims, lists). It exists once anything was launched.
 pub async fn read_code_key(db: &Db) -> Result<CodeKey, Error> {
+    find_code_key(db).await?.ok_or_else(|| Error::internal("the unsubscribe code key is missing"))
+}
+
+/// The key if one was ever created: before the first launch no code names anything.
+pub async fn find_code_key(db: &Db) -> Result<Option<CodeKey>, Error> {
     let hex: Option<String> =
         on_db!(db, |p| sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(CODE_KEY).fetch_optional(p).await)
             .map_err(db_err)?;
-    hex.as_deref().and_then(CodeKey::from_hex).ok_or_else(|| Error::internal("the unsubscribe code key is missing or malformed"))
+    hex.map(|h| CodeKey::from_hex(&h).ok_or_else(|| Error::internal("the stored unsubscribe code key is malformed"))).transpose()
 }

@@ -17,6 +17,7 @@ mod import;
 mod ledger;
 mod limits;
 mod operations;
+mod optout;
 mod security;
 mod senders;
 mod web;

@@ -4,6 +4,8 @@ mod admin;
 mod campaigns;
 pub mod contacts;
 mod health;
+mod keywords;
+mod links;
 mod reports;
 pub mod session;
 pub mod store;
@@ -21,6 +23,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/login", post(session::login))
         .route("/api/logout", post(session::logout))
         .route("/api/store", get(store::get_store).patch(store::patch_store))
+        .route("/api/store/keywords", get(keywords::get_keywords).put(keywords::put_keywords))
         .route("/api/keys", get(store::list_keys).post(store::create_key))
         .route("/api/keys/{id}", axum::routing::delete(store::revoke_key))
         .route("/api/keys/{id}/revoke", post(store::revoke_key))
@@ -62,6 +65,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(campaigns::metrics))
         .route("/api/campaigns/{id}/test/{message}", get(campaigns::test_message))
         .route("/api/campaigns/{id}/messages", get(campaigns::list_messages))
+        .route("/api/campaigns/{id}/links", get(links::campaign_links))
         .route("/api/segments", get(campaigns::list_segments).post(campaigns::create_segment))
         .route(
             "/api/segments/{id}",

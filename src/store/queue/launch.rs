@@ -4,7 +4,7 @@ use super::{INSERT_BATCH, Ids};
 use crate::domain::Error;
 use crate::domain::campaign::{Priority, invalid_state};
 use crate::domain::error::code;
-use crate::domain::message::preview_code;
+use crate::domain::message::Codes;
 use crate::store::audience;
 use crate::store::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
 use crate::store::idempotency::{self, Stored};
@@ -127,11 +127,10 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     let renderer = tokio::spawn(async move {
         let (mut cost, mut segments, mut too_long) = (0i64, 0i64, 0i64);
         let mut text = String::new();
-        let code = preview_code();
         while let Some(members) = batches.recv().await {
             let mut rows = Vec::with_capacity(members.len());
             for m in members {
-                match campaigns::decide(&m, &comp, &code, &mut text) {
+                match campaigns::decide(&m, &comp, Codes::Preview, &mut text) {
                     Decision::Send(info) => {
                         let price = billing.cost(info.segments);
                         rows.push(NewMessage {

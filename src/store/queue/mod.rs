@@ -21,7 +21,7 @@ pub use outcome::{Outcome, complete_if_done, record};
 pub use test_send::{TestSend, get_test_message, send_test};
 
 use crate::domain::Error;
-use crate::domain::message::Composer;
+use crate::domain::message::{Codes, Composer};
 use crate::domain::unsubscribe::CodeKey;
 use crate::store::campaigns::{self, CampaignRow};
 use crate::store::{Db, Tx, db_err, on_tx};
@@ -100,7 +100,7 @@ async fn with_texts<R>(
                 }
                 let (comp, key) = render.as_ref().expect("set above");
                 let mut text = String::new();
-                comp.compose(first.as_deref(), last.as_deref(), &key.code(id), &mut text)
+                comp.compose(first.as_deref(), last.as_deref(), Codes::Message(key, id), &mut text)
                     .ok_or_else(|| Error::internal(format!("message {id} no longer fits its campaign's limits")))?;
                 text
             }

@@ -3,6 +3,7 @@
 use super::Ids;
 use crate::domain::Error;
 use crate::domain::campaign::Priority;
+use crate::domain::message::Codes;
 use crate::store::campaigns::{self, SendSettings};
 use crate::store::ledger;
 use crate::store::{Db, StoreId, db_err, on_db, on_tx};
@@ -49,7 +50,7 @@ pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings
         let mid = Ids::new(db, &mut tx).await?.take(1).await?[0];
         let mut text = String::new();
         let info = comp
-            .compose(first.as_deref(), last.as_deref(), &key.code(mid), &mut text)
+            .compose(first.as_deref(), last.as_deref(), Codes::Message(&key, mid), &mut text)
             .ok_or_else(|| Error::invalid("message_too_long", "The message is too long once the contact's details are filled in."))?;
         let cost = settings.billing.cost(info.segments);
         let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("test:message:{mid}"), settings.hold_ttl_ms, now).await?;
