@@ -34,6 +34,7 @@ pub struct Progress {
     pub started_at: Option<String>,
     pub status: String,
     pub total: i64,
+    /// Messages whose final delivery report was a failure (undelivered, expired, rejected).
     pub undelivered: i64,
     pub unknown: i64,
 }
