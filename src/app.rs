@@ -21,27 +21,11 @@ pub struct AppConfig {
     /// How long a campaign's credit hold lives before it expires and releases its remainder.
     pub hold_ttl_ms: i64,
     pub clock: SharedClock,
-    /// The SMS provider and engine settings; `None` (or 0 workers) runs no engine in this process.
-    pub engine: Option<EngineSetup>,
+    /// The SMS provider; `None` (or 0 engine workers) runs no engine in this process.
+    pub provider: Option<Arc<dyn SmsProvider>>,
+    pub engine: EngineConfig,
     /// Secrets Mitto's webhooks must carry (`X-Webhook-Secret`); empty refuses every call.
     pub webhook_secrets: Vec<String>,
-}
-
-pub struct EngineSetup {
-    pub provider: Arc<dyn SmsProvider>,
-    pub workers: usize,
-    pub max_attempts: i64,
-    /// First retry delay (doubles per attempt); tests shorten it.
-    pub retry_base_ms: i64,
-    pub poll_ms: u64,
-    /// How long a claim is valid; must exceed the provider's timeout.
-    pub lease_ms: i64,
-}
-
-impl EngineSetup {
-    pub fn new(provider: Arc<dyn SmsProvider>, workers: usize) -> Self {
-        EngineSetup { provider, workers, max_attempts: 5, retry_base_ms: 1_000, poll_ms: 200, lease_ms: 60_000 }
-    }
 }
 
 pub struct RunningApp {
@@ -115,14 +99,9 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         session_ttl_ms: cfg.session_ttl_ms,
         webhook_secrets: cfg.webhook_secrets.clone(),
     };
-    let engine = match cfg.engine {
-        Some(setup) if setup.workers > 0 => {
-            let mut ecfg = EngineConfig::new(setup.workers, settings.send.clone());
-            ecfg.max_attempts = setup.max_attempts;
-            ecfg.retry_base_ms = setup.retry_base_ms;
-            ecfg.poll_ms = setup.poll_ms;
-            ecfg.lease_ms = setup.lease_ms;
-            Some(Engine::new(db.clone(), setup.provider, cfg.clock.clone(), ecfg))
+    let engine = match cfg.provider {
+        Some(provider) if cfg.engine.workers > 0 => {
+            Some(Engine::new(db.clone(), provider, cfg.clock.clone(), cfg.engine, settings.send.clone()))
         }
         _ => None,
     };

@@ -3,9 +3,11 @@
 //! This module holds what they share: the scratch database, the store, contacts and campaign they
 //! start from, the simulator process, and reading a process's memory and CPU from `/proc`.
 
-use crate::app::{AppConfig, EngineSetup};
+use crate::app::AppConfig;
 use crate::clock::SystemClock;
 use crate::config::{BenchArgs, BenchCommand, BenchDatabaseArgs};
+use crate::engine::EngineConfig;
+use crate::provider::SmsProvider;
 use crate::provider::mitto::{MittoClient, MittoConfig};
 use crate::store::auth::Actor;
 use crate::store::campaigns::{self, CampaignInput, CampaignRow};
@@ -109,7 +111,7 @@ async fn create_store(db: &Db, name: &str, email: &str, now: i64) -> anyhow::Res
 /// personalised Greek message to every contact, with a discount code.
 async fn funded_campaign(db: &Db, store: StoreId, funding_key: &str, now: i64) -> anyhow::Result<CampaignRow> {
     let mut tx = db.begin().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::ledger::top_up(&mut tx, store, 1_000_000_000, "bench", funding_key, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::store::ledger::top_up(&mut tx, store, 1_000_000_000, "bench", funding_key, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     tx.commit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let input = CampaignInput {
         name: Some("Καλοκαιρινές εκπτώσεις".into()),
@@ -165,7 +167,8 @@ async fn seed_contacts(db: &Db, store: StoreId, n: u64, now: i64) -> anyhow::Res
 }
 
 /// The app's settings for a benchmark: production defaults, with the given engine (or none).
-fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Option<EngineSetup>) -> AppConfig {
+fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Option<(Arc<dyn SmsProvider>, EngineConfig)>) -> AppConfig {
+    let (provider, engine) = engine.unzip();
     AppConfig {
         database_url: url.to_string(),
         db_connections: db.db_connections,
@@ -175,13 +178,14 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         billing: crate::domain::credits::Billing::PerSegment,
         hold_ttl_ms: 24 * 3_600_000,
         clock: Arc::new(SystemClock),
-        engine,
+        provider,
+        engine: engine.unwrap_or_default(),
         webhook_secrets: Vec::new(),
     }
 }
 
 /// An engine with `workers` send loops that talks to the simulator at `sim_url`.
-fn engine_for(sim_url: &str, bulk_size: usize, workers: usize) -> anyhow::Result<EngineSetup> {
+fn engine_for(sim_url: &str, bulk_size: usize, workers: usize) -> anyhow::Result<(Arc<dyn SmsProvider>, EngineConfig)> {
     let client = MittoClient::new(MittoConfig {
         base_url: sim_url.to_string(),
         api_key: "bench".into(),
@@ -190,7 +194,7 @@ fn engine_for(sim_url: &str, bulk_size: usize, workers: usize) -> anyhow::Result
         timeout: Duration::from_secs(20),
     })
     .map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
-    Ok(EngineSetup::new(Arc::new(client), workers))
+    Ok((Arc::new(client), EngineConfig { workers, ..Default::default() }))
 }
 
 /// Sends the campaign through the API, as the store's user would. Returns the answer (202's body),

@@ -1,6 +1,7 @@
 //! Command line and environment: one clap struct per command, every flag also an env var.
 //! Secrets (API keys, passwords) are never logged: `Debug` is not derived for them.
 
+use crate::engine::EngineConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -80,7 +81,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub engine: EngineConfig,
     /// The shared secret Mitto's webhooks carry in the X-Webhook-Secret header (set when the
     /// webhook is registered). Repeat the flag (or separate with commas) to accept two while
     /// rotating. Without one, every webhook call is refused.
@@ -187,7 +188,7 @@ pub struct BenchSseArgs {
     #[command(flatten)]
     pub db: BenchDatabaseArgs,
     /// Send loops of the engine (in the app's process).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = EngineConfig::WORKERS)]
     pub workers: usize,
     /// Messages per Mitto bulk call.
     #[arg(long, default_value_t = 500)]
@@ -231,7 +232,7 @@ pub struct BenchSendArgs {
     #[command(flatten)]
     pub db: BenchDatabaseArgs,
     /// Send loops: in this process, or in each worker process (the engine's own default).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = EngineConfig::WORKERS)]
     pub workers: usize,
     /// 0: the engine runs in this process. N: it runs in N `smscast worker` child processes instead.
     #[arg(long, default_value_t = 0)]
@@ -330,38 +331,6 @@ pub struct ProviderArgs {
 }
 
 #[derive(Args, Clone)]
-pub struct EngineArgs {
-    /// Concurrent send loops in this process (0 turns the engine off).
-    #[arg(long, env = "SMSCAST_WORKERS", default_value_t = 2)]
-    pub workers: usize,
-    /// Attempts before a transient provider failure becomes permanent.
-    #[arg(long, env = "SMSCAST_MAX_ATTEMPTS", default_value_t = 5)]
-    pub max_attempts: i64,
-    /// How long a claimed batch stays leased to its worker, in milliseconds. A worker that dies
-    /// leaves its batch `sending` until the lease expires; then it becomes `unknown` (never resent).
-    /// Must be longer than --mitto-timeout-ms.
-    #[arg(long, env = "SMSCAST_LEASE_MS", default_value_t = 60_000)]
-    pub lease_ms: i64,
-}
-
-impl EngineArgs {
-    /// A provider call must end (answer or time out) before its lease does, or another worker's
-    /// reaper could declare the batch's outcome unknown while the call is still running.
-    pub fn validate(&self, provider: &ProviderArgs) -> Result<(), String> {
-        if self.lease_ms <= 0 {
-            return Err(format!("--lease-ms must be positive (got {})", self.lease_ms));
-        }
-        if u64::try_from(self.lease_ms).is_ok_and(|lease| provider.mitto_timeout_ms >= lease) {
-            return Err(format!(
-                "--mitto-timeout-ms ({}) must be shorter than --lease-ms ({}): a provider call must end before its claim's lease expires",
-                provider.mitto_timeout_ms, self.lease_ms
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Args, Clone)]
 pub struct WorkerArgs {
     #[command(flatten)]
     pub db: DbArgs,
@@ -370,5 +339,5 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub engine: EngineConfig,
 }

@@ -162,7 +162,7 @@ pub async fn ensure_demo(db: &Db, now: i64) -> Result<DemoCredentials, Error> {
     let ctx = ImportContext { db: db.clone(), store, country: phonenumber::country::Id::GR, actor: Actor::System("demo"), now };
     import::import(ctx, std::io::Cursor::new(demo_csv(1000).into_bytes()), |_| {}).await?;
     let mut tx = db.begin().await?;
-    crate::ledger::top_up(&mut tx, store, 5_000, "Demo credits", "demo-top-up", now).await?;
+    crate::store::ledger::top_up(&mut tx, store, 5_000, "Demo credits", "demo-top-up", now).await?;
     on_tx!(&mut tx, |c| sqlx::query("UPDATE demo_credentials SET seeded = TRUE WHERE id = 1").execute(c).await.map(|r| r.rows_affected()))
         .map_err(db_err)?;
     tx.commit().await?;

@@ -8,7 +8,6 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod http;
-pub mod ledger;
 pub mod provider;
 pub mod secrets;
 pub mod store;

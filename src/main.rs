@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     match cli.command {
         Command::Serve(args) => {
-            args.engine.validate(&args.provider).map_err(anyhow::Error::msg)?;
+            args.engine.validate(args.provider.mitto_timeout_ms).map_err(anyhow::Error::msg)?;
             let listener =
                 tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
             let db = connect(&args.db).await?;
@@ -63,11 +63,8 @@ async fn main() -> anyhow::Result<()> {
                 billing: args.send.billing,
                 hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
                 clock: clock.clone(),
-                engine: build_provider(&args.provider, args.demo).await?.map(|provider| app::EngineSetup {
-                    max_attempts: args.engine.max_attempts,
-                    lease_ms: args.engine.lease_ms,
-                    ..app::EngineSetup::new(provider, args.engine.workers)
-                }),
+                provider: build_provider(&args.provider, args.demo).await?,
+                engine: args.engine.clone(),
                 webhook_secrets: args.mitto_webhook_secrets.clone(),
             };
             if args.demo {
@@ -122,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
             println!("Admin API key: {key}");
         }
         Command::Worker(args) => {
-            args.engine.validate(&args.provider).map_err(anyhow::Error::msg)?;
+            args.engine.validate(args.provider.mitto_timeout_ms).map_err(anyhow::Error::msg)?;
             let db = connect(&args.db).await?;
             apply_rate_limit(&db, &args.provider, clock.now_ms()).await?;
             let Some(provider) = build_provider(&args.provider, false).await? else {
@@ -133,10 +130,8 @@ async fn main() -> anyhow::Result<()> {
                 billing: args.send.billing,
                 hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
             };
-            let mut cfg = smscast::engine::EngineConfig::new(args.engine.workers.max(1), send);
-            cfg.max_attempts = args.engine.max_attempts;
-            cfg.lease_ms = args.engine.lease_ms;
-            let engine = smscast::engine::Engine::new(db, provider, clock.clone(), cfg);
+            let cfg = smscast::engine::EngineConfig { workers: args.engine.workers.max(1), ..args.engine.clone() };
+            let engine = smscast::engine::Engine::new(db, provider, clock.clone(), cfg, send);
             let (stop, rx) = tokio::sync::watch::channel(false);
             let tasks = engine.spawn(rx);
             tracing::info!(worker = %engine.id, "engine running");

@@ -8,7 +8,12 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-pub(crate) const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+use crate::domain::unsubscribe::{ALPHABET, CodeKey};
+
+/// A fresh key for unsubscribe codes (the domain computes codes; the randomness is drawn here).
+pub fn new_code_key() -> CodeKey {
+    CodeKey::new(rand::random(), rand::random())
+}
 
 /// A random token of `len` characters from an unambiguous alphabet (~5.8 bits each).
 pub fn random_token(len: usize) -> String {

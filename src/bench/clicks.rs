@@ -20,7 +20,7 @@ pub async fn run(args: BenchClicksArgs) -> anyhow::Result<()> {
     let store = super::create_store(&db, "Bench Clicks", "bench-clicks@smscast.local", now).await?.store.store_id();
     super::seed_contacts(&db, store, args.contacts, now).await?;
     let mut tx = db.begin().await.map_err(err)?;
-    crate::ledger::top_up(&mut tx, store, 1_000_000_000, "bench", "bench-clicks", now).await.map_err(err)?;
+    crate::store::ledger::top_up(&mut tx, store, 1_000_000_000, "bench", "bench-clicks", now).await.map_err(err)?;
     tx.commit().await.map_err(err)?;
     let input = CampaignInput {
         name: Some("Χειμερινές εκπτώσεις".into()),

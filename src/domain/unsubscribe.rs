@@ -8,6 +8,10 @@
 use siphasher::sip::SipHasher24;
 use std::hash::Hasher;
 
+/// The unambiguous token alphabet (no 0/O, 1/l/I), shared with API keys and session tokens
+/// (`secrets::random_token`).
+pub const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+
 /// Characters in a code: 57^10 > 2^58, so every 58-bit value has a 10-letter spelling.
 pub const CODE_LEN: usize = 10;
 const HALF_BITS: u32 = 29;
@@ -26,8 +30,9 @@ impl std::fmt::Debug for CodeKey {
 }
 
 impl CodeKey {
-    pub fn random() -> CodeKey {
-        CodeKey([rand::random(), rand::random()])
+    /// A key from its two halves; `secrets::new_code_key` draws a fresh one.
+    pub fn new(k0: u64, k1: u64) -> CodeKey {
+        CodeKey([k0, k1])
     }
 
     pub fn to_hex(&self) -> String {
@@ -67,10 +72,10 @@ impl CodeKey {
             (l, r) = (r, l ^ self.round(i, r));
         }
         let mut n = l << HALF_BITS | r;
-        let base = crate::secrets::ALPHABET.len() as u64;
+        let base = ALPHABET.len() as u64;
         let mut out = [0u8; CODE_LEN];
         for c in out.iter_mut().rev() {
-            *c = crate::secrets::ALPHABET[(n % base) as usize];
+            *c = ALPHABET[(n % base) as usize];
             n /= base;
         }
         out.iter().map(|&b| b as char).collect()
@@ -82,10 +87,10 @@ impl CodeKey {
         if code.len() != CODE_LEN {
             return None;
         }
-        let base = crate::secrets::ALPHABET.len() as u64;
+        let base = ALPHABET.len() as u64;
         let mut n = 0u64;
         for b in code.bytes() {
-            n = n * base + crate::secrets::ALPHABET.iter().position(|&a| a == b)? as u64;
+            n = n * base + ALPHABET.iter().position(|&a| a == b)? as u64;
         }
         if n >= DOMAIN {
             return None;
@@ -108,7 +113,7 @@ mod tests {
         let (a, b) = (CodeKey([1, 2]), CodeKey([3, 4]));
         let code = a.code(1);
         assert_eq!(code.len(), CODE_LEN);
-        assert!(code.bytes().all(|c| crate::secrets::ALPHABET.contains(&c)), "{code}");
+        assert!(code.bytes().all(|c| ALPHABET.contains(&c)), "{code}");
         assert_ne!(a.code(1), b.code(1));
         assert_ne!(a.code(1), a.code(2));
         assert_eq!(b.message_id(&a.code(1)).filter(|&id| id == 1), None);
@@ -123,13 +128,17 @@ mod tests {
     }
 
     #[test]
-    fn keys_survive_their_hex_form() {
-        let k = CodeKey::random();
-        assert_eq!(CodeKey::from_hex(&k.to_hex()), Some(k));
+    fn malformed_hex_is_no_key() {
         assert_eq!(CodeKey::from_hex("not hex"), None);
     }
 
     proptest! {
+        #[test]
+        fn keys_survive_their_hex_form(k0: u64, k1: u64) {
+            let k = CodeKey::new(k0, k1);
+            prop_assert_eq!(CodeKey::from_hex(&k.to_hex()), Some(k));
+        }
+
         #[test]
         fn every_code_leads_back_to_its_message(k0: u64, k1: u64, id in 0i64..(1 << 58)) {
             let k = CodeKey([k0, k1]);

@@ -10,43 +10,81 @@ use crate::provider::{BatchError, OutboundSms, SmsProvider, SubmitOutcome, Trans
 use crate::store::Db;
 use crate::store::campaigns::SendSettings;
 use crate::store::queue::{self, Batch, Outcome};
+use clap::Args;
 use rand::Rng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-#[derive(Debug, Clone)]
+/// The engine's settings: the one type, parsed once from the command line (`serve`, `worker`; the
+/// three flags below) and defaulting to the same values in tests and benchmarks (`Default`).
+#[derive(Args, Debug, Clone)]
 pub struct EngineConfig {
-    /// Concurrent claim → send → record loops in this process.
+    /// Concurrent send loops in this process (0 turns the engine off).
+    #[arg(long, env = "SMSCAST_WORKERS", default_value_t = EngineConfig::WORKERS)]
     pub workers: usize,
-    /// How long a claim is valid; must exceed the provider timeout.
-    pub lease_ms: i64,
-    /// Attempts before a transient failure becomes permanent.
+    /// Attempts before a transient provider failure becomes permanent.
+    #[arg(long, env = "SMSCAST_MAX_ATTEMPTS", default_value_t = EngineConfig::MAX_ATTEMPTS)]
     pub max_attempts: i64,
+    /// How long a claimed batch stays leased to its worker, in milliseconds. A worker that dies
+    /// leaves its batch `sending` until the lease expires; then it becomes `unknown` (never resent).
+    /// Must be longer than --mitto-timeout-ms.
+    #[arg(long, env = "SMSCAST_LEASE_MS", default_value_t = EngineConfig::LEASE_MS)]
+    pub lease_ms: i64,
+    /// First retry delay (doubles per attempt, up to `retry_cap_ms`); tests shorten it.
+    #[arg(skip = EngineConfig::RETRY_BASE_MS)]
     pub retry_base_ms: i64,
+    #[arg(skip = EngineConfig::RETRY_CAP_MS)]
     pub retry_cap_ms: i64,
     /// Idle wait between empty claims.
+    #[arg(skip = EngineConfig::POLL_MS)]
     pub poll_ms: u64,
     /// A campaign pauses itself when this share of its last `auto_pause_window` provider calls
     /// failed as a whole (5xx, 429, timeouts, refusals). 1.0 or more turns it off.
+    #[arg(skip = EngineConfig::AUTO_PAUSE_FAILURE_RATE)]
     pub auto_pause_failure_rate: f64,
+    #[arg(skip = EngineConfig::AUTO_PAUSE_WINDOW)]
     pub auto_pause_window: usize,
-    pub send: SendSettings,
 }
 
 impl EngineConfig {
-    pub fn new(workers: usize, send: SendSettings) -> Self {
+    pub const WORKERS: usize = 2;
+    const MAX_ATTEMPTS: i64 = 5;
+    const LEASE_MS: i64 = 60_000;
+    const RETRY_BASE_MS: i64 = 1_000;
+    const RETRY_CAP_MS: i64 = 60_000;
+    const POLL_MS: u64 = 200;
+    const AUTO_PAUSE_FAILURE_RATE: f64 = 0.8;
+    const AUTO_PAUSE_WINDOW: usize = 20;
+
+    /// A provider call must end (answer or time out) before its lease does, or another worker's
+    /// reaper could declare the batch's outcome unknown while the call is still running.
+    pub fn validate(&self, provider_timeout_ms: u64) -> Result<(), String> {
+        if self.lease_ms <= 0 {
+            return Err(format!("--lease-ms must be positive (got {})", self.lease_ms));
+        }
+        if u64::try_from(self.lease_ms).is_ok_and(|lease| provider_timeout_ms >= lease) {
+            return Err(format!(
+                "--mitto-timeout-ms ({}) must be shorter than --lease-ms ({}): a provider call must end before its claim's lease expires",
+                provider_timeout_ms, self.lease_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
         EngineConfig {
-            workers,
-            lease_ms: 60_000,
-            max_attempts: 5,
-            retry_base_ms: 1_000,
-            retry_cap_ms: 60_000,
-            poll_ms: 200,
-            auto_pause_failure_rate: 0.8,
-            auto_pause_window: 20,
-            send,
+            workers: EngineConfig::WORKERS,
+            max_attempts: EngineConfig::MAX_ATTEMPTS,
+            lease_ms: EngineConfig::LEASE_MS,
+            retry_base_ms: EngineConfig::RETRY_BASE_MS,
+            retry_cap_ms: EngineConfig::RETRY_CAP_MS,
+            poll_ms: EngineConfig::POLL_MS,
+            auto_pause_failure_rate: EngineConfig::AUTO_PAUSE_FAILURE_RATE,
+            auto_pause_window: EngineConfig::AUTO_PAUSE_WINDOW,
         }
     }
 }
@@ -57,6 +95,8 @@ pub struct Engine {
     provider: Arc<dyn SmsProvider>,
     clock: SharedClock,
     cfg: EngineConfig,
+    /// How launches render and bill (scheduled starts go through the same path as the API's).
+    send: SendSettings,
     in_flight: AtomicI64,
     /// Recent provider call results per campaign (true = the call failed), for auto-pause. A
     /// heuristic, so per-process memory is enough: each engine sees its share of the calls.
@@ -129,7 +169,7 @@ fn host_name() -> String {
 }
 
 impl Engine {
-    pub fn new(db: Db, provider: Arc<dyn SmsProvider>, clock: SharedClock, cfg: EngineConfig) -> Arc<Engine> {
+    pub fn new(db: Db, provider: Arc<dyn SmsProvider>, clock: SharedClock, cfg: EngineConfig, send: SendSettings) -> Arc<Engine> {
         let id = format!("{}-{}-{}", host_name(), std::process::id(), crate::secrets::random_token(6));
         let db_is_pg = db.is_postgres();
         Arc::new(Engine {
@@ -138,6 +178,7 @@ impl Engine {
             provider,
             clock,
             cfg,
+            send,
             in_flight: AtomicI64::new(0),
             recent: Default::default(),
             times: LoopTimes::default(),
@@ -217,9 +258,9 @@ impl Engine {
         let now = self.clock.now_ms();
         crate::store::workers::heartbeat(&self.db, &self.id, &host_name(), self.in_flight.load(Ordering::Relaxed), now).await?;
         queue::reap(&self.db, now).await?;
-        queue::start_due(&self.db, &self.cfg.send, now).await?;
+        queue::start_due(&self.db, &self.send, now).await?;
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
-        crate::ledger::expire_due(&self.db, now).await?;
+        crate::store::ledger::expire_due(&self.db, now).await?;
         Ok(())
     }
 

@@ -519,7 +519,7 @@ pub async fn preview(db: &Db, store: StoreId, id: i64, settings: &SendSettings) 
         }
         Err(e) => return Err(e),
     };
-    let wallet = crate::ledger::wallet(db, store).await?;
+    let wallet = crate::store::ledger::wallet(db, store).await?;
     if tally.too_long > 0 {
         blocking.push(json!({"code": "message_too_long", "message": format!("For {} recipients the message is longer than {} characters once their details are filled in. Shorten it.", tally.too_long, crate::domain::message::MAX_CHARS)}));
     }

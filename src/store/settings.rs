@@ -11,7 +11,7 @@ const CODE_KEY: &str = "unsubscribe_code_key";
 pub async fn code_key(tx: &mut Tx<'_>) -> Result<CodeKey, Error> {
     on_tx!(tx, |c| sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(CODE_KEY)
-        .bind(CodeKey::random().to_hex())
+        .bind(crate::secrets::new_code_key().to_hex())
         .execute(c)
         .await
         .map(|_| ()))

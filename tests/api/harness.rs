@@ -3,8 +3,9 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use smscast::app::{self, AppConfig, EngineSetup, RunningApp};
+use smscast::app::{self, AppConfig, RunningApp};
 use smscast::clock::ManualClock;
+use smscast::engine::EngineConfig;
 use smscast::provider::mitto::{MittoClient, MittoConfig};
 use smscast::provider::simulator::{Simulator, SimulatorConfig};
 use smscast::store::on_db;
@@ -111,7 +112,8 @@ impl TestApp {
         })
         .expect("mitto client");
         let t = Self::start_with(backend, |cfg| {
-            cfg.engine = Some(EngineSetup { retry_base_ms: 20, poll_ms: 20, ..EngineSetup::new(Arc::new(client), workers) });
+            cfg.provider = Some(Arc::new(client));
+            cfg.engine = EngineConfig { workers, retry_base_ms: 20, poll_ms: 20, ..Default::default() };
         })
         .await;
         (t, simulator)
@@ -146,7 +148,8 @@ impl TestApp {
             billing: smscast::domain::credits::Billing::PerSegment,
             hold_ttl_ms: 24 * 3_600_000,
             clock: clock.clone(),
-            engine: None,
+            provider: None,
+            engine: EngineConfig::default(),
             webhook_secrets: vec![WEBHOOK_SECRET.to_string()],
         };
         tweak(&mut cfg);

@@ -11,7 +11,7 @@ use crate::harness::{Backend, drop_database, fresh_database};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use smscast::domain::{Error, Kind};
-use smscast::ledger::{self, HoldRow, Moved, TransferKind};
+use smscast::store::ledger::{self, HoldRow, Moved, TransferKind};
 use smscast::store::{Db, StoreId, Tx, on_db};
 use std::collections::HashMap;
 use std::sync::Arc;

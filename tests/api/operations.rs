@@ -264,16 +264,16 @@ async fn in_flight_batches_settle_after_the_hold_expires(b: Backend) {
     // One maintenance pass, in the engine's order.
     assert_eq!(queue::reap(db, later).await.unwrap(), 0);
     assert_eq!(operations::stop_expired_runs(db, later).await.unwrap(), 1);
-    assert_eq!(smscast::ledger::expire_due(db, later).await.unwrap(), 0, "the hold waits for the in-flight batches");
+    assert_eq!(smscast::store::ledger::expire_due(db, later).await.unwrap(), 0, "the hold waits for the in-flight batches");
 
     let sent: Vec<_> = accepted.messages.iter().map(|m| (m.id, Outcome::Sent { provider_id: format!("p{}", m.id) })).collect();
     queue::record(db, &accepted, &sent, later + 1).await.expect("the accepted batch is recorded and charged");
     let (_, w) = t.get("/api/wallet", &s.key).await;
     assert!(w["held"].as_i64().unwrap() > 0, "the second batch is still covered: {w}");
 
-    assert_eq!(smscast::ledger::expire_due(db, later + 60_000).await.unwrap(), 0, "open while the lease lasts");
+    assert_eq!(smscast::store::ledger::expire_due(db, later + 60_000).await.unwrap(), 0, "open while the lease lasts");
     assert_eq!(queue::reap(db, later + 60_001).await.unwrap(), 10);
-    assert_eq!(smscast::ledger::expire_due(db, later + 60_001).await.unwrap(), 0, "the reaper already closed it");
+    assert_eq!(smscast::store::ledger::expire_due(db, later + 60_001).await.unwrap(), 0, "the reaper already closed it");
     let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), &s.key).await;
     assert_eq!(p["status"], "cancelled", "{p}");
     let c = counts(&t, id).await;

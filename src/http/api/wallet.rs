@@ -4,7 +4,7 @@ use crate::domain::Error;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Admin, ApiJson, ApiQuery, Auth, Id, IdempotencyKey};
-use crate::ledger;
+use crate::store::ledger;
 use crate::store::{StoreId, idempotency, stores};
 use axum::Json;
 use axum::extract::State;

@@ -5,10 +5,10 @@ use crate::domain::Error;
 use crate::domain::campaign::{Priority, invalid_state};
 use crate::domain::error::code;
 use crate::domain::message::Codes;
-use crate::ledger;
 use crate::store::audience;
 use crate::store::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
 use crate::store::idempotency::{self, Stored};
+use crate::store::ledger;
 use crate::store::{Db, StoreId, Tx, db_err, on_tx, sqlite_rows};
 use serde_json::{Value, json};
 

@@ -4,8 +4,8 @@ use super::claim::{Batch, Claimed};
 use super::{INSERT_BATCH, bump};
 use crate::domain::Error;
 use crate::domain::failure::FailureCode;
-use crate::ledger::{self, TransferKind};
 use crate::store::campaigns::{self, StatusChange};
+use crate::store::ledger::{self, TransferKind};
 use crate::store::{Db, StoreId, Tx, db_err, on_tx, sqlite_rows};
 
 /// What happened to one claimed message.

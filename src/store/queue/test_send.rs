@@ -4,8 +4,8 @@ use super::Ids;
 use crate::domain::Error;
 use crate::domain::campaign::Priority;
 use crate::domain::message::Codes;
-use crate::ledger;
 use crate::store::campaigns::{self, SendSettings};
+use crate::store::ledger;
 use crate::store::{Db, StoreId, db_err, on_db, on_tx};
 use serde_json::{Value, json};
 
