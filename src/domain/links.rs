@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn link_codes_are_unlike_unsubscribe_codes() {
-        let k = CodeKey::new(0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321);
+        let k = CodeKey::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
         let lk = key(&k);
         let c = code(&lk, 42, 3);
         assert_eq!(c.len(), LINK_CODE_LEN);

@@ -149,7 +149,7 @@ mod tests {
     fn footer_and_merge_values_are_counted() {
         let c = Composer::new("Hi {{first_name|there}}, 20% off!", false, None, Language::En, "https://s.example").unwrap();
         let mut out = String::new();
-        let key = CodeKey::new(0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321);
+        let key = CodeKey::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
         let info = c.compose(Some("Anna"), None, Codes::Message(&key, 7), &mut out).unwrap();
         assert_eq!(out, format!("Hi Anna, 20% off!\nStop: https://s.example/u/{}", key.code(7)));
         assert_eq!(info.segments, 1);
@@ -182,7 +182,7 @@ mod tests {
         let c = Composer::new(&msg, false, Some("SAVE"), Language::En, "https://s.example/").unwrap();
         assert_eq!(c.link_count(), 2, "the URL glued to a merge tag stays as written");
         assert_eq!(link_targets(&msg, false).unwrap(), [long, "https://www.shop.gr"]);
-        let key = CodeKey::new(0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321);
+        let key = CodeKey::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
         let lk = links::key(&key);
         let (mut real, mut preview) = (String::new(), String::new());
         let info = c.compose(None, None, Codes::Message(&key, 99), &mut real).unwrap();
