@@ -63,7 +63,7 @@ impl FailureCode {
                 "We lost track of the message while it was being sent; it may have arrived. It is never resent automatically."
             }
             FailureCode::InsufficientCredits => "There were not enough credits reserved for this message.",
-            FailureCode::OptedOut => "The contact opted out after the campaign was sent; they will not be messaged.",
+            FailureCode::OptedOut => "The contact opted out after the campaign started; they are not messaged and not charged.",
         }
     }
 }

@@ -107,18 +107,27 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
 /// (in-flight batches settle), then the expiry returns the rest of the hold. Returns how many runs
 /// stopped.
 pub async fn stop_expired_runs(db: &Db, now: i64) -> Result<u64, Error> {
+    // Every due run, page after page: expiry never closes the hold of a run that can still send
+    // (`ledger::expire_due`), so a run left for the next pass would only wait longer.
     let mut stopped = 0;
-    for (campaign, store) in super::queue::runs_with_expired_holds(db, now).await? {
-        match cancel(db, StoreId(store), campaign, "engine", "the credit reservation expired", now).await {
-            Ok(r) => {
-                tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled");
-                stopped += 1;
+    loop {
+        let due = super::queue::runs_with_expired_holds(db, now).await?;
+        let mut progressed = false;
+        for (campaign, store) in &due {
+            match cancel(db, StoreId(*store), *campaign, "engine", "the credit reservation expired", now).await {
+                Ok(r) => {
+                    tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled");
+                    stopped += 1;
+                    progressed = true;
+                }
+                Err(e) if e.is(code::INVALID_STATE) => progressed = true, // stopped by someone else
+                Err(e) => return Err(e),
             }
-            Err(e) if e.is(code::INVALID_STATE) => {}
-            Err(e) => return Err(e),
+        }
+        if due.is_empty() || !progressed {
+            return Ok(stopped);
         }
     }
-    Ok(stopped)
 }
 
 /// Stops new claims at once; in-flight batches finish.
@@ -240,6 +249,13 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     if !matches!(c.status.as_str(), "sent" | "failed") {
         return Err(invalid_state(&c.status, "retried"));
     }
+    // The status change comes first and is conditional: of two retries at once, the second waits
+    // for the first's row lock, then finds the campaign sending and changes nothing (it used to
+    // take a second hold and overwrite `hold_id`, leaving the first locked until it expired).
+    if set_status(&mut tx, store, id, &["sent", "failed"], "sending", None, now).await?.is_none() {
+        drop(tx);
+        return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "retried"));
+    }
     let (n, cost, _) = retry_plan(&mut tx, id).await?;
     let retryable_codes = retryable_sql();
     if n == 0 {
@@ -269,7 +285,7 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     .map(|r| r.rows_affected()))
     .map_err(db_err)? as i64;
     on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE campaigns SET status = 'sending', hold_id = $2, failed = failed - $3, pending = pending + $3, finished_at = NULL, updated_at = $4 WHERE id = $1"
+        "UPDATE campaigns SET hold_id = $2, failed = failed - $3, pending = pending + $3, finished_at = NULL, updated_at = $4 WHERE id = $1"
     )
     .bind(id)
     .bind(hold.id)

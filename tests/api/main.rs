@@ -11,6 +11,7 @@ mod crash;
 mod engine;
 mod events;
 mod foundation;
+mod holes;
 mod import;
 mod ledger;
 mod operations;

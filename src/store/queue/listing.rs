@@ -33,7 +33,7 @@ pub fn progress_json(c: &CampaignRow, now: i64) -> Value {
     };
     json!({
         "status": c.status, "total": c.total, "pending": c.pending, "sending": c.sending, "sent": c.sent, "failed": c.failed,
-        "cancelled": c.cancelled, "unknown": c.unknown, "delivered": c.delivered, "processed": processed, "progress": pct,
+        "cancelled": c.cancelled, "skipped_opted_out": c.skipped_opted_out, "unknown": c.unknown, "delivered": c.delivered, "processed": processed, "progress": pct,
         "rate_per_second": (rate * 10.0).round() / 10.0, "eta_seconds": eta,
         "started_at": c.started_at.map(rfc3339), "finished_at": c.finished_at.map(rfc3339),
     })
