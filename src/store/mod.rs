@@ -1,5 +1,6 @@
-//! All SQL lives under `store/`. One SQL text per operation serves both databases; the few dialect
-//! differences (DDL, lock suffixes) live in `migrations/` and in `Db::lock_suffix`.
+//! All SQL lives under `store/`. Most operations are one SQL text for both databases (`on_tx!`,
+//! `on_db!`); DDL lives per dialect in `migrations/`, and the forks (launch, claim, outcome, import,
+//! audience streaming) are listed in ARCHITECTURE.md.
 //!
 //! Tenant scoping is structural: every store-level function takes a `StoreId`, and the only way to
 //! get one in a request is the authentication extractor.
