@@ -399,6 +399,7 @@ impl Engine {
                             SubmitOutcome::Rejected { code, message, .. } => {
                                 Outcome::Failed { code: FailureCode::ProviderRejected, message: format!("{code}: {message}") }
                             }
+                            SubmitOutcome::Unknown { message } => Outcome::Unknown { message },
                         };
                         (m.id, o)
                     })
@@ -428,6 +429,12 @@ impl Engine {
                     })
                     .collect();
                 (out, retry_after.unwrap_or(Duration::ZERO))
+            }
+            Err(BatchError::Unknown { message }) => {
+                // The provider may have the messages: held out of every retry path, not charged.
+                tracing::warn!(campaign = batch.campaign_id, %message, "provider outcome unknown; the batch is not resent");
+                let out = batch.messages.iter().map(|m| (m.id, Outcome::Unknown { message: message.clone() })).collect();
+                (out, Duration::ZERO)
             }
             Err(BatchError::Permanent { code, message }) => {
                 tracing::error!(%code, %message, "provider refused a whole batch");

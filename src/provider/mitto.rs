@@ -158,7 +158,12 @@ impl MittoClient {
             .map_err(map_reqwest_error)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(map_reqwest_error)?;
+        let body = match resp.bytes().await {
+            Ok(body) => body,
+            // A 2xx whose body was lost: the messages may well be accepted.
+            Err(e) if status.is_success() => return Err(BatchError::Unknown { message: error_chain(&e) }),
+            Err(_) => Default::default(),
+        };
         if !status.is_success() {
             return Err(status_error(status, &headers, &body));
         }
@@ -241,19 +246,13 @@ struct ErrorBody {
 /// Results are matched by the echoed `reference` where present (robust to
 /// reordering) and by index only for reference-less items when the counts
 /// agree. A request item left without a result becomes
-/// `Rejected{code:"missing_result"}` rather than failing the whole call,
-/// because the items that did match may well have been accepted and
-/// retrying them would send duplicates. Only when nothing at all can be
-/// matched (unparsable body, no `messages`, count mismatch without
-/// references) is the call reported as a transient server error: such a
-/// body usually comes from a proxy in front of Mitto rather than Mitto
-/// itself, so a retry is the better bet than failing every recipient.
+/// `SubmitOutcome::Unknown` rather than failing the whole call, because the
+/// items that did match may well have been accepted. When nothing at all can
+/// be matched (unparsable body, no `messages`, count mismatch without
+/// references) the whole call's outcome is unknown: a 2xx says the provider
+/// took the request, so retrying could send every message twice.
 fn map_bulk_response(batch: &[OutboundSms], body: &[u8]) -> Result<Vec<SubmitOutcome>, BatchError> {
-    let unusable = |why: String| BatchError::Transient {
-        kind: TransientKind::ServerError,
-        retry_after: None,
-        message: format!("unusable 200 response from mitto: {why}"),
-    };
+    let unusable = |why: String| BatchError::Unknown { message: format!("unusable 2xx response from mitto: {why}") };
     let parsed: BulkResponse = serde_json::from_slice(body).map_err(|e| unusable(format!("{e}; body: {}", snippet(body))))?;
     let Some(items) = parsed.messages else {
         return Err(unusable(format!("no messages array; body: {}", snippet(body))));
@@ -297,11 +296,7 @@ fn map_bulk_response(batch: &[OutboundSms], body: &[u8]) -> Result<Vec<SubmitOut
 
 fn outcome(slot: Option<ResultItem>) -> SubmitOutcome {
     let Some(item) = slot else {
-        return SubmitOutcome::Rejected {
-            code: "missing_result".into(),
-            message: "provider response had no result for this message".into(),
-            invalid_number: false,
-        };
+        return SubmitOutcome::Unknown { message: "the provider's answer had no result for this message".into() };
     };
     if let Some(id) = item.message_id.filter(|id| !id.is_empty()) {
         return SubmitOutcome::Accepted { provider_id: id };
@@ -324,14 +319,14 @@ fn map_reqwest_error(e: reqwest::Error) -> BatchError {
     if e.is_builder() {
         return BatchError::Permanent { code: "invalid_request".into(), message: e.to_string() };
     }
-    let kind = if e.is_timeout() {
-        TransientKind::Timeout
-    } else {
-        // Connect failures, resets and truncated bodies all mean "the
-        // conversation broke"; the caller retries them alike.
-        TransientKind::Connection
-    };
-    BatchError::Transient { kind, retry_after: None, message: error_chain(&e) }
+    if e.is_connect() {
+        // No connection (refused, DNS, TLS handshake, connect timeout): the
+        // request never left, so sending it again is safe.
+        return BatchError::Transient { kind: TransientKind::Connection, retry_after: None, message: error_chain(&e) };
+    }
+    // A response timeout, a reset or a truncated answer after the request
+    // was (perhaps) written: the provider may have accepted it.
+    BatchError::Unknown { message: error_chain(&e) }
 }
 
 /// reqwest's Display omits the cause ("error sending request"); the chain
@@ -528,13 +523,20 @@ mod tests {
         assert_eq!(sim.stats().accepted, 0);
     }
 
+    /// A response timeout is ambiguous (issue 12 reversed the rule that retried it): here the
+    /// simulator accepted nothing, but with `accept_then_timeout_rate` it accepted everything, and
+    /// the client cannot tell the two apart.
     #[tokio::test]
-    async fn hang_becomes_timeout() {
+    async fn response_timeouts_are_unknown_outcomes() {
         let (sim, url) = start(SimulatorConfig { timeout_rate: 1.0, timeout_hang_ms: 2000, ..Default::default() }).await;
         let c = client(&url, "key", Duration::from_millis(200));
-        let (kind, _) = transient_kind(c.send_batch(&[sms("a", "+306912345678")]).await);
-        assert_eq!(kind, TransientKind::Timeout);
+        let r = c.send_batch(&[sms("a", "+306912345678")]).await;
+        assert!(matches!(r, Err(BatchError::Unknown { .. })), "{r:?}");
         assert_eq!(sim.stats(), Stats::default());
+        sim.set_config(SimulatorConfig { accept_then_timeout_rate: 1.0, timeout_hang_ms: 2000, ..Default::default() });
+        let r = c.send_batch(&[sms("b", "+306912345678")]).await;
+        assert!(matches!(r, Err(BatchError::Unknown { .. })), "{r:?}");
+        assert_eq!(sim.stats().accepted, 1, "accepted, though the client never heard");
     }
 
     #[tokio::test]
@@ -633,13 +635,13 @@ mod tests {
         let batch = [sms("a", "+1"), sms("b", "+2"), sms("c", "+3")];
         let body = br#"{"messages":[{"messageId":"ib","reference":"b"},{"messageId":"zz","reference":"nope"}]}"#;
         let out = map_bulk_response(&batch, body).unwrap();
-        assert!(matches!(&out[0], SubmitOutcome::Rejected { code, .. } if code == "missing_result"));
+        assert!(matches!(&out[0], SubmitOutcome::Unknown { .. }));
         assert_eq!(out[1], SubmitOutcome::Accepted { provider_id: "ib".into() });
-        assert!(matches!(&out[2], SubmitOutcome::Rejected { code, .. } if code == "missing_result"));
+        assert!(matches!(&out[2], SubmitOutcome::Unknown { .. }));
     }
 
     #[test]
-    fn unmatchable_responses_are_transient() {
+    fn unmatchable_responses_are_unknown_outcomes() {
         let batch = [sms("a", "+1"), sms("b", "+2")];
         for body in [
             &b"<html>bad gateway</html>"[..],
@@ -649,7 +651,7 @@ mod tests {
             br#"{"bulkId":"B","messages":[{"messageId":"x"}]}"#,
         ] {
             let err = map_bulk_response(&batch, body).unwrap_err();
-            assert!(matches!(err, BatchError::Transient { kind: TransientKind::ServerError, .. }), "{err:?}");
+            assert!(matches!(err, BatchError::Unknown { .. }), "{err:?}");
         }
     }
 

@@ -184,12 +184,49 @@ pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> 
     Ok(json!({"total": total, "categories": items}))
 }
 
-/// What `retry-failed` would do: only retryable failures of contacts still opted in.
-async fn retry_plan(tx: &mut Tx<'_>, id: i64) -> Result<(i64, i64, Value), Error> {
-    let retryable_codes = retryable_sql();
+/// Which messages a store owner sends again: retryable failures (`retry-failed`), or messages
+/// whose outcome is unknown (`resend-unknown`, which may duplicate them). One code path for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    Failed,
+    Unknown,
+}
+
+impl Requeue {
+    /// The messages it takes, as a condition on `messages` (columns prefixed with `p`).
+    fn rows(self, p: &str) -> String {
+        match self {
+            Requeue::Failed => format!("{p}{FAILURES} AND {p}status = 'failed' AND {p}error_code IN ({})", retryable_sql()),
+            Requeue::Unknown => format!("{p}{FAILURES} AND {p}status = 'unknown'"),
+        }
+    }
+
+    /// The campaign counter its messages leave.
+    fn counter(self) -> &'static str {
+        match self {
+            Requeue::Failed => "failed",
+            Requeue::Unknown => "unknown",
+        }
+    }
+
+    fn nothing(self) -> Error {
+        match self {
+            Requeue::Failed => Error::invalid("no_recipients", "No message failed for a reason a retry can fix."),
+            Requeue::Unknown => Error::invalid("no_recipients", "No message of a contact who is still opted in has an unknown outcome."),
+        }
+    }
+}
+
+/// What sending again risks, said before and when confirming `resend-unknown`.
+pub const DUPLICATE_WARNING: &str = "The provider may already have these messages (their outcome is unknown): sending them again \
+     can deliver a second copy to the same people, and each copy is charged.";
+
+/// What a requeue would do: only its messages of contacts still opted in.
+async fn retry_plan(tx: &mut Tx<'_>, id: i64, which: Requeue) -> Result<(i64, i64, Value), Error> {
+    let rows = which.rows("m.");
     let (retryable, cost): (i64, Option<i64>) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*), CAST(SUM(m.cost) AS BIGINT) FROM messages m JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({retryable_codes}) AND k.consent = 'opted_in'"
+         WHERE m.campaign_id = $1 AND NOT m.test AND {rows} AND k.consent = 'opted_in'"
     )))
     .bind(id)
     .fetch_one(c)
@@ -197,32 +234,40 @@ async fn retry_plan(tx: &mut Tx<'_>, id: i64) -> Result<(i64, i64, Value), Error
     .map_err(db_err)?;
     let (opted_out,): (i64,) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM messages m LEFT JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({retryable_codes}) AND (k.id IS NULL OR k.consent <> 'opted_in')"
+         WHERE m.campaign_id = $1 AND NOT m.test AND {rows} AND (k.id IS NULL OR k.consent <> 'opted_in')"
     )))
     .bind(id)
     .fetch_one(c)
     .await)
     .map_err(db_err)?;
-    let per_code: Vec<(Option<String>, i64)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND (error_code IS NULL OR error_code NOT IN ({retryable_codes})) GROUP BY error_code"
-    )))
-    .bind(id)
-    .fetch_all(c)
-    .await)
-    .map_err(db_err)?;
     let mut excluded = json!({"opted_out": opted_out});
-    for (code, n) in per_code {
-        let k = code.unwrap_or_else(|| "other".into());
-        let prev = excluded[&k].as_i64().unwrap_or(0);
-        excluded[&k] = json!(prev + n);
+    if which == Requeue::Failed {
+        let retryable_codes = retryable_sql();
+        let per_code: Vec<(Option<String>, i64)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND (error_code IS NULL OR error_code NOT IN ({retryable_codes})) GROUP BY error_code"
+        )))
+        .bind(id)
+        .fetch_all(c)
+        .await)
+        .map_err(db_err)?;
+        for (code, n) in per_code {
+            let k = code.unwrap_or_else(|| "other".into());
+            let prev = excluded[&k].as_i64().unwrap_or(0);
+            excluded[&k] = json!(prev + n);
+        }
     }
     Ok((retryable, cost.unwrap_or(0), excluded))
 }
 
 pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
+    requeue_preview(db, store, id, Requeue::Failed).await
+}
+
+/// What `retry-failed` or `resend-unknown` would send and cost, and what blocks it.
+pub async fn requeue_preview(db: &Db, store: StoreId, id: i64, which: Requeue) -> Result<Value, Error> {
     let mut tx = db.begin().await?;
     let c = campaigns::get_tx(&mut tx, store, id).await?;
-    let (n, cost, excluded) = retry_plan(&mut tx, id).await?;
+    let (n, cost, excluded) = retry_plan(&mut tx, id, which).await?;
     drop(tx);
     let wallet = ledger::wallet(db, store).await?;
     let mut blocking = Vec::new();
@@ -232,18 +277,29 @@ pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Er
         );
     }
     if n == 0 {
-        blocking.push(json!({"code": "no_recipients", "message": "No message failed for a reason a retry can fix."}));
+        blocking.push(json!({"code": "no_recipients", "message": which.nothing().message}));
     }
     if cost > wallet.available {
-        blocking.push(json!({"code": "insufficient_credits", "message": format!("Retrying needs {cost} credits but {} are available.", wallet.available)}));
+        blocking.push(json!({"code": "insufficient_credits", "message": format!("Sending again needs {cost} credits but {} are available.", wallet.available)}));
     }
-    Ok(
-        json!({"messages": n, "excluded": excluded, "estimated_cost": cost, "available_credits": wallet.available, "can_retry": blocking.is_empty(), "blocking_reasons": blocking}),
-    )
+    let mut v = json!({"messages": n, "excluded": excluded, "estimated_cost": cost, "available_credits": wallet.available, "blocking_reasons": blocking});
+    match which {
+        Requeue::Failed => v["can_retry"] = json!(blocking.is_empty()),
+        Requeue::Unknown => {
+            v["can_resend"] = json!(blocking.is_empty());
+            v["warning"] = json!(DUPLICATE_WARNING);
+        }
+    }
+    Ok(v)
 }
 
 /// Re-queues only retryable failures of contacts still opted in, holding credits for exactly those.
 pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_ttl_ms: i64, now: i64) -> Result<Value, Error> {
+    requeue(db, store, id, Requeue::Failed, actor, hold_ttl_ms, now).await
+}
+
+/// Re-queues what `which` names, of contacts still opted in, under a new hold for exactly those.
+pub async fn requeue(db: &Db, store: StoreId, id: i64, which: Requeue, actor: &str, hold_ttl_ms: i64, now: i64) -> Result<Value, Error> {
     let mut tx = db.begin().await?;
     let c = campaigns::get_tx(&mut tx, store, id).await?;
     if !matches!(c.status.as_str(), "sent" | "failed") {
@@ -256,27 +312,31 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
         drop(tx);
         return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "retried"));
     }
-    let (n, cost, _) = retry_plan(&mut tx, id).await?;
-    let retryable_codes = retryable_sql();
+    let (n, cost, _) = retry_plan(&mut tx, id, which).await?;
     if n == 0 {
-        return Err(Error::invalid("no_recipients", "No message failed for a reason a retry can fix."));
+        return Err(which.nothing());
     }
-    // Opted out since: recorded as such, never retried.
-    on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({retryable_codes})
-           AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
-    )))
-    .bind(id)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))
-    .map_err(db_err)?;
-    let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:retry:{now}"), hold_ttl_ms, now).await?;
+    let rows = which.rows("");
+    if which == Requeue::Failed {
+        // Opted out since: recorded as such, never retried.
+        on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
+             WHERE campaign_id = $1 AND NOT test AND {rows}
+               AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
+        )))
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+    }
+    let kind = if which == Requeue::Failed { "retry" } else { "resend" };
+    let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:{kind}:{now}"), hold_ttl_ms, now).await?;
     let requeued = on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, error_code = NULL, error_message = NULL, updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({retryable_codes})"
+         WHERE campaign_id = $1 AND NOT test AND {rows}
+           AND EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
     )))
     .bind(id)
     .bind(now)
@@ -284,9 +344,10 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     .await
     .map(|r| r.rows_affected()))
     .map_err(db_err)? as i64;
-    on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE campaigns SET hold_id = $2, failed = failed - $3, pending = pending + $3, finished_at = NULL, updated_at = $4 WHERE id = $1"
-    )
+    let counter = which.counter();
+    on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE campaigns SET hold_id = $2, {counter} = {counter} - $3, pending = pending + $3, finished_at = NULL, updated_at = $4 WHERE id = $1"
+    )))
     .bind(id)
     .bind(hold.id)
     .bind(requeued)
@@ -295,7 +356,10 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     .await
     .map(|r| r.rows_affected()))
     .map_err(db_err)?;
-    let reason = format!("retrying {requeued} failed messages");
+    let reason = match which {
+        Requeue::Failed => format!("retrying {requeued} failed messages"),
+        Requeue::Unknown => format!("sending {requeued} messages with an unknown outcome again, confirmed despite possible duplicates"),
+    };
     campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "sending", actor, reason: &reason }, now).await?;
     tx.commit().await?;
     Ok(json!({"status": "sending", "messages": requeued, "held_credits": cost, "hold_id": hold.id}))

@@ -210,7 +210,63 @@ async fn an_idempotent_send_and_its_answer_commit_together(b: Backend) {
     assert_error(st, &e, 409, "invalid_state");
 }
 
+/// The provider accepts some batches but answers too late (the client times out): those end
+/// `unknown` — never resent automatically, never charged, explained — and only the store owner's
+/// explicit, confirmed resend-unknown sends them again.
+async fn ambiguous_provider_outcomes_are_never_resent_or_charged(b: Backend) {
+    let sim =
+        SimulatorConfig { accept_then_timeout_rate: 0.3, timeout_hang_ms: 1_500, error_rate: 0.1, seed: Some(12), ..Default::default() };
+    let (t, sim) = TestApp::start_sending(b, sim, 20, 2).await;
+    let s = t.store("Ambiguous").await;
+    seed(&t, &s, 200, 10_000).await;
+    let id = campaign(&t, &s, "Ambiguous").await;
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    let p = t.wait_finished(&s.key, id).await;
+    let stats = sim.stats();
+    assert_eq!(stats.duplicate_references, 0, "nothing sent twice: {stats:?}");
+    let unknown = p["unknown"].as_i64().unwrap();
+    assert!(unknown > 0, "some batches were accepted but never answered: {p}");
+    assert_eq!(p["sent"].as_i64().unwrap() + unknown, 200, "{p}");
+    assert_eq!(stats.accepted, 200, "the provider has every message, the unknown ones included");
+    let c = counts(&t, id).await;
+    for k in ["pending", "sending", "sent", "failed", "cancelled", "unknown"] {
+        assert_eq!(c[k], p[k], "counter {k} equals the row count");
+    }
+    assert_ledger_balanced(&t, &s, id, 10_000).await;
+    let (_, listed) = t.get(&format!("/api/campaigns/{id}/messages?status=unknown&limit=500"), &s.key).await;
+    assert_eq!(listed["items"].as_array().unwrap().len() as i64, unknown);
+    assert!(listed["items"].as_array().unwrap().iter().all(|m| m["error_code"] == "unknown_outcome"), "{listed}");
+    let (_, f) = t.get(&format!("/api/campaigns/{id}/failures"), &s.key).await;
+    let cat = f["categories"].as_array().unwrap().iter().find(|c| c["category"] == "unknown_outcome").unwrap().clone();
+    assert_eq!((cat["count"].as_i64(), cat["retryable"].as_bool()), (Some(unknown), Some(false)), "{f}");
+    assert!(cat["explanation"].as_str().unwrap().contains("never resent automatically"), "{cat}");
+
+    // Sending them again takes an explicit confirmation of the duplicate risk.
+    let (_, pv) = t.get(&format!("/api/campaigns/{id}/resend-unknown/preview"), &s.key).await;
+    assert_eq!(
+        (pv["messages"].as_i64(), pv["estimated_cost"].as_i64(), pv["can_resend"].as_bool()),
+        (Some(unknown), Some(unknown), Some(true)),
+        "{pv}"
+    );
+    assert!(pv["warning"].as_str().unwrap().contains("second copy"), "{pv}");
+    let (st, e) = t.post(&format!("/api/campaigns/{id}/resend-unknown"), &s.key, json!({})).await;
+    assert_error(st, &e, 400, "confirmation_required");
+    assert_eq!(e["details"]["messages"].as_i64(), Some(unknown), "{e}");
+    let other = t.store("Nosy").await;
+    let (st, e) = t.post(&format!("/api/campaigns/{id}/resend-unknown"), &other.key, json!({"confirm_duplicates": true})).await;
+    assert_error(st, &e, 404, "not_found");
+    sim.set_config(SimulatorConfig::default());
+    let (st, r) = t.post(&format!("/api/campaigns/{id}/resend-unknown"), &s.key, json!({"confirm_duplicates": true})).await;
+    assert_eq!((st.as_u16(), r["messages"].as_i64()), (202, Some(unknown)), "{r}");
+    let p = t.wait_finished(&s.key, id).await;
+    assert_eq!((p["status"].as_str(), p["sent"].as_i64(), p["unknown"].as_i64()), (Some("sent"), Some(200), Some(0)), "{p}");
+    assert_eq!(sim.stats().duplicate_references as i64, unknown, "the duplicates the owner accepted, and no more");
+    assert_ledger_balanced(&t, &s, id, 10_000).await;
+}
+
 dual!(
+    ambiguous_provider_outcomes_are_never_resent_or_charged,
     edits_during_a_send_are_sent_as_priced,
     holds_expiring_together_never_close_under_running_campaigns,
     a_failed_outcome_write_is_retried,

@@ -11,9 +11,22 @@ use crate::store::{Db, StoreId, Tx, db_err, on_tx, sqlite_rows};
 /// What happened to one claimed message.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Sent { provider_id: String },
-    Failed { code: FailureCode, message: String },
-    Retry { at: i64, code: FailureCode, message: String },
+    Sent {
+        provider_id: String,
+    },
+    Failed {
+        code: FailureCode,
+        message: String,
+    },
+    Retry {
+        at: i64,
+        code: FailureCode,
+        message: String,
+    },
+    /// The provider may or may not have it (DESIGN.md §4): never resent automatically, not charged.
+    Unknown {
+        message: String,
+    },
 }
 
 /// Records a batch's outcome in one transaction, guarded by the claim's fencing token: a stale
@@ -50,6 +63,7 @@ fn status_of(o: &Outcome) -> &'static str {
         Outcome::Sent { .. } => "sent",
         Outcome::Failed { .. } => "failed",
         Outcome::Retry { .. } => "pending",
+        Outcome::Unknown { .. } => "unknown",
     }
 }
 
@@ -83,6 +97,7 @@ async fn update_outcomes(
                     Outcome::Sent { provider_id } => (Some(provider_id.as_str()), None, None, now),
                     Outcome::Failed { code, message } => (None, Some(code.as_str()), Some(message.as_str()), now),
                     Outcome::Retry { at, code, message } => (None, Some(code.as_str()), Some(message.as_str()), *at),
+                    Outcome::Unknown { message } => (None, Some(FailureCode::UnknownOutcome.as_str()), Some(message.as_str()), now),
                 };
                 provider_ids.push(pid);
                 codes.push(code);
@@ -141,6 +156,13 @@ async fn update_outcomes(
                     Outcome::Retry { at, code, message } => {
                         q.bind(*id).bind("pending").bind(None::<&str>).bind(Some(code.as_str())).bind(Some(message.as_str())).bind(*at)
                     }
+                    Outcome::Unknown { message } => q
+                        .bind(*id)
+                        .bind("unknown")
+                        .bind(None::<&str>)
+                        .bind(Some(FailureCode::UnknownOutcome.as_str()))
+                        .bind(Some(message.as_str()))
+                        .bind(now),
                 };
             }
             let q = q.bind(now).bind(now).bind(token);
@@ -161,6 +183,7 @@ async fn update_outcomes(
             let status = match status.as_str() {
                 "sent" => "sent",
                 "failed" => "failed",
+                "unknown" => "unknown",
                 _ => "pending",
             };
             (id, cost, test, status)
@@ -173,9 +196,19 @@ async fn update_outcomes(
 async fn finish_record(mut tx: Tx<'_>, batch: &Batch, changed: &[Changed], now: i64) -> Result<(), Error> {
     let campaign_rows = changed.iter().filter(|r| !r.2);
     let count = |s: &str| campaign_rows.clone().filter(|r| r.3 == s).count() as i64;
-    let (sent, failed, retried) = (count("sent"), count("failed"), count("pending"));
-    bump(&mut tx, batch.campaign_id, &[("sending", -(sent + failed + retried)), ("sent", sent), ("failed", failed), ("pending", retried)])
-        .await?;
+    let (sent, failed, retried, unknown) = (count("sent"), count("failed"), count("pending"), count("unknown"));
+    bump(
+        &mut tx,
+        batch.campaign_id,
+        &[
+            ("sending", -(sent + failed + retried + unknown)),
+            ("sent", sent),
+            ("failed", failed),
+            ("pending", retried),
+            ("unknown", unknown),
+        ],
+    )
+    .await?;
     // Charges: campaign messages against the campaign's hold, test messages against their own.
     let campaign_cost: i64 = changed.iter().filter(|r| !r.2 && r.3 == "sent").map(|r| r.1).sum();
     if campaign_cost > 0 {
