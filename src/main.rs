@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
             let running = app::start_with_db(cfg, db, listener).await?;
             tracing::info!(url = %running.url(), "smscast is serving");
             println!("smscast is running on {}", running.url());
-            running.wait().await;
+            running.run_until_signal().await;
         }
         Command::Migrate(db) => {
             if Db::create_postgres_database(&db.url())
@@ -134,7 +134,8 @@ async fn main() -> anyhow::Result<()> {
             let (stop, rx) = tokio::sync::watch::channel(false);
             let tasks = engine.spawn(rx);
             tracing::info!(worker = %engine.id, "engine running");
-            tokio::signal::ctrl_c().await?;
+            app::shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight batches");
             let _ = stop.send(true);
             for t in tasks {
                 let _ = t.await;
