@@ -180,7 +180,7 @@ pub struct BenchSseArgs {
     #[command(flatten)]
     pub db: BenchDatabaseArgs,
     /// Send loops of the engine (in the app's process).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = EngineConfig::WORKERS)]
     pub workers: usize,
     /// Messages per Mitto bulk call.
     #[arg(long, default_value_t = 500)]
@@ -224,7 +224,7 @@ pub struct BenchSendArgs {
     #[command(flatten)]
     pub db: BenchDatabaseArgs,
     /// Send loops: in this process, or in each worker process (the engine's own default).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = EngineConfig::WORKERS)]
     pub workers: usize,
     /// 0: the engine runs in this process. N: it runs in N `smscast worker` child processes instead.
     #[arg(long, default_value_t = 0)]

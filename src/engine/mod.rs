@@ -49,7 +49,7 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    const WORKERS: usize = 2;
+    pub const WORKERS: usize = 2;
     const MAX_ATTEMPTS: i64 = 5;
     const LEASE_MS: i64 = 60_000;
     const RETRY_BASE_MS: i64 = 1_000;

@@ -7,7 +7,8 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{Auth, Id};
 use crate::store::campaigns::{self, CampaignRow};
-use crate::store::queue::progress_json;
+use crate::store::operations::QueueStats;
+use crate::store::queue::Progress;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -123,7 +124,7 @@ impl Watcher {
         }
         let now = self.state.clock.now_ms();
         if self.last_status.as_deref() != Some(c.status.as_str()) {
-            let data = json!({"status": c.status, "previous": self.last_status, "progress": progress_json(&c, now)});
+            let data = json!({"status": c.status, "previous": self.last_status, "progress": Progress::of(&c, now)});
             self.queue.push_back(Event::default().event("status").id(id.clone()).data(data.to_string()));
             self.last_status = Some(c.status.clone());
             self.last_progress = Some(Instant::now());
@@ -132,7 +133,7 @@ impl Watcher {
                 self.done = true;
             }
         } else if self.last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
-            self.queue.push_back(Event::default().event("progress").id(id.clone()).data(progress_json(&c, now).to_string()));
+            self.queue.push_back(Event::default().event("progress").id(id.clone()).data(json!(Progress::of(&c, now)).to_string()));
             self.last_progress = Some(Instant::now());
             self.pending_progress = false;
         } else {
@@ -207,7 +208,7 @@ pub async fn store_events(
     Auth(p): Auth,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let store = p.store;
-    let init: (Option<Value>, Option<Value>, Option<Value>, u64) = (None, None, None, 0);
+    let init: (Option<Value>, Option<Value>, Option<QueueStats>, u64) = (None, None, None, 0);
     let closed = state.hub.closed();
     let stream = futures_util::stream::unfold(
         (state, init, std::collections::VecDeque::<Event>::new()),
@@ -243,7 +244,7 @@ pub async fn store_events(
                 if last.3 % 5 == 1 {
                     if let Ok(q) = crate::store::operations::queue(&state.db, Some(store), now).await {
                         if last.2.as_ref() != Some(&q) {
-                            queue.push_back(Event::default().event("queue").data(q.to_string()));
+                            queue.push_back(Event::default().event("queue").data(json!(q).to_string()));
                             last.2 = Some(q);
                         }
                     }

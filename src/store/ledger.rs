@@ -256,6 +256,20 @@ pub async fn get_hold(tx: &mut Tx<'_>, hold: i64) -> Result<HoldRow, Error> {
     .ok_or_else(|| Error::not_found("hold"))
 }
 
+/// Counts `amount` of an active hold's remainder into its `charged` or `released` column (a
+/// literal of the caller's), if that much is left: the hold's account, store and campaign.
+async fn take_from_hold(tx: &mut Tx<'_>, hold: i64, column: &'static str, amount: i64) -> Result<Option<(i64, i64, Option<i64>)>, Error> {
+    on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE holds SET {column} = {column} + $2 WHERE id = $1 AND state = 'active' AND charged + released + $2 <= reserved
+         RETURNING account_id, store_id, campaign_id"
+    )))
+    .bind(hold)
+    .bind(amount)
+    .fetch_optional(c)
+    .await)
+    .map_err(db_err)
+}
+
 /// Charges accepted messages against an active hold: hold → revenue. Refused once the hold is
 /// finalized (released or expired) or when it would exceed what was reserved.
 pub async fn charge(tx: &mut Tx<'_>, hold: i64, amount: i64, messages: i64, idem_key: &str, now: i64) -> Result<Moved, Error> {
@@ -270,15 +284,7 @@ pub async fn charge(tx: &mut Tx<'_>, hold: i64, amount: i64, messages: i64, idem
     if let Some(id) = charge_replayed(tx, hold, amount, idem_key).await? {
         return Ok(Moved::Replayed(id));
     }
-    let claimed: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(
-        "UPDATE holds SET charged = charged + $2 WHERE id = $1 AND state = 'active' AND charged + released + $2 <= reserved
-         RETURNING account_id, store_id, campaign_id"
-    )
-    .bind(hold)
-    .bind(amount)
-    .fetch_optional(c)
-    .await)
-    .map_err(db_err)?;
+    let claimed = take_from_hold(tx, hold, "charged", amount).await?;
     let Some((hold_account, store, campaign)) = claimed else {
         // A duplicate may have committed while this waited for the hold's row lock.
         if let Some(id) = charge_replayed(tx, hold, amount, idem_key).await? {
@@ -376,15 +382,7 @@ pub async fn release_part(tx: &mut Tx<'_>, hold: i64, amount: i64, idem_key: &st
     if amount <= 0 {
         return Ok(0);
     }
-    let claimed: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(
-        "UPDATE holds SET released = released + $2 WHERE id = $1 AND state = 'active' AND charged + released + $2 <= reserved
-         RETURNING account_id, store_id, campaign_id"
-    )
-    .bind(hold)
-    .bind(amount)
-    .fetch_optional(c)
-    .await)
-    .map_err(db_err)?;
+    let claimed = take_from_hold(tx, hold, "released", amount).await?;
     let Some((hold_account, store, campaign)) = claimed else { return Ok(0) };
     let store = StoreId(store);
     let wallet = wallet_account(tx, store).await?;

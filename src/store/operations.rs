@@ -365,8 +365,43 @@ pub async fn requeue(db: &Db, store: StoreId, id: i64, which: Requeue, actor: &s
     Ok(json!({"status": "sending", "messages": requeued, "held_credits": cost, "hold_id": hold.id}))
 }
 
+/// Queue statistics (`GET /api/queue`, `/api/admin/queue`, the live `queue` event). The fields are
+/// in alphabetical order, the order the JSON had when it was built as a `serde_json::Value`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueStats {
+    pub active: i64,
+    /// Due messages by campaign priority (`urgent`, `high`, `normal`, `low`).
+    pub by_priority: std::collections::BTreeMap<&'static str, i64>,
+    pub cancelled: i64,
+    pub completed: i64,
+    pub delayed: i64,
+    pub failed: i64,
+    pub oldest_waiting_seconds: i64,
+    pub throughput: Throughput,
+    pub unknown: i64,
+    pub waiting: i64,
+    pub workers: Vec<WorkerSeen>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Throughput {
+    pub last_5_minutes: i64,
+    pub last_minute: i64,
+}
+
+/// An engine process that heartbeated in the last minute.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WorkerSeen {
+    /// Shown to the operator only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub id: String,
+    pub in_flight: i64,
+    pub last_seen: String,
+}
+
 /// Queue statistics, across all stores (`store = None`, with worker hosts) or for one store.
-pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<Value, Error> {
+pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<QueueStats, Error> {
     let scope = if store.is_some() { "store_id = $2" } else { "$2 = $2" };
     let sid = store.map_or(0, |s| s.0);
     let counts: Vec<(String, bool, i64, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -379,10 +414,9 @@ pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<Value, E
     .map_err(db_err)?;
     type Row = (String, bool, i64, i64);
     let sum = |f: &dyn Fn(&Row) -> bool| counts.iter().filter(|r| f(r)).map(|r| r.3).sum::<i64>();
-    let mut by_priority = json!({});
-    for (name, rank) in [("urgent", 3), ("high", 2), ("normal", 1), ("low", 0)] {
-        by_priority[name] = json!(sum(&|r| r.0 == "pending" && r.1 && r.2 == rank));
-    }
+    let by_priority = [("urgent", 3), ("high", 2), ("normal", 1), ("low", 0)]
+        .map(|(name, rank)| (name, sum(&|r| r.0 == "pending" && r.1 && r.2 == rank)))
+        .into();
     let (last_minute, last_5, oldest): (i64, i64, Option<i64>) = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT (SELECT COUNT(*) FROM messages WHERE {scope} AND status = 'sent' AND sent_at > $1 - 60000),
                 (SELECT COUNT(*) FROM messages WHERE {scope} AND status = 'sent' AND sent_at > $1 - 300000),
@@ -393,18 +427,19 @@ pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<Value, E
     .fetch_one(p)
     .await)
     .map_err(db_err)?;
-    let mut v = json!({
-        "waiting": sum(&|r| r.0 == "pending" && r.1),
-        "delayed": sum(&|r| r.0 == "pending" && !r.1),
-        "active": sum(&|r| r.0 == "sending"),
-        "completed": sum(&|r| r.0 == "sent"),
-        "failed": sum(&|r| r.0 == "failed"),
-        "cancelled": sum(&|r| r.0 == "cancelled"),
-        "unknown": sum(&|r| r.0 == "unknown"),
-        "by_priority": by_priority,
-        "throughput": {"last_minute": last_minute, "last_5_minutes": last_5},
-        "oldest_waiting_seconds": oldest.map_or(0, |o| (now - o).max(0) / 1000),
-    });
+    let mut v = QueueStats {
+        waiting: sum(&|r| r.0 == "pending" && r.1),
+        delayed: sum(&|r| r.0 == "pending" && !r.1),
+        active: sum(&|r| r.0 == "sending"),
+        completed: sum(&|r| r.0 == "sent"),
+        failed: sum(&|r| r.0 == "failed"),
+        cancelled: sum(&|r| r.0 == "cancelled"),
+        unknown: sum(&|r| r.0 == "unknown"),
+        by_priority,
+        throughput: Throughput { last_minute, last_5_minutes: last_5 },
+        oldest_waiting_seconds: oldest.map_or(0, |o| (now - o).max(0) / 1000),
+        workers: Vec::new(),
+    };
     // Workers that stopped heartbeating are gone after a minute.
     let workers: Vec<(String, String, i64, i64)> =
         on_db!(db, |p| sqlx::query_as("SELECT id, host, last_seen, in_flight FROM workers WHERE last_seen > $1 ORDER BY id")
@@ -412,18 +447,15 @@ pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<Value, E
             .fetch_all(p)
             .await)
         .map_err(db_err)?;
-    v["workers"] = json!(
-        workers
-            .into_iter()
-            .map(|(id, host, seen, in_flight)| {
-                if store.is_some() {
-                    json!({"id": id, "last_seen": crate::domain::time::rfc3339(seen), "in_flight": in_flight})
-                } else {
-                    json!({"id": id, "host": host, "last_seen": crate::domain::time::rfc3339(seen), "in_flight": in_flight})
-                }
-            })
-            .collect::<Vec<_>>()
-    );
+    v.workers = workers
+        .into_iter()
+        .map(|(id, host, seen, in_flight)| WorkerSeen {
+            host: store.is_none().then_some(host),
+            id,
+            in_flight,
+            last_seen: crate::domain::time::rfc3339(seen),
+        })
+        .collect();
     Ok(v)
 }
 
@@ -432,20 +464,28 @@ pub async fn metrics(db: &Db, now: i64) -> Result<String, Error> {
     let q = queue(db, None, now).await?;
     let mut out = String::new();
     out.push_str("# HELP smscast_messages Messages in the queue by state.\n# TYPE smscast_messages gauge\n");
-    for state in ["waiting", "delayed", "active", "completed", "failed", "cancelled", "unknown"] {
-        out.push_str(&format!("smscast_messages{{state=\"{state}\"}} {}\n", q[state].as_i64().unwrap_or(0)));
+    for (state, n) in [
+        ("waiting", q.waiting),
+        ("delayed", q.delayed),
+        ("active", q.active),
+        ("completed", q.completed),
+        ("failed", q.failed),
+        ("cancelled", q.cancelled),
+        ("unknown", q.unknown),
+    ] {
+        out.push_str(&format!("smscast_messages{{state=\"{state}\"}} {n}\n"));
     }
     out.push_str("# HELP smscast_waiting_by_priority Due messages by campaign priority.\n# TYPE smscast_waiting_by_priority gauge\n");
     for p in ["urgent", "high", "normal", "low"] {
-        out.push_str(&format!("smscast_waiting_by_priority{{priority=\"{p}\"}} {}\n", q["by_priority"][p].as_i64().unwrap_or(0)));
+        out.push_str(&format!("smscast_waiting_by_priority{{priority=\"{p}\"}} {}\n", q.by_priority.get(p).copied().unwrap_or(0)));
     }
     out.push_str(
         "# HELP smscast_sent_last_minute Messages accepted by the provider in the last minute.\n# TYPE smscast_sent_last_minute gauge\n",
     );
-    out.push_str(&format!("smscast_sent_last_minute {}\n", q["throughput"]["last_minute"].as_i64().unwrap_or(0)));
+    out.push_str(&format!("smscast_sent_last_minute {}\n", q.throughput.last_minute));
     out.push_str("# HELP smscast_oldest_waiting_seconds Age of the oldest due message.\n# TYPE smscast_oldest_waiting_seconds gauge\n");
-    out.push_str(&format!("smscast_oldest_waiting_seconds {}\n", q["oldest_waiting_seconds"].as_i64().unwrap_or(0)));
+    out.push_str(&format!("smscast_oldest_waiting_seconds {}\n", q.oldest_waiting_seconds));
     out.push_str("# HELP smscast_workers Engine processes seen in the last minute.\n# TYPE smscast_workers gauge\n");
-    out.push_str(&format!("smscast_workers {}\n", q["workers"].as_array().map_or(0, Vec::len)));
+    out.push_str(&format!("smscast_workers {}\n", q.workers.len()));
     Ok(out)
 }

@@ -94,7 +94,7 @@ pub async fn send(
     Ok((StatusCode::from_u16(started.status).unwrap_or(StatusCode::OK), Json(started.body)))
 }
 
-pub async fn progress(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+pub async fn progress(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<queue::Progress>> {
     Ok(Json(queue::progress(&state.db, p.store, id, state.clock.now_ms()).await?))
 }
 
@@ -196,11 +196,11 @@ pub async fn failures(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id):
     Ok(Json(operations::failures(&state.db, p.store, id).await?))
 }
 
-pub async fn store_queue(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+pub async fn store_queue(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<operations::QueueStats>> {
     Ok(Json(operations::queue(&state.db, Some(p.store), state.clock.now_ms()).await?))
 }
 
-pub async fn admin_queue(State(state): State<Arc<AppState>>, _: crate::http::extract::Admin) -> ApiResult<Json<Value>> {
+pub async fn admin_queue(State(state): State<Arc<AppState>>, _: crate::http::extract::Admin) -> ApiResult<Json<operations::QueueStats>> {
     Ok(Json(operations::queue(&state.db, None, state.clock.now_ms()).await?))
 }
 

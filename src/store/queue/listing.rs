@@ -10,33 +10,72 @@ use crate::store::{Db, StoreId, clamp_limit, db_err, on_db, parse_cursor};
 use serde_json::{Value, json};
 
 /// `GET …/progress`: read from counters, the same cost for 10 messages as for 10,000,000.
-pub async fn progress(db: &Db, store: StoreId, id: i64, now: i64) -> Result<Value, Error> {
+pub async fn progress(db: &Db, store: StoreId, id: i64, now: i64) -> Result<Progress, Error> {
     let c = campaigns::get(db, store, id).await?;
-    Ok(progress_json(&c, now))
+    Ok(Progress::of(&c, now))
 }
 
-pub fn progress_json(c: &CampaignRow, now: i64) -> Value {
-    let processed = c.sent + c.failed + c.cancelled + c.unknown;
-    let pct = (processed * 100).checked_div(c.total).unwrap_or(if matches!(c.status(), Status::Sent | Status::Failed) { 100 } else { 0 });
-    let end = c.finished_at.unwrap_or(now);
-    let rate = match c.started_at {
-        Some(s) if end > s && processed > 0 => processed as f64 * 1000.0 / (end - s) as f64,
-        _ => 0.0,
-    };
-    let remaining = c.pending + c.sending;
-    let eta = if c.finished_at.is_some() || remaining == 0 {
-        Some(0)
-    } else if rate > 0.0 {
-        Some((remaining as f64 / rate).ceil() as i64)
-    } else {
-        None
-    };
-    json!({
-        "status": c.status, "total": c.total, "pending": c.pending, "sending": c.sending, "sent": c.sent, "failed": c.failed,
-        "cancelled": c.cancelled, "skipped_opted_out": c.skipped_opted_out, "unknown": c.unknown, "delivered": c.delivered, "processed": processed, "progress": pct,
-        "rate_per_second": (rate * 10.0).round() / 10.0, "eta_seconds": eta,
-        "started_at": c.started_at.map(rfc3339), "finished_at": c.finished_at.map(rfc3339),
-    })
+/// A campaign's progress, as `GET …/progress` and the live events show it. The fields are in
+/// alphabetical order, the order the JSON had when it was built as a `serde_json::Value`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Progress {
+    pub cancelled: i64,
+    pub delivered: i64,
+    pub eta_seconds: Option<i64>,
+    pub failed: i64,
+    pub finished_at: Option<String>,
+    pub pending: i64,
+    pub processed: i64,
+    /// Percent of the messages processed.
+    pub progress: i64,
+    pub rate_per_second: f64,
+    pub sending: i64,
+    pub sent: i64,
+    /// Of `cancelled`: skipped at claim time because the contact had opted out meanwhile.
+    pub skipped_opted_out: i64,
+    pub started_at: Option<String>,
+    pub status: String,
+    pub total: i64,
+    pub unknown: i64,
+}
+
+impl Progress {
+    pub fn of(c: &CampaignRow, now: i64) -> Progress {
+        let processed = c.sent + c.failed + c.cancelled + c.unknown;
+        let pct =
+            (processed * 100).checked_div(c.total).unwrap_or(if matches!(c.status(), Status::Sent | Status::Failed) { 100 } else { 0 });
+        let end = c.finished_at.unwrap_or(now);
+        let rate = match c.started_at {
+            Some(s) if end > s && processed > 0 => processed as f64 * 1000.0 / (end - s) as f64,
+            _ => 0.0,
+        };
+        let remaining = c.pending + c.sending;
+        let eta = if c.finished_at.is_some() || remaining == 0 {
+            Some(0)
+        } else if rate > 0.0 {
+            Some((remaining as f64 / rate).ceil() as i64)
+        } else {
+            None
+        };
+        Progress {
+            status: c.status.clone(),
+            total: c.total,
+            pending: c.pending,
+            sending: c.sending,
+            sent: c.sent,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            skipped_opted_out: c.skipped_opted_out,
+            unknown: c.unknown,
+            delivered: c.delivered,
+            processed,
+            progress: pct,
+            rate_per_second: (rate * 10.0).round() / 10.0,
+            eta_seconds: eta,
+            started_at: c.started_at.map(rfc3339),
+            finished_at: c.finished_at.map(rfc3339),
+        }
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

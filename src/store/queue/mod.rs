@@ -15,7 +15,7 @@ mod test_send;
 
 pub use claim::{Batch, ClaimCursor, Claimed, claim};
 pub use launch::{start, start_with_key};
-pub use listing::{MessageFilter, list, progress, progress_json};
+pub use listing::{MessageFilter, Progress, list, progress};
 pub use maintenance::{reap, runs_with_expired_holds, start_due};
 pub use outcome::{Outcome, complete_if_done, record};
 pub use test_send::{TestSend, get_test_message, send_test};
