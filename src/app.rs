@@ -46,8 +46,11 @@ impl RunningApp {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish.
+    /// Stops accepting, ends live event streams, lets in-flight requests finish, stops the send
+    /// loops after their current batch (each is finished and recorded, so nothing is left
+    /// `sending` under a live lease to become `unknown` later), then closes the database.
     pub async fn stop(mut self) {
+        self.state.hub.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -60,6 +63,7 @@ impl RunningApp {
 
     /// Asks the server and the send loops to stop, without waiting (usable from `Drop`).
     pub fn signal_stop(&mut self) {
+        self.state.hub.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -78,11 +82,45 @@ impl RunningApp {
         }
     }
 
-    /// Serves until the server stops (Ctrl-C in `main`).
-    pub async fn wait(mut self) {
-        if let Some(h) = self.server.take() {
-            let _ = h.await;
+    /// Serves until SIGTERM or Ctrl-C, then stops as `stop` does. A provider call ends within
+    /// its timeout, which is shorter than the lease, so this returns within the lease.
+    pub async fn run_until_signal(mut self) {
+        let server_ended = match self.server.as_mut() {
+            Some(server) => tokio::select! {
+                _ = shutdown_signal() => false,
+                _ = server => true,
+            },
+            None => true,
+        };
+        if server_ended {
+            self.server = None;
+        } else {
+            tracing::info!("shutting down: finishing in-flight batches");
         }
+        self.stop().await;
+    }
+}
+
+/// SIGTERM (what service managers and container runtimes send) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -124,10 +162,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let shutdown = async move {
-            tokio::select! {
-                _ = rx => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+            let _ = rx.await;
         };
         if let Err(e) =
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod faults;
 pub mod http;
 pub mod provider;
 pub mod secrets;

@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
             if args.demo {
                 println!("Open {}/ and log in", running.url());
             }
-            running.wait().await;
+            running.run_until_signal().await;
         }
         Command::Migrate(db) => {
             if Db::create_postgres_database(&db.url())
@@ -167,7 +167,8 @@ async fn main() -> anyhow::Result<()> {
             let (stop, rx) = tokio::sync::watch::channel(false);
             let tasks = engine.spawn(rx);
             tracing::info!(worker = %engine.id, "engine running");
-            tokio::signal::ctrl_c().await?;
+            app::shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight batches");
             let _ = stop.send(true);
             for t in tasks {
                 let _ = t.await;

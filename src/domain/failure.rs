@@ -60,10 +60,12 @@ impl FailureCode {
             FailureCode::Timeout => "The provider did not answer in time, repeatedly.",
             FailureCode::ProviderError => "The provider had errors on its side, repeatedly.",
             FailureCode::UnknownOutcome => {
-                "We lost track of the message while it was being sent; it may have arrived. It is never resent automatically."
+                "The provider may have this message: its answer never reached us (a timeout, a dropped connection, an answer we \
+                 could not match) or the worker sending it stopped. It is not charged and never resent automatically; you may send \
+                 it again yourself, at the risk of a duplicate."
             }
             FailureCode::InsufficientCredits => "There were not enough credits reserved for this message.",
-            FailureCode::OptedOut => "The contact opted out after the campaign was sent; they will not be messaged.",
+            FailureCode::OptedOut => "The contact opted out after the campaign started; they are not messaged and not charged.",
         }
     }
 }

@@ -303,15 +303,22 @@ impl Engine {
             return Ok(None);
         };
         let claimed_at = add_elapsed(&self.times.claim_ns, started);
+        // A second short of the lease's end (it began before the claim), so a last try still ends
+        // before a reaper may take the batch.
+        let lease_ends = started + Duration::from_millis((self.cfg.lease_ms - 1_000).max(0) as u64);
+        if batch.messages.is_empty() {
+            // Every claimed message was skipped (its contact opted out): nothing to send, but the
+            // run may be complete now.
+            self.record(&batch, &[], lease_ends).await?;
+            return Ok(Some(Duration::ZERO));
+        }
         self.in_flight.fetch_add(batch.messages.len() as i64, Ordering::Relaxed);
         let result = self.send(&batch).await;
         self.in_flight.fetch_sub(batch.messages.len() as i64, Ordering::Relaxed);
         let sent_at = add_elapsed(&self.times.send_ns, claimed_at);
         let call_failed = result.is_err();
         let (outcomes, pause) = self.outcomes(&batch, result);
-        let turn = self.write_turn().await;
-        queue::record(&self.db, &batch, &outcomes, self.clock.now_ms()).await?;
-        drop(turn);
+        self.record(&batch, &outcomes, lease_ends).await?;
         add_elapsed(&self.times.record_ns, sent_at);
         self.times.batches.fetch_add(1, Ordering::Relaxed);
         self.times.messages.fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
@@ -326,6 +333,32 @@ impl Engine {
             }
         }
         Ok(Some(pause))
+    }
+
+    /// Records a batch's outcome. A write that fails (a database error: a broken connection, a
+    /// failover) is tried again while the lease lasts, since after a provider call the accepted
+    /// messages are sent whether or not we record it, and an unrecorded batch would end `unknown`
+    /// and unpaid. Trying again is safe: the write is fenced by the claim's token, so one that
+    /// committed before its answer was lost changes nothing the second time.
+    async fn record(&self, batch: &Batch, outcomes: &[(i64, Outcome)], lease_ends: Instant) -> Result<(), crate::domain::Error> {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let turn = self.write_turn().await;
+            let result = if crate::faults::hit(|| format!("record:{}", self.id)) {
+                Err(crate::faults::injected("record"))
+            } else {
+                queue::record(&self.db, batch, outcomes, self.clock.now_ms()).await
+            };
+            drop(turn);
+            match result {
+                Err(e) if e.kind == crate::domain::Kind::Internal && Instant::now() + wait < lease_ends => {
+                    tracing::warn!(error = %e, campaign = batch.campaign_id, "recording a batch failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Records one provider call; returns the failure rate when it crosses the threshold.
@@ -386,6 +419,7 @@ impl Engine {
                             SubmitOutcome::Rejected { code, message, .. } => {
                                 Outcome::Failed { code: FailureCode::ProviderRejected, message: format!("{code}: {message}") }
                             }
+                            SubmitOutcome::Unknown { message } => Outcome::Unknown { message },
                         };
                         (m.id, o)
                     })
@@ -417,7 +451,8 @@ impl Engine {
                 (out, retry_after.unwrap_or(Duration::ZERO))
             }
             Err(BatchError::Unknown { message }) => {
-                tracing::warn!(%message, messages = batch.messages.len(), "provider answer unmatchable: the batch is unknown, never resent");
+                // The provider may have the messages: held out of every retry path, not charged.
+                tracing::warn!(campaign = batch.campaign_id, %message, "provider outcome unknown; the batch is not resent");
                 let out = batch.messages.iter().map(|m| (m.id, Outcome::Unknown { message: message.clone() })).collect();
                 (out, Duration::ZERO)
             }

@@ -12,7 +12,7 @@ use crate::store::queue::Progress;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -25,12 +25,33 @@ const POLL: Duration = Duration::from_millis(250);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// One poller per watched campaign on this node.
-#[derive(Default)]
 pub struct Hub {
     campaigns: Mutex<HashMap<i64, watch::Receiver<Option<CampaignRow>>>>,
+    /// True once the node shuts down: every live stream ends, so the server's graceful shutdown
+    /// does not wait forever for streams that never end on their own.
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub { campaigns: Default::default(), closing: watch::channel(false).0 }
+    }
 }
 
 impl Hub {
+    /// Ends every live stream on this node (and any opened later).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when the node shuts down.
+    fn closed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let mut rx = self.closing.subscribe();
+        Box::pin(async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        })
+    }
+
     fn subscribe(&self, state: &Arc<AppState>, store: crate::store::StoreId, first: CampaignRow) -> watch::Receiver<Option<CampaignRow>> {
         let mut map = self.campaigns.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = map.get(&first.id) {
@@ -148,6 +169,7 @@ pub async fn campaign_events(
         state,
     };
     w.rx.mark_changed();
+    let closed = w.state.hub.closed();
     let stream = futures_util::stream::unfold(w, |mut w| async move {
         loop {
             if let Some(e) = w.queue.pop_front() {
@@ -175,7 +197,8 @@ pub async fn campaign_events(
             }
             w.absorb();
         }
-    });
+    })
+    .take_until(closed);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -186,6 +209,7 @@ pub async fn store_events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let store = p.store;
     let init: (Option<Value>, Option<Value>, Option<QueueStats>, u64) = (None, None, None, 0);
+    let closed = state.hub.closed();
     let stream = futures_util::stream::unfold(
         (state, init, std::collections::VecDeque::<Event>::new()),
         move |(state, mut last, mut queue)| async move {
@@ -227,6 +251,7 @@ pub async fn store_events(
                 }
             }
         },
-    );
+    )
+    .take_until(closed);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -30,12 +30,17 @@ pub enum SubmitOutcome {
         provider_id: String,
     },
     Rejected {
-        /// The provider's own error code (or ours, e.g. "missing_result").
+        /// The provider's own error code.
         code: String,
         message: String,
         /// The destination itself is unusable: the engine can mark the
         /// contact instead of retrying.
         invalid_number: bool,
+    },
+    /// The provider answered for the batch but not recognisably for this
+    /// message: it may have been accepted, so it must not be sent again.
+    Unknown {
+        message: String,
     },
 }
 
@@ -54,26 +59,28 @@ pub enum BatchError {
     /// key, malformed request).
     #[error("provider refused the call ({code}): {message}")]
     Permanent { code: String, message: String },
-    /// The provider answered 2xx, but the answer cannot be lined up with the request (its results
-    /// map to the messages by position, and their count differs, or the body is unreadable): any of
-    /// the messages may have been accepted. Never retried: the messages become `unknown`.
-    #[error("provider answer could not be matched to the request: {message}")]
+    /// The request may have reached the provider but its answer did not
+    /// reach us (a response timeout, a connection lost after the request was
+    /// written, a 2xx answer none of whose results could be matched). The
+    /// messages may have been accepted: never retried automatically, never
+    /// charged (DESIGN.md §4).
+    #[error("provider outcome unknown: {message}")]
     Unknown { message: String },
 }
 
-/// Note for retry logic: `Timeout`, and `Connection` when the connection
-/// broke after the request was written, cannot prove that nothing was
-/// accepted; a retry may then duplicate messages, which the echoed
-/// `reference` lets the provider and DLR handling detect.
+/// Only failures where the request certainly did not reach the provider, or
+/// the provider said it processed nothing, are transient; everything
+/// ambiguous is `BatchError::Unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransientKind {
     /// 429: the provider asked us to slow down.
     Throttled,
-    /// 5xx, or a 2xx body none of whose results could be matched.
+    /// A 5xx answer.
     ServerError,
-    /// Connect or request timeout, or 408.
+    /// 408: the provider gave up waiting for our request.
     Timeout,
-    /// Refused, reset or otherwise broken connection.
+    /// The connection could not be made (refused, DNS, TLS handshake,
+    /// connect timeout): nothing was sent.
     Connection,
 }
 

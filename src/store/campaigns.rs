@@ -34,6 +34,8 @@ pub struct CampaignRow {
     pub failed: i64,
     pub cancelled: i64,
     pub unknown: i64,
+    /// Of `cancelled`: skipped at claim time because the contact had opted out meanwhile.
+    pub skipped_opted_out: i64,
     pub delivered: i64,
     /// Messages whose final delivery report was a failure (undelivered, expired, rejected).
     pub undelivered: i64,
@@ -76,7 +78,7 @@ impl CampaignRow {
 }
 
 const COLUMNS: &str = "id, store_id, name, message, audience, priority, schedule_at, sender, discount_code, greek_gsm, status, total, pending, sending, sent, failed, \
-                       cancelled, unknown, delivered, undelivered, unsubscribed, clicks, unique_clicks, track_links, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
+                       cancelled, unknown, skipped_opted_out, delivered, undelivered, unsubscribed, clicks, unique_clicks, track_links, hold_id, launch_language, launch_public_url, started_at, finished_at, created_at, updated_at";
 
 /// The fields of a campaign a store may set. Used for create (name, message, audience required)
 /// and for PATCH (everything optional).

@@ -41,6 +41,9 @@ pub async fn lookup(db: &Db, scope: &str, key: &str, request: &Value) -> Result<
 /// Records the answer inside the operation's transaction. A concurrent request with the same key
 /// fails on the primary key and its transaction rolls back; the caller then replays.
 pub async fn save(tx: &mut Tx<'_>, scope: &str, key: &str, request: &Value, status: u16, body: &Value, now: i64) -> Result<(), Error> {
+    if crate::faults::hit(|| format!("idempotency.save:{key}")) {
+        return Err(crate::faults::injected("idempotency.save"));
+    }
     on_tx!(tx, |c| sqlx::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
     )

@@ -373,10 +373,13 @@ pub async fn finalize(tx: &mut Tx<'_>, hold: i64, kind: TransferKind, now: i64) 
 /// `None` when the hold was already finalized (or does not exist); else the remainder returned.
 async fn finalize_once(tx: &mut Tx<'_>, hold: i64, kind: TransferKind, now: i64) -> Result<Option<i64>, Error> {
     let state = if kind == TransferKind::Expiry { "expired" } else { "released" };
-    let done: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(
-        "UPDATE holds SET state = $2, released = reserved - charged, finalized_at = $3 WHERE id = $1 AND state = 'active'
+    // Expiry never closes the hold of a run that can still send: that run is stopped first
+    // (`operations::stop_expired_runs`), and its cancel keeps the hold open for in-flight charges.
+    let guard = if kind == TransferKind::Expiry { RUN_CAN_SEND } else { "" };
+    let done: Option<(i64, i64, Option<i64>)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE holds SET state = $2, released = reserved - charged, finalized_at = $3 WHERE id = $1 AND state = 'active'{guard}
          RETURNING account_id, store_id, campaign_id"
-    )
+    )))
     .bind(hold)
     .bind(state)
     .bind(now)
@@ -424,15 +427,20 @@ pub async fn release_part(tx: &mut Tx<'_>, hold: i64, amount: i64, idem_key: &st
     Ok(amount)
 }
 
+/// Added to a condition on `holds`: the hold is not the one of a run that can still send.
+const RUN_CAN_SEND: &str =
+    " AND NOT EXISTS (SELECT 1 FROM campaigns rc WHERE rc.hold_id = holds.id AND rc.status IN ('sending', 'paused'))";
+
 /// Expires holds past their deadline (24 h by default), each in its own transaction. Returns how
 /// many this call expired (a hold finalized meanwhile by someone else is not counted).
 pub async fn expire_due(db: &Db, now: i64) -> Result<u64, Error> {
-    let due: Vec<(i64,)> =
-        on_db!(db, |p| sqlx::query_as("SELECT id FROM holds WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT 500")
-            .bind(now)
-            .fetch_all(p)
-            .await)
-        .map_err(db_err)?;
+    let due: Vec<(i64,)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM holds WHERE state = 'active' AND expires_at <= $1{RUN_CAN_SEND} ORDER BY expires_at LIMIT 500"
+    )))
+    .bind(now)
+    .fetch_all(p)
+    .await)
+    .map_err(db_err)?;
     let mut n = 0;
     for (id,) in due {
         let mut tx = db.begin().await?;

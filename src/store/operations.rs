@@ -107,18 +107,27 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
 /// (in-flight batches settle), then the expiry returns the rest of the hold. Returns how many runs
 /// stopped.
 pub async fn stop_expired_runs(db: &Db, now: i64) -> Result<u64, Error> {
+    // Every due run, page after page: expiry never closes the hold of a run that can still send
+    // (`ledger::expire_due`), so a run left for the next pass would only wait longer.
     let mut stopped = 0;
-    for (campaign, store) in super::queue::runs_with_expired_holds(db, now).await? {
-        match cancel(db, StoreId(store), campaign, "engine", "the credit reservation expired", now).await {
-            Ok(r) => {
-                tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled");
-                stopped += 1;
+    loop {
+        let due = super::queue::runs_with_expired_holds(db, now).await?;
+        let mut progressed = false;
+        for (campaign, store) in &due {
+            match cancel(db, StoreId(*store), *campaign, "engine", "the credit reservation expired", now).await {
+                Ok(r) => {
+                    tracing::warn!(campaign, cancelled = %r["cancelled_messages"], "credit hold expired; unsent messages cancelled");
+                    stopped += 1;
+                    progressed = true;
+                }
+                Err(e) if e.is(code::INVALID_STATE) => progressed = true, // stopped by someone else
+                Err(e) => return Err(e),
             }
-            Err(e) if e.is(code::INVALID_STATE) => {}
-            Err(e) => return Err(e),
+        }
+        if due.is_empty() || !progressed {
+            return Ok(stopped);
         }
     }
-    Ok(stopped)
 }
 
 /// Stops new claims at once; in-flight batches finish.
@@ -175,12 +184,49 @@ pub async fn failures(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> 
     Ok(json!({"total": total, "categories": items}))
 }
 
-/// What `retry-failed` would do: only retryable failures of contacts still opted in.
-async fn retry_plan(tx: &mut Tx<'_>, id: i64) -> Result<(i64, i64, Value), Error> {
-    let retryable_codes = retryable_sql();
+/// Which messages a store owner sends again: retryable failures (`retry-failed`), or messages
+/// whose outcome is unknown (`resend-unknown`, which may duplicate them). One code path for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    Failed,
+    Unknown,
+}
+
+impl Requeue {
+    /// The messages it takes, as a condition on `messages` (columns prefixed with `p`).
+    fn rows(self, p: &str) -> String {
+        match self {
+            Requeue::Failed => format!("{p}{FAILURES} AND {p}status = 'failed' AND {p}error_code IN ({})", retryable_sql()),
+            Requeue::Unknown => format!("{p}{FAILURES} AND {p}status = 'unknown'"),
+        }
+    }
+
+    /// The campaign counter its messages leave.
+    fn counter(self) -> &'static str {
+        match self {
+            Requeue::Failed => "failed",
+            Requeue::Unknown => "unknown",
+        }
+    }
+
+    fn nothing(self) -> Error {
+        match self {
+            Requeue::Failed => Error::invalid("no_recipients", "No message failed for a reason a retry can fix."),
+            Requeue::Unknown => Error::invalid("no_recipients", "No message of a contact who is still opted in has an unknown outcome."),
+        }
+    }
+}
+
+/// What sending again risks, said before and when confirming `resend-unknown`.
+pub const DUPLICATE_WARNING: &str = "The provider may already have these messages (their outcome is unknown): sending them again \
+     can deliver a second copy to the same people, and each copy is charged.";
+
+/// What a requeue would do: only its messages of contacts still opted in.
+async fn retry_plan(tx: &mut Tx<'_>, id: i64, which: Requeue) -> Result<(i64, i64, Value), Error> {
+    let rows = which.rows("m.");
     let (retryable, cost): (i64, Option<i64>) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*), CAST(SUM(m.cost) AS BIGINT) FROM messages m JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({retryable_codes}) AND k.consent = 'opted_in'"
+         WHERE m.campaign_id = $1 AND NOT m.test AND {rows} AND k.consent = 'opted_in'"
     )))
     .bind(id)
     .fetch_one(c)
@@ -188,32 +234,40 @@ async fn retry_plan(tx: &mut Tx<'_>, id: i64) -> Result<(i64, i64, Value), Error
     .map_err(db_err)?;
     let (opted_out,): (i64,) = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM messages m LEFT JOIN contacts k ON k.id = m.contact_id
-         WHERE m.campaign_id = $1 AND NOT m.test AND m.{FAILURES} AND m.status = 'failed' AND m.error_code IN ({retryable_codes}) AND (k.id IS NULL OR k.consent <> 'opted_in')"
+         WHERE m.campaign_id = $1 AND NOT m.test AND {rows} AND (k.id IS NULL OR k.consent <> 'opted_in')"
     )))
     .bind(id)
     .fetch_one(c)
     .await)
     .map_err(db_err)?;
-    let per_code: Vec<(Option<String>, i64)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND (error_code IS NULL OR error_code NOT IN ({retryable_codes})) GROUP BY error_code"
-    )))
-    .bind(id)
-    .fetch_all(c)
-    .await)
-    .map_err(db_err)?;
     let mut excluded = json!({"opted_out": opted_out});
-    for (code, n) in per_code {
-        let k = code.unwrap_or_else(|| "other".into());
-        let prev = excluded[&k].as_i64().unwrap_or(0);
-        excluded[&k] = json!(prev + n);
+    if which == Requeue::Failed {
+        let retryable_codes = retryable_sql();
+        let per_code: Vec<(Option<String>, i64)> = on_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT error_code, COUNT(*) FROM messages WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND (error_code IS NULL OR error_code NOT IN ({retryable_codes})) GROUP BY error_code"
+        )))
+        .bind(id)
+        .fetch_all(c)
+        .await)
+        .map_err(db_err)?;
+        for (code, n) in per_code {
+            let k = code.unwrap_or_else(|| "other".into());
+            let prev = excluded[&k].as_i64().unwrap_or(0);
+            excluded[&k] = json!(prev + n);
+        }
     }
     Ok((retryable, cost.unwrap_or(0), excluded))
 }
 
 pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
+    requeue_preview(db, store, id, Requeue::Failed).await
+}
+
+/// What `retry-failed` or `resend-unknown` would send and cost, and what blocks it.
+pub async fn requeue_preview(db: &Db, store: StoreId, id: i64, which: Requeue) -> Result<Value, Error> {
     let mut tx = db.begin().await?;
     let c = campaigns::get_tx(&mut tx, store, id).await?;
-    let (n, cost, excluded) = retry_plan(&mut tx, id).await?;
+    let (n, cost, excluded) = retry_plan(&mut tx, id, which).await?;
     drop(tx);
     let wallet = ledger::wallet(db, store).await?;
     let mut blocking = Vec::new();
@@ -223,44 +277,66 @@ pub async fn retry_preview(db: &Db, store: StoreId, id: i64) -> Result<Value, Er
         );
     }
     if n == 0 {
-        blocking.push(json!({"code": "no_recipients", "message": "No message failed for a reason a retry can fix."}));
+        blocking.push(json!({"code": "no_recipients", "message": which.nothing().message}));
     }
     if cost > wallet.available {
-        blocking.push(json!({"code": "insufficient_credits", "message": format!("Retrying needs {cost} credits but {} are available.", wallet.available)}));
+        blocking.push(json!({"code": "insufficient_credits", "message": format!("Sending again needs {cost} credits but {} are available.", wallet.available)}));
     }
-    Ok(
-        json!({"messages": n, "excluded": excluded, "estimated_cost": cost, "available_credits": wallet.available, "can_retry": blocking.is_empty(), "blocking_reasons": blocking}),
-    )
+    let mut v = json!({"messages": n, "excluded": excluded, "estimated_cost": cost, "available_credits": wallet.available, "blocking_reasons": blocking});
+    match which {
+        Requeue::Failed => v["can_retry"] = json!(blocking.is_empty()),
+        Requeue::Unknown => {
+            v["can_resend"] = json!(blocking.is_empty());
+            v["warning"] = json!(DUPLICATE_WARNING);
+        }
+    }
+    Ok(v)
 }
 
 /// Re-queues only retryable failures of contacts still opted in, holding credits for exactly those.
 pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_ttl_ms: i64, now: i64) -> Result<Value, Error> {
+    requeue(db, store, id, Requeue::Failed, actor, hold_ttl_ms, now).await
+}
+
+/// Re-queues what `which` names, of contacts still opted in, under a new hold for exactly those.
+pub async fn requeue(db: &Db, store: StoreId, id: i64, which: Requeue, actor: &str, hold_ttl_ms: i64, now: i64) -> Result<Value, Error> {
     let mut tx = db.begin().await?;
     let c = campaigns::get_tx(&mut tx, store, id).await?;
     if !matches!(c.status.as_str(), "sent" | "failed") {
         return Err(invalid_state(&c.status, "retried"));
     }
-    let (n, cost, _) = retry_plan(&mut tx, id).await?;
-    let retryable_codes = retryable_sql();
-    if n == 0 {
-        return Err(Error::invalid("no_recipients", "No message failed for a reason a retry can fix."));
+    // The status change comes first and is conditional: of two retries at once, the second waits
+    // for the first's row lock, then finds the campaign sending and changes nothing (it used to
+    // take a second hold and overwrite `hold_id`, leaving the first locked until it expired).
+    if set_status(&mut tx, store, id, &["sent", "failed"], "sending", None, now).await?.is_none() {
+        drop(tx);
+        return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "retried"));
     }
-    // Opted out since: recorded as such, never retried.
-    on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({retryable_codes})
-           AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
-    )))
-    .bind(id)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))
-    .map_err(db_err)?;
-    let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:retry:{now}"), hold_ttl_ms, now).await?;
+    let (n, cost, _) = retry_plan(&mut tx, id, which).await?;
+    if n == 0 {
+        return Err(which.nothing());
+    }
+    let rows = which.rows("");
+    if which == Requeue::Failed {
+        // Opted out since: recorded as such, never retried.
+        on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
+             WHERE campaign_id = $1 AND NOT test AND {rows}
+               AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
+        )))
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(db_err)?;
+    }
+    let kind = if which == Requeue::Failed { "retry" } else { "resend" };
+    let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:{kind}:{now}"), hold_ttl_ms, now).await?;
     let requeued = on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, error_code = NULL, error_message = NULL, updated_at = $2
-         WHERE campaign_id = $1 AND NOT test AND {FAILURES} AND status = 'failed' AND error_code IN ({retryable_codes})"
+         WHERE campaign_id = $1 AND NOT test AND {rows}
+           AND EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
     )))
     .bind(id)
     .bind(now)
@@ -268,9 +344,10 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     .await
     .map(|r| r.rows_affected()))
     .map_err(db_err)? as i64;
-    on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE campaigns SET status = 'sending', hold_id = $2, failed = failed - $3, pending = pending + $3, finished_at = NULL, updated_at = $4 WHERE id = $1"
-    )
+    let counter = which.counter();
+    on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE campaigns SET hold_id = $2, {counter} = {counter} - $3, pending = pending + $3, finished_at = NULL, updated_at = $4 WHERE id = $1"
+    )))
     .bind(id)
     .bind(hold.id)
     .bind(requeued)
@@ -279,7 +356,10 @@ pub async fn retry_failed(db: &Db, store: StoreId, id: i64, actor: &str, hold_tt
     .await
     .map(|r| r.rows_affected()))
     .map_err(db_err)?;
-    let reason = format!("retrying {requeued} failed messages");
+    let reason = match which {
+        Requeue::Failed => format!("retrying {requeued} failed messages"),
+        Requeue::Unknown => format!("sending {requeued} messages with an unknown outcome again, confirmed despite possible duplicates"),
+    };
     campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "sending", actor, reason: &reason }, now).await?;
     tx.commit().await?;
     Ok(json!({"status": "sending", "messages": requeued, "held_credits": cost, "hold_id": hold.id}))

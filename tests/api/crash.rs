@@ -58,10 +58,19 @@ fn smscast(args: &[&str]) -> Command {
 /// `smscast simulator` on port 0 with some latency per call, so kills land while batches are in
 /// flight; returns the process and its base URL, read from the line it prints.
 async fn simulator() -> (Proc, String) {
-    let mut child = smscast(&["simulator", "--listen", "127.0.0.1:0", "--latency-ms", "30"])
+    simulator_with_latency("30").await
+}
+
+async fn simulator_with_latency(ms: &str) -> (Proc, String) {
+    let child = smscast(&["simulator", "--listen", "127.0.0.1:0", "--latency-ms", ms])
         .stdout(Stdio::piped())
         .spawn()
         .expect("the simulator starts");
+    first_line(child, "Mitto simulator listening on ").await
+}
+
+/// The child and what follows `prefix` on the first line it prints (its address).
+async fn first_line(mut child: Child, prefix: &'static str) -> (Proc, String) {
     let stdout = child.stdout.take().expect("stdout");
     let mut proc = Proc { child, _stdout: None };
     let read = tokio::task::spawn_blocking(move || {
@@ -71,13 +80,9 @@ async fn simulator() -> (Proc, String) {
         (reader, line)
     });
     // On a timeout `proc` is dropped: the kill closes the pipe and ends the blocking read.
-    let (reader, line) = tokio::time::timeout(GUARD, read).await.expect("the simulator prints its address").unwrap();
+    let (reader, line) = tokio::time::timeout(GUARD, read).await.expect("the child prints its address").unwrap();
     proc._stdout = Some(reader);
-    let url = line
-        .trim()
-        .strip_prefix("Mitto simulator listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line from the simulator: {line:?}"))
-        .to_string();
+    let url = line.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("unexpected first line from the child: {line:?}")).to_string();
     (proc, url)
 }
 
@@ -207,6 +212,74 @@ async fn sigkill_mid_send_then_restart(b: Backend) {
 }
 
 dual!(sigkill_mid_send_then_restart);
+
+/// SIGTERM to `smscast serve` in the middle of a send, with a live event stream open: it stops
+/// claiming, finishes and records the batches in flight, ends the stream and exits promptly and
+/// cleanly. Nothing is left `sending` under a live lease (which would turn `unknown` needlessly a
+/// minute later), and everything the provider accepted is recorded as sent.
+async fn sigterm_finishes_in_flight_batches_and_exits(b: Backend) {
+    let (sim, sim_url) = simulator_with_latency("300").await;
+    let t = TestApp::start(b).await;
+    let (s, id) = launched(&t).await;
+    let serve = smscast(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &t.database_url,
+        "--mitto-base-url",
+        &sim_url,
+        "--mitto-api-key",
+        "k",
+        "--mitto-traffic-account-id",
+        "t",
+        "--mitto-bulk-size",
+        "50",
+        "--mitto-timeout-ms",
+        "5000",
+        "--workers",
+        "2",
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("serve starts");
+    let (mut serve, url) = first_line(serve, "smscast is running on ").await;
+    let events = reqwest::Client::new().get(format!("{url}/api/campaigns/{id}/events")).bearer_auth(&s.key).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let stream = tokio::spawn(async move {
+        let mut events = events;
+        while let Ok(Some(_)) = events.chunk().await {}
+    });
+    wait_sent_above(&t, &s, id, 0).await;
+
+    let pid = serve.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // Bounded: well within the 60-second lease.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit within 20 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "a clean exit, not death by signal: {status}");
+    tokio::time::timeout(Duration::from_secs(5), stream).await.expect("the event stream ended").unwrap();
+
+    let p = progress(&t, &s, id).await;
+    let c = counts(&t, id).await;
+    assert_eq!(c["sending"], 0, "nothing left in flight: {c}");
+    assert!(c["pending"].as_i64().unwrap() > 0, "stopped midway: {c}");
+    assert_eq!(c["unknown"], 0, "nothing needlessly unknown: {c}");
+    for k in ["pending", "sending", "sent", "failed", "cancelled", "unknown"] {
+        assert_eq!(c[k], p[k], "counter {k} equals the row count");
+    }
+    let stats = sim_stats(&sim_url).await;
+    drop(sim);
+    assert_eq!(stats["accepted"], p["sent"], "everything accepted was recorded: {stats} {p}");
+}
+
+dual!(sigterm_finishes_in_flight_batches_and_exits);
 
 /// Two worker processes (two send loops each) on one PostgreSQL database share a campaign: each
 /// message is claimed once and reaches the provider once.

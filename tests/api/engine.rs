@@ -79,6 +79,8 @@ async fn ten_thousand_recipients(b: Backend) {
     assert_eq!(tos, ["draft", "sending", "sent"]);
 }
 
+/// Since issue 12 a provider timeout is not retried: its batch ends `unknown` (not charged).
+/// The simulator's `timeout_rate` accepts nothing, so here sent = accepted still holds.
 async fn provider_faults_end_terminal_without_duplicates(b: Backend) {
     let sim = SimulatorConfig {
         error_rate: 0.2,
@@ -104,6 +106,7 @@ async fn provider_faults_end_terminal_without_duplicates(b: Backend) {
     let c = counts(&t, id).await;
     assert_eq!(c["sent"], p["sent"]);
     assert_eq!(c["failed"], p["failed"]);
+    assert_eq!(c["unknown"], p["unknown"], "timed-out batches end unknown, never resent");
     assert_ledger_balanced(&t, &s, id, 10_000).await;
 }
 

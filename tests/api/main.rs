@@ -13,6 +13,7 @@ mod delivery;
 mod engine;
 mod events;
 mod foundation;
+mod holes;
 mod import;
 mod ledger;
 mod limits;

@@ -249,9 +249,10 @@ async fn inbound_refuses_strangers_and_malformed_bodies(b: Backend) {
     seed(&t, &s, 1, 100).await;
     let (_, msgs) = launched(&t, &s, "Sale").await;
     let ok = json!({"from": msgs[0].2, "text": "STOP"}).to_string();
-    for secret in [None, Some("wrong"), Some("")] {
+    // The same check as the delivery-report webhook: a missing header is unauthorized, a wrong one invalid.
+    for (secret, code) in [(None, "unauthorized"), (Some("wrong"), "invalid_webhook_secret"), (Some(""), "invalid_webhook_secret")] {
         let (st, e) = inbound(&t, secret, &ok).await;
-        assert_eq!((st, e["code"].as_str()), (401, Some("invalid_webhook_secret")), "{e}");
+        assert_eq!((st, e["code"].as_str()), (401, Some(code)), "{e}");
     }
     let big = json!({"from": msgs[0].2, "text": "x".repeat(300 * 1024)}).to_string();
     let bad = [

@@ -9,7 +9,7 @@ use crate::store::{operations, queue};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub async fn create(
@@ -146,6 +146,49 @@ pub async fn retry_preview(State(state): State<Arc<AppState>>, Auth(p): Auth, Id
 pub async fn retry_failed(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<(StatusCode, Json<Value>)> {
     let body =
         operations::retry_failed(&state.db, p.store, id, &p.actor.label(), state.settings.send.hold_ttl_ms, state.clock.now_ms()).await?;
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+pub async fn resend_unknown_preview(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    Ok(Json(operations::requeue_preview(&state.db, p.store, id, operations::Requeue::Unknown).await?))
+}
+
+/// `POST …/resend-unknown` must say `{"confirm_duplicates": true}`: the store owner accepts that
+/// people may get the message twice.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendUnknown {
+    #[serde(default)]
+    confirm_duplicates: bool,
+}
+
+pub async fn resend_unknown(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    Id(id): Id,
+    ApiJson(req): ApiJson<ResendUnknown>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !req.confirm_duplicates {
+        // Checked after the campaign is found, so another store's id is still a 404.
+        let preview = operations::requeue_preview(&state.db, p.store, id, operations::Requeue::Unknown).await?;
+        return Err(crate::domain::Error::new(
+            crate::domain::Kind::BadRequest,
+            "confirmation_required",
+            format!("{} To send them anyway, repeat the request with \"confirm_duplicates\": true.", operations::DUPLICATE_WARNING),
+        )
+        .with_details(json!({"field": "confirm_duplicates", "messages": preview["messages"], "estimated_cost": preview["estimated_cost"]}))
+        .into());
+    }
+    let body = operations::requeue(
+        &state.db,
+        p.store,
+        id,
+        operations::Requeue::Unknown,
+        &p.actor.label(),
+        state.settings.send.hold_ttl_ms,
+        state.clock.now_ms(),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 

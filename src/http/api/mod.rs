@@ -57,6 +57,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/campaigns/{id}/resume", post(campaigns::resume))
         .route("/api/campaigns/{id}/retry-failed", post(campaigns::retry_failed))
         .route("/api/campaigns/{id}/retry-failed/preview", get(campaigns::retry_preview))
+        .route("/api/campaigns/{id}/resend-unknown", post(campaigns::resend_unknown))
+        .route("/api/campaigns/{id}/resend-unknown/preview", get(campaigns::resend_unknown_preview))
         .route("/api/campaigns/{id}/failures", get(campaigns::failures))
         .route("/api/queue", get(campaigns::store_queue))
         .route("/api/campaigns/{id}/events", get(crate::http::sse::campaign_events))

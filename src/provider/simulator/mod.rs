@@ -50,6 +50,11 @@ pub struct SimulatorConfig {
     /// nothing, then answering 504.
     #[arg(long, default_value_t = 0.0)]
     pub timeout_rate: f64,
+    /// Per call: probability of accepting and recording every message,
+    /// then hanging for timeout_hang_ms before answering (past the client's
+    /// timeout, as a real provider can): the client cannot know it was sent.
+    #[arg(long, default_value_t = 0.0)]
+    pub accept_then_timeout_rate: f64,
     #[arg(long, default_value_t = 30_000)]
     pub timeout_hang_ms: u64,
     /// Where to POST one delivery report per accepted message.
@@ -85,6 +90,7 @@ impl Default for SimulatorConfig {
             error_rate: 0.0,
             throttle_rate: 0.0,
             timeout_rate: 0.0,
+            accept_then_timeout_rate: 0.0,
             timeout_hang_ms: 30_000,
             dlr_url: None,
             dlr_delay_ms: 0,
@@ -224,7 +230,8 @@ impl Simulator {
 
     /// Validates, draws and records one call's messages. Synchronous so no
     /// lock can be held across an await.
-    fn submit(&self, cfg: &Arc<SimulatorConfig>, messages: &[MessageIn<'_>]) -> Result<Vec<Verdict>, Fault> {
+    /// `Ok((verdicts, late))`: with `late` the answer waits `timeout_hang_ms` after acceptance.
+    fn submit(&self, cfg: &Arc<SimulatorConfig>, messages: &[MessageIn<'_>]) -> Result<(Vec<Verdict>, bool), Fault> {
         // Validation first, so the rng lock covers only the draws.
         let checks: Vec<Option<(&'static str, &'static str)>> = messages
             .iter()
@@ -241,6 +248,7 @@ impl Simulator {
 
         // Per message Ok(undelivered?) if accepted, Err if rejected; or the
         // whole call's fault.
+        let mut late = false;
         let draws: Vec<Result<bool, ()>> = {
             let mut rng = lock(&self.rng);
             let u: f64 = rng.random();
@@ -252,6 +260,8 @@ impl Simulator {
                 return Err(Fault::Throttled);
             } else if u < cfg.error_rate + cfg.throttle_rate + cfg.timeout_rate {
                 return Err(Fault::Hang);
+            } else if u < cfg.error_rate + cfg.throttle_rate + cfg.timeout_rate + cfg.accept_then_timeout_rate {
+                late = true;
             }
             checks
                 .iter()
@@ -335,7 +345,7 @@ impl Simulator {
             // Fails only if the DLR task is gone (runtime shutting down).
             let _ = self.dlr_sender().send(job);
         }
-        Ok(verdicts)
+        Ok((verdicts, late))
     }
 
     /// ULID-like: 48 bits of milliseconds, then 16 bits of instance id and a

@@ -47,12 +47,12 @@ async fn send_bulk(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: 
         Err(e) => Err(bad_request(&e)),
         Ok(req) => match sim.submit(&cfg, &req.messages) {
             Err(fault) => Ok(Err(fault)),
-            Ok(verdicts) => {
+            Ok((verdicts, late)) => {
                 let mut out = BulkOut { bulk_id: Some(MessageId(sim.next_id(now_ms()))), messages: results(&req.messages, &verdicts) };
                 if cfg.short_answers {
                     out.messages.pop();
                 }
-                Ok(Ok(json_body(StatusCode::OK, &out)))
+                Ok(Ok((json_body(StatusCode::OK, &out), late)))
             }
         },
     };
@@ -72,14 +72,14 @@ async fn send_one(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: B
             let msgs = [msg];
             match sim.submit(&cfg, &msgs) {
                 Err(fault) => Ok(Err(fault)),
-                Ok(verdicts) => {
+                Ok((verdicts, late)) => {
                     let results = results(&msgs, &verdicts);
                     let status = match &verdicts[..] {
                         [Verdict::Accepted(_)] => StatusCode::OK,
                         _ => StatusCode::BAD_REQUEST,
                     };
                     let body = SingleOut { error: results.first().and_then(|r| r.error), messages: results };
-                    Ok(Ok(json_body(status, &body)))
+                    Ok(Ok((json_body(status, &body), late)))
                 }
             }
         }
@@ -109,10 +109,16 @@ fn results<'a>(messages: &'a [MessageIn<'a>], verdicts: &'a [Verdict]) -> Vec<Re
 /// Applies the simulated timing: faults and latency happen after the
 /// (synchronous) processing, so no lock or borrowed request data is held
 /// while sleeping.
-async fn finish(cfg: &SimulatorConfig, reply: Result<Result<Response, Fault>, Response>) -> Response {
+async fn finish(cfg: &SimulatorConfig, reply: Result<Result<(Response, bool), Fault>, Response>) -> Response {
     let resp = match reply {
         Err(bad) => return bad,
-        Ok(Ok(resp)) => resp,
+        Ok(Ok((resp, late))) => {
+            if late {
+                // Accepted and recorded already: the answer comes too late for the client.
+                tokio::time::sleep(Duration::from_millis(cfg.timeout_hang_ms)).await;
+            }
+            resp
+        }
         Ok(Err(Fault::Hang)) => {
             tokio::time::sleep(Duration::from_millis(cfg.timeout_hang_ms)).await;
             return error_response(StatusCode::GATEWAY_TIMEOUT, "Timeout", "simulated upstream timeout; nothing was accepted");

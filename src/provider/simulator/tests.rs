@@ -245,7 +245,7 @@ async fn full_size_batch() {
         .iter()
         .filter_map(|o| match o {
             SubmitOutcome::Accepted { provider_id } => Some(provider_id.as_str()),
-            SubmitOutcome::Rejected { .. } => None,
+            SubmitOutcome::Rejected { .. } | SubmitOutcome::Unknown { .. } => None,
         })
         .collect();
     assert_eq!(ids.len() as u64, accepted);
@@ -264,7 +264,7 @@ fn seeded_draws_are_reproducible() {
                 reference: None,
             })
             .collect();
-        let Ok(v) = sim.submit(&cfg, &msgs) else {
+        let Ok((v, _)) = sim.submit(&cfg, &msgs) else {
             panic!("no faults configured");
         };
         v.iter().map(|v| matches!(v, Verdict::Accepted(_))).collect::<Vec<_>>()

@@ -20,6 +20,8 @@ struct ClaimedRow {
     attempts: i64,
     test: bool,
     next_attempt_at: i64,
+    /// A test message, or the contact is still opted in (asked at claim time).
+    consented: bool,
 }
 
 /// A claimed message, ready for the provider.
@@ -82,7 +84,8 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64, c
     .map_err(db_err)?;
     let rank = Priority::ALL.iter().map(|p| format!("WHEN '{}' THEN {}", p.as_str(), p.rank())).collect::<Vec<_>>().join(" ");
     let campaigns: Vec<(i64, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, store_id FROM campaigns WHERE status = 'sending' AND pending > 0 ORDER BY CASE priority {rank} ELSE 0 END DESC, started_at, id LIMIT 20"
+        "SELECT id, store_id FROM campaigns WHERE status = 'sending' AND pending > 0
+           AND EXISTS (SELECT 1 FROM holds h WHERE h.id = campaigns.hold_id AND h.state = 'active') ORDER BY CASE priority {rank} ELSE 0 END DESC, started_at, id LIMIT 20"
     )))
     .fetch_all(p)
     .await)
@@ -135,10 +138,21 @@ async fn claim_campaign(
         crate::store::rate::refund(db, &store_key, limit).await?;
         return Ok(None);
     }
-    let counted = rows.iter().filter(|m| !m.test).count() as i64;
-    if counted > 0 {
-        bump(&mut tx, campaign_id, &[("pending", -counted), ("sending", counted)]).await?;
+    let hint = rows.iter().map(|m| (m.next_attempt_at, m.id)).max();
+    // Consent is asked again now: a contact who opted out since the launch is skipped — not sent,
+    // not charged (its cost goes back with the rest of the hold when the run ends).
+    let (rows, skipped): (Vec<ClaimedRow>, Vec<ClaimedRow>) = rows.into_iter().partition(|m| m.consented);
+    if !skipped.is_empty() {
+        skip_opted_out(&mut tx, &skipped, now).await?;
     }
+    let counted = rows.iter().filter(|m| !m.test).count() as i64;
+    let skipped = skipped.len() as i64;
+    bump(
+        &mut tx,
+        campaign_id,
+        &[("pending", -counted - skipped), ("sending", counted), ("cancelled", skipped), ("skipped_opted_out", skipped)],
+    )
+    .await?;
     // The campaign renders the texts and names the sender (its own, else the store's).
     let campaign = campaigns::get_tx(&mut tx, crate::store::StoreId(store_id), campaign_id).await?;
     let sender = match &campaign.sender {
@@ -148,7 +162,7 @@ async fn claim_campaign(
     };
     tx.commit().await?;
     if db.is_postgres() {
-        cursor.set(campaign_id, rows.iter().map(|m| (m.next_attempt_at, m.id)).max());
+        cursor.set(campaign_id, hint);
     }
     let messages = with_texts(db, &campaign, rows, |m| (m.id, m.text.take(), m.first_name.take(), m.last_name.take()))
         .await?
@@ -167,6 +181,31 @@ async fn claim_campaign(
     // After the commit: on SQLite another write while this transaction is open would wait for it.
     crate::store::rate::refund(db, &store_key, limit - messages.len() as i64).await?;
     Ok(Some(Batch { token, campaign_id, sender, messages }))
+}
+
+/// Claimed rows whose contact is no longer opted in (or was deleted) leave the queue as
+/// `cancelled` with the code `opted_out`.
+async fn skip_opted_out(tx: &mut Tx<'_>, rows: &[ClaimedRow], now: i64) -> Result<(), Error> {
+    let ids = serde_json::to_string(&rows.iter().map(|m| m.id).collect::<Vec<_>>()).map_err(Error::internal)?;
+    let code = crate::domain::failure::FailureCode::OptedOut;
+    let sql = format!(
+        "UPDATE messages SET status = 'cancelled', error_code = $1, error_message = $2, lease_owner = NULL, lease_until = NULL, updated_at = $3
+         WHERE id IN (SELECT {}) AND status IN ('pending', 'sending')",
+        if matches!(tx, Tx::Pg(_)) { "CAST(value AS BIGINT) FROM json_array_elements_text(CAST($4 AS JSON))" } else { "value FROM json_each($4)" }
+    );
+    let n = on_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(code.as_str())
+        .bind(code.explanation())
+        .bind(now)
+        .bind(ids.as_str())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    if n != rows.len() as u64 {
+        return Err(Error::internal(format!("claim: {n} of {} opted-out messages skipped", rows.len())));
+    }
+    Ok(())
 }
 
 /// What a claim asks for: up to `limit` rows due at `now`, leased to `worker` until `until` under
@@ -195,7 +234,8 @@ async fn claim_pg(
          WHERE id IN (SELECT m.id FROM messages m JOIN campaigns c ON c.id = m.campaign_id
                       WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $5 {hint} AND (c.status = 'sending' OR m.test)
                       ORDER BY m.next_attempt_at, m.id LIMIT $6 FOR UPDATE OF m SKIP LOCKED)
-         RETURNING id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at"
+         RETURNING id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at,
+                   test OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in') AS consented"
     )))
     .bind(campaign_id)
     .bind(t.worker)
@@ -218,8 +258,9 @@ async fn claim_pg(
 /// the wrong moment, SQLite's planner can prefer another index and claims get many times slower.
 async fn claim_sqlite(c: &mut sqlx::SqliteConnection, campaign_id: i64, t: &Lease<'_>) -> Result<Vec<ClaimedRow>, Error> {
     let page: String = sqlx::query_scalar(
-        "SELECT json_group_array(json_array(m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts + 1, m.test, m.next_attempt_at))
-         FROM (SELECT m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts, m.test, m.next_attempt_at
+        "SELECT json_group_array(json_array(m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts + 1, m.test, m.next_attempt_at,
+                                           m.test OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = m.contact_id AND k.consent = 'opted_in')))
+         FROM (SELECT m.id, m.store_id, m.campaign_id, m.contact_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts, m.test, m.next_attempt_at
                FROM messages m INDEXED BY messages_campaign_ready JOIN campaigns c ON c.id = m.campaign_id
                WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $2 AND (c.status = 'sending' OR m.test)
                ORDER BY m.next_attempt_at, m.id LIMIT $3) m",
@@ -230,7 +271,7 @@ async fn claim_sqlite(c: &mut sqlx::SqliteConnection, campaign_id: i64, t: &Leas
     .fetch_one(&mut *c)
     .await
     .map_err(db_err)?;
-    type Row = (i64, i64, i64, String, Option<String>, Option<String>, Option<String>, i64, i64, i64, i64);
+    type Row = (i64, i64, i64, String, Option<String>, Option<String>, Option<String>, i64, i64, i64, i64, i64);
     let rows: Vec<Row> = serde_json::from_str(&page).map_err(Error::internal)?;
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -262,18 +303,21 @@ async fn claim_sqlite(c: &mut sqlx::SqliteConnection, campaign_id: i64, t: &Leas
     }
     Ok(rows
         .into_iter()
-        .map(|(id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at)| ClaimedRow {
-            id,
-            store_id,
-            campaign_id,
-            phone,
-            text,
-            first_name,
-            last_name,
-            cost,
-            attempts,
-            test: test != 0,
-            next_attempt_at,
+        .map(|(id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at, consented)| {
+            ClaimedRow {
+                id,
+                store_id,
+                campaign_id,
+                phone,
+                text,
+                first_name,
+                last_name,
+                cost,
+                attempts,
+                test: test != 0,
+                next_attempt_at,
+                consented: consented != 0,
+            }
         })
         .collect())
 }

@@ -92,14 +92,23 @@ fn copy_lines(out: &mut Vec<u8>, campaign: &CampaignRow, rows: &[NewMessage], pr
 /// text and segments, and a hold of the exact cost — all in one transaction, through the same
 /// `decide` as the preview. Two concurrent starts cannot both win the conditional update.
 pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, settings: &SendSettings, now: i64) -> Result<Value, Error> {
-    let c = campaigns::get(db, store, id).await?;
-    if !c.status().editable() {
-        return Err(invalid_state(&c.status, "started"));
-    }
-    let store_row = crate::store::stores::get(db, store).await?;
-    let comp = campaigns::composer(&c, &store_row.language, &settings.public_url, c.greek_gsm)?;
-    let filter = audience::filter(db, store, &c.audience()?).await?;
-    let priority = Priority::parse(&c.priority).unwrap_or_default().rank();
+    start_tx(db, store, id, actor, reason, settings, now, None).await
+}
+
+/// An Idempotency-Key's answer, saved in the launch's own transaction: (scope, key, request).
+type Answer<'a> = (&'a str, &'a str, &'a Value);
+
+#[allow(clippy::too_many_arguments)]
+async fn start_tx(
+    db: &Db,
+    store: StoreId,
+    id: i64,
+    actor: &str,
+    reason: &str,
+    settings: &SendSettings,
+    now: i64,
+    answer: Option<Answer<'_>>,
+) -> Result<Value, Error> {
     let mut tx = db.begin().await?;
     let won = on_tx!(&mut tx, |conn| sqlx::query(
         "UPDATE campaigns SET status = 'sending', started_at = $3, finished_at = NULL, updated_at = $3 WHERE id = $1 AND store_id = $2 AND status IN ('draft', 'scheduled')"
@@ -115,6 +124,16 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
         drop(tx);
         return Err(invalid_state(&campaigns::get(db, store, id).await?.status, "started"));
     }
+    // What is priced is read after the status change, in its transaction: the row it changed
+    // (locked on PostgreSQL, under the write lock on SQLite), so an edit that commits meanwhile is
+    // either in this text or refused as no longer editable. Claims render this same row.
+    let c = campaigns::get_tx(&mut tx, store, id).await?;
+    // The status it had: only scheduled campaigns have a time (an edit keeps the two in step).
+    let from = if c.schedule_at.is_some() { "scheduled" } else { "draft" };
+    let store_row = crate::store::stores::get(db, store).await?;
+    let comp = campaigns::composer(&c, &store_row.language, &settings.public_url, c.greek_gsm)?;
+    let filter = audience::filter(db, store, &c.audience()?).await?;
+    let priority = Priority::parse(&c.priority).unwrap_or_default().rank();
     // The unsubscribe code key is created here if this is the first launch (claims and lists only
     // read it).
     crate::store::settings::code_key(&mut tx).await?;
@@ -208,7 +227,7 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
     let hold = ledger::hold(&mut tx, store, Some(id), cost, &format!("campaign:{id}:run:{now}"), settings.hold_ttl_ms, now).await?;
     let (first, last) = range.unzip();
     on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, unknown = 0, delivered = 0, undelivered = 0,
+        "UPDATE campaigns SET hold_id = $2, total = $3, pending = $3, sending = 0, sent = 0, failed = 0, cancelled = 0, skipped_opted_out = 0, unknown = 0, delivered = 0, undelivered = 0,
              first_message_id = $4, last_message_id = $5, launch_language = $6, launch_public_url = $7 WHERE id = $1"
     )
         .bind(id)
@@ -222,18 +241,20 @@ pub async fn start(db: &Db, store: StoreId, id: i64, actor: &str, reason: &str, 
         .await
         .map(|r| r.rows_affected()))
     .map_err(db_err)?;
-    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(&c.status), to: "sending", actor, reason }, now).await?;
+    campaigns::record_event(&mut tx, store, id, StatusChange { from: Some(from), to: "sending", actor, reason }, now).await?;
+    let body = json!({"ok": true, "campaign_id": id, "status": "sending", "messages": count, "segments": segments, "held_credits": cost, "hold_id": hold.id});
+    if let Some((scope, key, request)) = answer {
+        idempotency::save(&mut tx, scope, key, request, 202, &body, now).await?;
+    }
     tx.commit().await?;
-    Ok(
-        json!({"ok": true, "campaign_id": id, "status": "sending", "messages": count, "segments": segments, "held_credits": cost, "hold_id": hold.id}),
-    )
+    Ok(body)
 }
 
 /// Starts a campaign under an optional `Idempotency-Key`, for every caller that sends on a user's
 /// behalf (the API, the web form): a replay answers what the first start answered (202 and its
-/// body). The answer is stored after the start commits, since the start itself is already guarded
-/// by its status change: a second start under the same key fails with `invalid_state` and then
-/// finds the first one's answer.
+/// body). The answer is stored in the launch's own transaction, so there is no moment when the
+/// campaign has started and its answer is missing: a second start under the same key either waits
+/// for the first and finds its answer, or fails with `invalid_state` and then finds it.
 pub async fn start_with_key(
     db: &Db,
     store: StoreId,
@@ -250,16 +271,9 @@ pub async fn start_with_key(
             return Ok(prev);
         }
     }
-    match (start(db, store, id, actor, "started", settings, now).await, key) {
-        (Ok(body), Some(k)) => {
-            let mut tx = db.begin().await?;
-            let saved = idempotency::save(&mut tx, &scope, k, &request, 202, &body, now).await;
-            if saved.is_ok() {
-                tx.commit().await?;
-            }
-            Ok(Stored { status: 202, body })
-        }
-        (Ok(body), None) => Ok(Stored { status: 202, body }),
+    let answer = key.map(|k| (scope.as_str(), k, &request));
+    match (start_tx(db, store, id, actor, "started", settings, now, answer).await, key) {
+        (Ok(body), _) => Ok(Stored { status: 202, body }),
         (Err(e), Some(k)) if e.is(code::INVALID_STATE) => idempotency::lookup(db, &scope, k, &request).await?.ok_or(e),
         (Err(e), _) => Err(e),
     }

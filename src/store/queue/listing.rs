@@ -31,6 +31,8 @@ pub struct Progress {
     pub rate_per_second: f64,
     pub sending: i64,
     pub sent: i64,
+    /// Of `cancelled`: skipped at claim time because the contact had opted out meanwhile.
+    pub skipped_opted_out: i64,
     pub started_at: Option<String>,
     pub status: String,
     pub total: i64,
@@ -65,6 +67,7 @@ impl Progress {
             sent: c.sent,
             failed: c.failed,
             cancelled: c.cancelled,
+            skipped_opted_out: c.skipped_opted_out,
             unknown: c.unknown,
             delivered: c.delivered,
             undelivered: c.undelivered,
