@@ -179,6 +179,7 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         clock: Arc::new(SystemClock),
         provider,
         engine: engine.unwrap_or_default(),
+        limits: Default::default(),
     }
 }
 

@@ -87,6 +87,8 @@ pub struct ServeArgs {
     pub provider: ProviderArgs,
     #[command(flatten)]
     pub engine: EngineConfig,
+    #[command(flatten)]
+    pub limits: crate::http::TenantLimits,
 }
 
 #[derive(Args)]

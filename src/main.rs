@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
                 clock: clock.clone(),
                 provider: build_provider(&args.provider, args.demo).await?,
                 engine: args.engine.clone(),
+                limits: args.limits.clone(),
             };
             if args.demo {
                 let demo =

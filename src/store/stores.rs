@@ -15,6 +15,8 @@ pub struct StoreRow {
     pub sender_name: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The operator's weight in the claim round-robin (1–100; `set_weight`).
+    pub weight: i64,
 }
 
 impl StoreRow {
@@ -159,6 +161,26 @@ pub async fn update(db: &Db, store: StoreId, patch: StorePatch, now: i64) -> Res
     .ok_or_else(|| Error::not_found("store"))?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// The operator sets a store's share of the provider's throughput while other stores have work
+/// waiting: claims take turns between stores, `weight` claims each (see `queue::claim`).
+pub async fn set_weight(db: &Db, store: StoreId, weight: i64, now: i64) -> Result<serde_json::Value, Error> {
+    if !(1..=100).contains(&weight) {
+        return Err(Error::invalid_field("weight", "weight must be a whole number from 1 to 100 (1 is every store's default)."));
+    }
+    let done = on_db!(db, |p| sqlx::query("UPDATE stores SET weight = $2, updated_at = $3 WHERE id = $1")
+        .bind(store.0)
+        .bind(weight)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    if done == 0 {
+        return Err(Error::not_found("store"));
+    }
+    Ok(serde_json::json!({"store_id": store.0, "weight": weight}))
 }
 
 #[derive(Serialize)]

@@ -148,6 +148,7 @@ impl TestApp {
             clock: clock.clone(),
             provider: None,
             engine: EngineConfig::default(),
+            limits: Default::default(),
         };
         tweak(&mut cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -181,6 +182,7 @@ impl TestApp {
             clock: Arc::new(ManualClock::default()),
             provider: None,
             engine: EngineConfig::default(),
+            limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         app::start(cfg, listener).await.expect("second node starts")

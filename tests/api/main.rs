@@ -11,6 +11,7 @@ mod contacts;
 mod crash;
 mod engine;
 mod events;
+mod fairness;
 mod foundation;
 mod import;
 mod ledger;

@@ -57,7 +57,8 @@ pub async fn login(
 ) -> WebResult {
     let now = state.clock.now_ms();
     let lang = lang_of(&headers, None);
-    let Some(session) = auth::login(&state.db, &state.login, &f.email, &f.password, &client, now, state.settings.session_ttl_ms).await? else {
+    let Some(session) = auth::login(&state.db, &state.login, &f.email, &f.password, &client, now, state.settings.session_ttl_ms).await?
+    else {
         return Ok(login_page(lang, StatusCode::UNAUTHORIZED, f.email, Some(lang.t().invalid_login.to_string())));
     };
     let mut res = redirect("/dashboard");
