@@ -10,5 +10,9 @@ CREATE TABLE test_send_days (
 
 -- The operator's weight of a store in the claim round-robin (fair share of the provider's
 -- throughput between stores with work waiting): a store of weight 3 gets three claims in turn
--- to every one of a store of weight 1.
-ALTER TABLE stores ADD COLUMN weight BIGINT NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 100);
+-- to every one of a store of weight 1. No row: weight 1. A table of its own rather than a column
+-- of `stores`, whose rows are read with `*` (a new column there changed cached statements' shape).
+CREATE TABLE store_weights (
+    store_id BIGINT PRIMARY KEY,
+    weight BIGINT NOT NULL CHECK (weight BETWEEN 1 AND 100)
+);

@@ -15,8 +15,6 @@ pub struct StoreRow {
     pub sender_name: String,
     pub created_at: i64,
     pub updated_at: i64,
-    /// The operator's weight in the claim round-robin (1–100; `set_weight`).
-    pub weight: i64,
 }
 
 impl StoreRow {
@@ -169,18 +167,25 @@ pub async fn set_weight(db: &Db, store: StoreId, weight: i64, now: i64) -> Resul
     if !(1..=100).contains(&weight) {
         return Err(Error::invalid_field("weight", "weight must be a whole number from 1 to 100 (1 is every store's default)."));
     }
-    let done = on_db!(db, |p| sqlx::query("UPDATE stores SET weight = $2, updated_at = $3 WHERE id = $1")
-        .bind(store.0)
-        .bind(weight)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
+    get(db, store).await?;
+    on_db!(db, |p| sqlx::query(
+        "INSERT INTO store_weights (store_id, weight) VALUES ($1, $2) ON CONFLICT (store_id) DO UPDATE SET weight = excluded.weight"
+    )
+    .bind(store.0)
+    .bind(weight)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
     .map_err(db_err)?;
-    if done == 0 {
-        return Err(Error::not_found("store"));
-    }
+    tracing::info!(store = store.0, weight, at = now, "store weight set");
     Ok(serde_json::json!({"store_id": store.0, "weight": weight}))
+}
+
+/// The stores the operator weighted (every other store has weight 1).
+pub async fn weights(db: &Db) -> Result<std::collections::HashMap<i64, i64>, Error> {
+    let rows: Vec<(i64, i64)> =
+        on_db!(db, |p| sqlx::query_as("SELECT store_id, weight FROM store_weights").fetch_all(p).await).map_err(db_err)?;
+    Ok(rows.into_iter().collect())
 }
 
 #[derive(Serialize)]

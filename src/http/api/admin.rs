@@ -15,11 +15,12 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub async fn list_stores(State(state): State<Arc<AppState>>, _: Admin) -> ApiResult<Json<Value>> {
+    let weights = stores::weights(&state.db).await?;
     let items: Vec<Value> = stores::list(&state.db)
         .await?
         .into_iter()
         .map(|s| {
-            let weight = s.weight;
+            let weight = weights.get(&s.id).copied().unwrap_or(1);
             let mut v = json!(StoreJson::from(s));
             v["weight"] = json!(weight);
             v

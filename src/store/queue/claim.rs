@@ -110,7 +110,8 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64, c
     .map_err(db_err)?;
     let rank = Priority::ALL.iter().map(|p| format!("WHEN '{}' THEN {}", p.as_str(), p.rank())).collect::<Vec<_>>().join(" ");
     let campaigns: Vec<(i64, i64, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT c.id, c.store_id, s.weight FROM campaigns c JOIN stores s ON s.id = c.store_id WHERE c.status = 'sending' AND c.pending > 0
+        "SELECT c.id, c.store_id, COALESCE(w.weight, 1) FROM campaigns c LEFT JOIN store_weights w ON w.store_id = c.store_id
+         WHERE c.status = 'sending' AND c.pending > 0
          ORDER BY c.store_id, CASE c.priority {rank} ELSE 0 END DESC, c.started_at, c.id LIMIT 1000"
     )))
     .fetch_all(p)
