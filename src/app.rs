@@ -29,6 +29,7 @@ pub struct AppConfig {
     /// The SMS provider; `None` (or 0 engine workers) runs no engine in this process.
     pub provider: Option<Arc<dyn SmsProvider>>,
     pub engine: EngineConfig,
+    pub limits: crate::http::TenantLimits,
 }
 
 pub struct RunningApp {
@@ -140,6 +141,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         session_ttl_ms: cfg.session_ttl_ms,
         client_ip_header: cfg.client_ip_header.clone().map(|h| h.to_ascii_lowercase()),
         webhook_secrets: http::webhooks::WebhookSecrets::new(cfg.webhook_secrets.clone()).map_err(anyhow::Error::msg)?,
+        limits: cfg.limits.clone(),
     };
     let engine = match cfg.provider {
         Some(provider) if cfg.engine.workers > 0 => {

@@ -184,6 +184,7 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         webhook_secrets: Vec::new(),
         provider,
         engine: engine.unwrap_or_default(),
+        limits: Default::default(),
     }
 }
 

@@ -96,6 +96,8 @@ pub struct ServeArgs {
     pub provider: ProviderArgs,
     #[command(flatten)]
     pub engine: EngineConfig,
+    #[command(flatten)]
+    pub limits: crate::http::TenantLimits,
 }
 
 #[derive(Args)]
@@ -250,9 +252,12 @@ pub struct BenchSseArgs {
     /// Opted-in contacts to seed (not timed): the campaign's recipients.
     #[arg(long, default_value_t = 200_000)]
     pub contacts: u64,
-    /// Concurrent SSE connections watching the campaign.
+    /// Concurrent SSE connections, spread evenly over the stores (each on its store's campaign).
     #[arg(long, default_value_t = 1_000)]
     pub clients: usize,
+    /// Stores, each with its share of the contacts and a campaign of its own, sent at once.
+    #[arg(long, default_value_t = 10)]
+    pub stores: usize,
     #[command(flatten)]
     pub db: BenchDatabaseArgs,
     /// Send loops of the engine (in the app's process).
@@ -279,15 +284,17 @@ pub struct BenchSseClientsArgs {
     /// Base URL of the app.
     #[arg(long)]
     pub url: String,
-    #[arg(long)]
-    pub campaign: i64,
+    /// The campaigns to watch (client i watches the (i mod n)-th).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub campaigns: Vec<i64>,
     #[arg(long)]
     pub clients: usize,
     #[arg(long)]
     pub database_url: String,
     #[arg(long, default_value_t = 20)]
     pub sample_every_ms: u64,
-    /// The store's API key (passed in the environment, not on the command line).
+    /// The stores' API keys, comma-separated in the order of `--campaigns` (passed in the
+    /// environment, not on the command line).
     #[arg(long, env = "SMSCAST_BENCH_SSE_KEY", hide_env_values = true)]
     pub key: String,
 }

@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
                 webhook_secrets,
                 provider: build_provider(&args.provider, args.demo, demo_dlr).await?,
                 engine: args.engine.clone(),
+                limits: args.limits.clone(),
             };
             if args.demo {
                 let demo =

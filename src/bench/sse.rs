@@ -1,10 +1,13 @@
-//! `smscast bench sse` (issue 5): many live-event (SSE) clients on one campaign during a send.
+//! `smscast bench sse` (issues 5 and 12): many live-event (SSE) clients, spread over several
+//! stores, each store's clients on its campaign during a send.
 //!
-//! The parent process seeds N opted-in contacts (bulk INSERTs, not timed), creates a campaign, and
-//! runs the app with its engine; a Mitto simulator runs as a child process. The SSE clients run in
-//! a second child process (`smscast bench sse-clients`), so the parent's memory is the server's:
-//! they open `--clients` connections to `GET /api/campaigns/{id}/events` over real HTTP and say
-//! when all are open; the parent then starts the send. While it runs, the clients' process also
+//! The parent process creates `--stores` stores, seeds N opted-in contacts split between them
+//! (bulk INSERTs, not timed), creates a campaign in each, and runs the app with its engine; a Mitto
+//! simulator runs as a child process. The SSE clients run in a second child process (`smscast
+//! bench sse-clients`), so the parent's memory is the server's: they open `--clients` connections
+//! to `GET /api/campaigns/{id}/events` over real HTTP (client i on store i mod `--stores`) and say
+//! when all are open; the parent then starts every store's send. After the send it times a store's
+//! queue figures (`GET /api/queue`) with every message in the table. While it runs, the clients' process also
 //! reads the campaign's counters straight from the database every `--sample-every-ms`, and records
 //! when each state first became visible there. An event's latency is the time from the first
 //! sample that shows its state (or a later one: the counters only grow during a send) to the
@@ -44,18 +47,27 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
     let (db, url) = super::open_database(&args.db, &scratch).await?;
     let now = SystemClock.now_ms();
-    let created = super::create_store(&db, "Bench SSE", "bench-sse@smscast.local", now).await?;
-    let store_id = created.store.store_id();
+    let n_stores = args.stores.max(1);
     let seeding = Instant::now();
-    super::seed_contacts(&db, store_id, args.contacts, now).await?;
+    // (store, its API key, its campaign), each store with an equal share of the contacts.
+    let mut stores = Vec::with_capacity(n_stores);
+    for i in 0..n_stores {
+        let created = super::create_store(&db, &format!("Bench SSE {i}"), &format!("bench-sse-{i}@smscast.local"), now).await?;
+        let store_id = created.store.store_id();
+        super::seed_contacts(&db, store_id, args.contacts / n_stores as u64, now).await?;
+        let campaign = super::funded_campaign(&db, store_id, &format!("bench-sse-{i}"), now).await?;
+        stores.push((store_id, created.api_key, campaign.id));
+    }
     let seeded_in = seeding.elapsed().as_secs_f64();
-    eprintln!("seeded {} contacts in {seeded_in:.1} s (not timed)", args.contacts);
-    let campaign = super::funded_campaign(&db, store_id, "bench-sse", now).await?;
+    eprintln!("seeded {} contacts over {n_stores} stores in {seeded_in:.1} s (not timed)", args.contacts);
 
     let (mut simulator, sim_url) = spawn_simulator(args.latency_ms).await?;
     let engine = super::engine_for(&sim_url, args.bulk_size, args.workers)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let cfg = super::app_config(&url, &args.db, &args.public_url, Some(engine));
+    let mut cfg = super::app_config(&url, &args.db, &args.public_url, Some(engine));
+    // Every client must get its stream: the caps are what is measured against, not what is hit.
+    cfg.limits.max_streams_per_store = cfg.limits.max_streams_per_store.max(args.clients.div_ceil(n_stores));
+    cfg.limits.max_streams_per_node = cfg.limits.max_streams_per_node.max(args.clients);
     let running = app::start_with_db(cfg, db.clone(), listener).await?;
     let base = running.url();
 
@@ -65,11 +77,13 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
     let rss_idle = proc_status_bytes("self", "VmRSS:").unwrap_or(0);
 
     let exe = std::env::current_exe().context("cannot find the smscast executable")?;
+    let campaign_list = stores.iter().map(|s| s.2.to_string()).collect::<Vec<_>>().join(",");
+    let key_list = stores.iter().map(|s| s.1.as_str()).collect::<Vec<_>>().join(",");
     let mut clients = Command::new(exe)
-        .args(["bench", "sse-clients", "--url", &base, "--campaign", &campaign.id.to_string()])
+        .args(["bench", "sse-clients", "--url", &base, "--campaigns", &campaign_list])
         .args(["--clients", &args.clients.to_string(), "--database-url", &url])
         .args(["--sample-every-ms", &args.sample_every_ms.to_string()])
-        .env("SMSCAST_BENCH_SSE_KEY", &created.api_key)
+        .env("SMSCAST_BENCH_SSE_KEY", &key_list)
         .env("SMSCAST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -94,7 +108,14 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
 
     let http = reqwest::Client::new();
     let cpu_start = proc_cpu_seconds("self").unwrap_or(0.0);
-    let (launched, started, launch) = super::launch(&http, &base, campaign.id, &created.api_key, "bench-sse").await?;
+    let (mut messages, mut launch, mut started) = (0i64, 0.0f64, None);
+    for (i, (_, key, campaign)) in stores.iter().enumerate() {
+        let (launched, at, secs) = super::launch(&http, &base, *campaign, key, &format!("bench-sse-{i}")).await?;
+        messages += launched["messages"].as_i64().unwrap_or(0);
+        launch += secs;
+        started.get_or_insert(at);
+    }
+    let started = started.context("no store")?;
     let result: Value = tokio::time::timeout(Duration::from_secs(3600), async {
         while let Some(line) = lines.next_line().await? {
             if let Some(rest) = line.strip_prefix("result ") {
@@ -112,7 +133,27 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
     let clients_hwm = proc_status_bytes(&clients_pid, "VmHWM:");
     let clients_cpu = proc_cpu_seconds(&clients_pid);
     let _ = tokio::time::timeout(Duration::from_secs(10), clients.wait()).await;
-    let progress = crate::store::campaigns::get(&db, store_id, campaign.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut sent, mut statuses) = (0i64, std::collections::BTreeSet::new());
+    for (store_id, _, campaign) in &stores {
+        let c = crate::store::campaigns::get(&db, *store_id, *campaign).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        sent += c.sent;
+        statuses.insert(c.status);
+    }
+    let status = statuses.into_iter().collect::<Vec<_>>().join("/");
+    // A store's queue figures with every store's messages in the table: counters and indexes, so
+    // this does not grow with the table (before issue 12 it scanned all of it).
+    let mut queue_ms = Vec::new();
+    for _ in 0..20 {
+        let at = Instant::now();
+        let res = http.get(format!("{base}/api/queue")).bearer_auth(&stores[0].1).send().await?;
+        if !res.status().is_success() {
+            bail!("GET /api/queue answered {}", res.status());
+        }
+        res.bytes().await?;
+        queue_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    queue_ms.sort_by(f64::total_cmp);
+    let table: i64 = on_db!(&db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(p).await).context("count messages")?;
     running.stop().await;
     let _ = simulator.kill().await;
 
@@ -126,12 +167,20 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
         "engine:            in this process, {} send loop(s), bulk size {}, simulator latency {} ms",
         args.workers, args.bulk_size, args.latency_ms
     );
-    println!("contacts:          {} (seeded in {seeded_in:.1} s, not timed)", args.contacts);
-    println!("messages:          {} → campaign {} with {} sent", launched["messages"], progress.status, progress.sent);
-    println!("send:              launch {launch:.2} s, {elapsed:.1} s from the send call until every client's stream ended");
+    println!("contacts:          {} over {n_stores} stores (seeded in {seeded_in:.1} s, not timed)", args.contacts);
+    println!("messages:          {messages} → campaigns {status} with {sent} sent");
+    println!("send:              launches {launch:.2} s in all, {elapsed:.1} s from the first send call until every client's stream ended");
     println!(
-        "clients:           {} SSE connections in a child process, all open in {} s; {} failed to open",
-        args.clients, ready["open_seconds"], ready["failed"]
+        "clients:           {} SSE connections in a child process, {} per store, all open in {} s; {} failed to open",
+        args.clients,
+        args.clients.div_ceil(n_stores),
+        ready["open_seconds"],
+        ready["failed"]
+    );
+    println!(
+        "queue figures:     GET /api/queue of one store with {table} messages in the table: p50 {:.1} ms, max {:.1} ms (20 calls)",
+        percentile(&queue_ms, 50.0),
+        queue_ms.last().copied().unwrap_or(f64::NAN)
     );
     println!(
         "events received:   {} ({} progress, {} status; per client {}–{}; {} not matched to a sample), not counting the status each client gets on connecting",
@@ -176,8 +225,8 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
         "target:            p99 ≤ 1500 ms and no dropped connections → {}",
         if p99 <= 1500.0 && dropped == 0 { "met" } else { "MISSED" }
     );
-    if progress.status != "sent" || launched["messages"].as_i64() != Some(progress.sent) {
-        bail!("the send did not finish as expected: {} with {} sent", progress.status, progress.sent);
+    if status != "sent" || messages != sent {
+        bail!("the sends did not finish as expected: {status} with {sent} of {messages} sent");
     }
     Ok(())
 }
@@ -321,17 +370,24 @@ struct Counters {
 pub async fn clients(args: BenchSseClientsArgs) -> anyhow::Result<()> {
     let db = Db::connect(&args.database_url, 2).await.context("cannot open the benchmark database")?;
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(30)).tcp_nodelay(true).build()?;
-    let url = format!("{}/api/campaigns/{}/events", args.url, args.campaign);
-    let key: Arc<str> = args.key.into();
+    let targets: Vec<(String, Arc<str>)> = args
+        .campaigns
+        .iter()
+        .zip(args.key.split(','))
+        .map(|(c, k)| (format!("{}/api/campaigns/{c}/events", args.url), Arc::<str>::from(k)))
+        .collect();
+    if targets.is_empty() || targets.len() != args.campaigns.len() {
+        bail!("one key per campaign is needed");
+    }
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel();
     let finished = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.clients);
     // Open at most 100 at a time: a burst of 1,000 SYNs at once would only test the listen backlog.
     let gate = Arc::new(tokio::sync::Semaphore::new(100));
-    for _ in 0..args.clients {
-        let (http, url, key, tx, gate, finished) =
-            (http.clone(), url.clone(), key.clone(), opened_tx.clone(), gate.clone(), finished.clone());
+    for i in 0..args.clients {
+        let (url, key) = targets[i % targets.len()].clone();
+        let (http, tx, gate, finished) = (http.clone(), opened_tx.clone(), gate.clone(), finished.clone());
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let (inner_tx, mut inner_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -360,33 +416,38 @@ pub async fn clients(args: BenchSseClientsArgs) -> anyhow::Result<()> {
     // Sample the counters from the database until every stream ended, or 30 s after the final
     // status (the streams still open then are stalled), or an hour.
     let every = Duration::from_millis(args.sample_every_ms.max(1));
-    let mut samples: Vec<Sample> = Vec::with_capacity(8192);
+    // Per campaign, in the order of `--campaigns`.
+    let mut samples: Vec<Vec<Sample>> = args.campaigns.iter().map(|_| Vec::with_capacity(8192)).collect();
+    let mut finals: Vec<bool> = vec![false; args.campaigns.len()];
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut final_at: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
         tick.tick().await;
-        let before = Instant::now();
-        let row: Result<Counters, sqlx::Error> = on_db!(&db, |p| sqlx::query_as(
-            "SELECT status, total, pending, sent + failed + cancelled + unknown AS processed FROM campaigns WHERE id = $1"
-        )
-        .bind(args.campaign)
-        .fetch_one(p)
-        .await);
-        let at = Instant::now();
-        match row {
-            Ok(c) => {
-                let s = State { stage: stage(&c.status), claimed: c.total - c.pending, processed: c.processed };
-                match samples.last_mut() {
-                    Some(l) if l.state == s => l.last_before = before,
-                    _ => samples.push(Sample { state: s, first_after: at, last_before: before }),
+        for (i, campaign) in args.campaigns.iter().enumerate() {
+            let before = Instant::now();
+            let row: Result<Counters, sqlx::Error> = on_db!(&db, |p| sqlx::query_as(
+                "SELECT status, total, pending, sent + failed + cancelled + unknown AS processed FROM campaigns WHERE id = $1"
+            )
+            .bind(campaign)
+            .fetch_one(p)
+            .await);
+            let at = Instant::now();
+            match row {
+                Ok(c) => {
+                    let s = State { stage: stage(&c.status), claimed: c.total - c.pending, processed: c.processed };
+                    match samples[i].last_mut() {
+                        Some(l) if l.state == s => l.last_before = before,
+                        _ => samples[i].push(Sample { state: s, first_after: at, last_before: before }),
+                    }
+                    finals[i] |= s.stage == 2;
                 }
-                if s.stage == 2 && final_at.is_none() {
-                    final_at = Some(at);
-                }
+                Err(e) => eprintln!("sampler: {e}"),
             }
-            Err(e) => eprintln!("sampler: {e}"),
+        }
+        if final_at.is_none() && finals.iter().all(|f| *f) {
+            final_at = Some(Instant::now());
         }
         if finished.load(Ordering::Relaxed) >= args.clients
             || final_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30))
@@ -412,7 +473,8 @@ pub async fn clients(args: BenchSseClientsArgs) -> anyhow::Result<()> {
     let mut all_lower = Vec::new();
     let mut drop_reasons = std::collections::BTreeMap::<String, u64>::new();
     let (mut per_min, mut per_max) = (usize::MAX, 0usize);
-    for o in &outcomes {
+    for (n, o) in outcomes.iter().enumerate() {
+        let samples = &samples[n % samples.len()];
         if let Some(r) = &o.dropped {
             *drop_reasons.entry(r.clone()).or_default() += 1;
         }
@@ -439,7 +501,8 @@ pub async fn clients(args: BenchSseClientsArgs) -> anyhow::Result<()> {
         json!({"count": v.len(), "p50": r(percentile(v, 50.0)), "p90": r(percentile(v, 90.0)), "p99": r(percentile(v, 99.0)), "max": r(v.last().copied().unwrap_or(f64::NAN))})
     };
     // How far apart a change and the sample before it can be: the measurement's resolution.
-    let mut gaps: Vec<f64> = samples.windows(2).map(|w| (w[1].first_after - w[0].last_before).as_secs_f64() * 1000.0).collect();
+    let mut gaps: Vec<f64> =
+        samples.iter().flat_map(|s| s.windows(2).map(|w| (w[1].first_after - w[0].last_before).as_secs_f64() * 1000.0)).collect();
     gaps.sort_by(f64::total_cmp);
     let dropped = outcomes.iter().filter(|o| o.dropped.is_some()).count();
     let result = json!({
@@ -448,7 +511,7 @@ pub async fn clients(args: BenchSseClientsArgs) -> anyhow::Result<()> {
         "status_events": status.len(),
         "per_client_min": if outcomes.is_empty() { 0 } else { per_min },
         "per_client_max": per_max,
-        "samples": samples.len(),
+        "samples": samples.iter().map(Vec::len).sum::<usize>(),
         "sample_gap_ms": {"p50": (percentile(&gaps, 50.0) * 10.0).round() / 10.0, "max": (gaps.last().copied().unwrap_or(f64::NAN) * 10.0).round() / 10.0},
         "unmatched": unmatched,
         "dropped": dropped,

@@ -33,6 +33,37 @@ pub struct HttpSettings {
     pub send: crate::store::campaigns::SendSettings,
     /// Secrets a provider's webhook calls must carry (`webhooks.rs`).
     pub webhook_secrets: webhooks::WebhookSecrets,
+    pub limits: TenantLimits,
+}
+
+/// Limits that keep one store from hurting the others (README, "One store, fair share").
+#[derive(clap::Args, Clone, Debug)]
+pub struct TenantLimits {
+    /// Test messages (`POST /api/campaigns/{id}/test`) per store per UTC day.
+    #[arg(long, env = "SMSCAST_TEST_SENDS_PER_DAY", default_value_t = TenantLimits::TEST_SENDS_PER_DAY)]
+    pub test_sends_per_day: i64,
+    /// Open live-event streams (SSE) per store on this node; more answer 429.
+    #[arg(long, env = "SMSCAST_MAX_STREAMS_PER_STORE", default_value_t = TenantLimits::STREAMS_PER_STORE)]
+    pub max_streams_per_store: usize,
+    /// Open live-event streams (SSE) on this node, all stores together; more answer 429.
+    #[arg(long, env = "SMSCAST_MAX_STREAMS_PER_NODE", default_value_t = TenantLimits::STREAMS_PER_NODE)]
+    pub max_streams_per_node: usize,
+}
+
+impl TenantLimits {
+    const TEST_SENDS_PER_DAY: i64 = 50;
+    const STREAMS_PER_STORE: usize = 50;
+    const STREAMS_PER_NODE: usize = 2_000;
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            test_sends_per_day: TenantLimits::TEST_SENDS_PER_DAY,
+            max_streams_per_store: TenantLimits::STREAMS_PER_STORE,
+            max_streams_per_node: TenantLimits::STREAMS_PER_NODE,
+        }
+    }
 }
 
 pub struct AppState {

@@ -94,6 +94,15 @@ pub async fn revoke_api_key(db: &Db, store: StoreId, id: i64, now: i64) -> Resul
     .ok_or_else(|| Error::not_found("API key"))
 }
 
+/// Whether the key is still valid (not revoked), read from the database: open live streams check
+/// their key with it every second, past any node's cache.
+pub async fn key_active(db: &Db, id: i64) -> Result<bool, Error> {
+    let found: Option<(i64,)> =
+        on_db!(db, |p| sqlx::query_as("SELECT id FROM api_keys WHERE id = $1 AND revoked_at IS NULL").bind(id).fetch_optional(p).await)
+            .map_err(db_err)?;
+    Ok(found.is_some())
+}
+
 /// How long a node trusts an API key it has verified without asking the database again.
 pub const KEY_CACHE_MS: i64 = 5_000;
 

@@ -400,43 +400,68 @@ pub struct WorkerSeen {
     pub last_seen: String,
 }
 
+/// The store's queue figures, none of which reads another store's messages (README, "Queue
+/// figures"): its campaigns' counters (`$1` the store); the delayed (`$2` now) and oldest pending
+/// messages of its campaigns with work, through their pending-rows index; what the provider
+/// accepted in the last minutes, from its charges (one per batch). Public so a test can check
+/// their query plans.
+pub const STORE_QUEUE_SQL: [&str; 3] = [
+    "SELECT priority, CAST(SUM(pending) AS BIGINT), CAST(SUM(sending) AS BIGINT), CAST(SUM(sent) AS BIGINT), CAST(SUM(failed) AS BIGINT),
+            CAST(SUM(cancelled) AS BIGINT), CAST(SUM(unknown) AS BIGINT)
+     FROM campaigns WHERE store_id = $1 GROUP BY priority",
+    "SELECT c.priority,
+            (SELECT COUNT(*) FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending' AND m.next_attempt_at > $2),
+            (SELECT MIN(m.next_attempt_at) FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending')
+     FROM campaigns c WHERE c.store_id = $1 AND c.pending > 0",
+    "SELECT CAST(SUM(CASE WHEN created_at > $2 - 60000 THEN messages ELSE 0 END) AS BIGINT), CAST(SUM(messages) AS BIGINT)
+     FROM transfers WHERE store_id = $1 AND kind = 'charge' AND created_at > $2 - 300000",
+];
+
+/// The operator's figures: the same over every store's campaigns (`$1 = $1` stands in for the
+/// store), and throughput from the sent-at index (every store's sends of the last five minutes).
+const ALL_QUEUE_SQL: [&str; 3] = [
+    "SELECT priority, CAST(SUM(pending) AS BIGINT), CAST(SUM(sending) AS BIGINT), CAST(SUM(sent) AS BIGINT), CAST(SUM(failed) AS BIGINT),
+            CAST(SUM(cancelled) AS BIGINT), CAST(SUM(unknown) AS BIGINT)
+     FROM campaigns WHERE $1 = $1 GROUP BY priority",
+    "SELECT c.priority,
+            (SELECT COUNT(*) FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending' AND m.next_attempt_at > $2),
+            (SELECT MIN(m.next_attempt_at) FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending')
+     FROM campaigns c WHERE $1 = $1 AND c.pending > 0",
+    "SELECT (SELECT COUNT(*) FROM messages WHERE status = 'sent' AND sent_at > $2 - 60000 AND $1 = $1),
+            (SELECT COUNT(*) FROM messages WHERE status = 'sent' AND sent_at > $2 - 300000)",
+];
+
 /// Queue statistics, across all stores (`store = None`, with worker hosts) or for one store.
+/// Campaign messages only: test sends (a few a day per store) are not queue work to watch.
 pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<QueueStats, Error> {
-    let scope = if store.is_some() { "store_id = $2" } else { "$2 = $2" };
+    let [counters_sql, pending_sql, throughput_sql] = if store.is_some() { STORE_QUEUE_SQL } else { ALL_QUEUE_SQL };
     let sid = store.map_or(0, |s| s.0);
-    let counts: Vec<(String, bool, i64, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT status, next_attempt_at <= $1, priority, COUNT(*) FROM messages WHERE {scope} GROUP BY status, next_attempt_at <= $1, priority"
-    )))
-    .bind(now)
-    .bind(sid)
-    .fetch_all(p)
-    .await)
-    .map_err(db_err)?;
-    type Row = (String, bool, i64, i64);
-    let sum = |f: &dyn Fn(&Row) -> bool| counts.iter().filter(|r| f(r)).map(|r| r.3).sum::<i64>();
-    let by_priority = [("urgent", 3), ("high", 2), ("normal", 1), ("low", 0)]
-        .map(|(name, rank)| (name, sum(&|r| r.0 == "pending" && r.1 && r.2 == rank)))
+    type Counters = (String, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    let counters: Vec<Counters> = on_db!(db, |p| sqlx::query_as(counters_sql).bind(sid).fetch_all(p).await).map_err(db_err)?;
+    let pending: Vec<(String, i64, Option<i64>)> =
+        on_db!(db, |p| sqlx::query_as(pending_sql).bind(sid).bind(now).fetch_all(p).await).map_err(db_err)?;
+    let (last_minute, last_5): (Option<i64>, Option<i64>) =
+        on_db!(db, |p| sqlx::query_as(throughput_sql).bind(sid).bind(now).fetch_one(p).await).map_err(db_err)?;
+    let total = |f: fn(&Counters) -> Option<i64>| counters.iter().filter_map(f).sum::<i64>();
+    let delayed: i64 = pending.iter().map(|r| r.1).sum();
+    let by_priority = ["urgent", "high", "normal", "low"]
+        .map(|name| {
+            let queued: i64 = counters.iter().filter(|r| r.0 == name).filter_map(|r| r.1).sum();
+            let later: i64 = pending.iter().filter(|r| r.0 == name).map(|r| r.1).sum();
+            (name, queued - later)
+        })
         .into();
-    let (last_minute, last_5, oldest): (i64, i64, Option<i64>) = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT (SELECT COUNT(*) FROM messages WHERE {scope} AND status = 'sent' AND sent_at > $1 - 60000),
-                (SELECT COUNT(*) FROM messages WHERE {scope} AND status = 'sent' AND sent_at > $1 - 300000),
-                (SELECT MIN(next_attempt_at) FROM messages WHERE {scope} AND status = 'pending' AND next_attempt_at <= $1)"
-    )))
-    .bind(now)
-    .bind(sid)
-    .fetch_one(p)
-    .await)
-    .map_err(db_err)?;
+    let oldest = pending.iter().filter_map(|r| r.2).filter(|at| *at <= now).min();
     let mut v = QueueStats {
-        waiting: sum(&|r| r.0 == "pending" && r.1),
-        delayed: sum(&|r| r.0 == "pending" && !r.1),
-        active: sum(&|r| r.0 == "sending"),
-        completed: sum(&|r| r.0 == "sent"),
-        failed: sum(&|r| r.0 == "failed"),
-        cancelled: sum(&|r| r.0 == "cancelled"),
-        unknown: sum(&|r| r.0 == "unknown"),
+        waiting: total(|r| r.1) - delayed,
+        delayed,
+        active: total(|r| r.2),
+        completed: total(|r| r.3),
+        failed: total(|r| r.4),
+        cancelled: total(|r| r.5),
+        unknown: total(|r| r.6),
         by_priority,
-        throughput: Throughput { last_minute, last_5_minutes: last_5 },
+        throughput: Throughput { last_minute: last_minute.unwrap_or(0), last_5_minutes: last_5.unwrap_or(0) },
         oldest_waiting_seconds: oldest.map_or(0, |o| (now - o).max(0) / 1000),
         workers: Vec::new(),
     };

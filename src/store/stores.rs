@@ -161,6 +161,33 @@ pub async fn update(db: &Db, store: StoreId, patch: StorePatch, now: i64) -> Res
     Ok(row)
 }
 
+/// The operator sets a store's share of the provider's throughput while other stores have work
+/// waiting: claims take turns between stores, `weight` claims each (see `queue::claim`).
+pub async fn set_weight(db: &Db, store: StoreId, weight: i64, now: i64) -> Result<serde_json::Value, Error> {
+    if !(1..=100).contains(&weight) {
+        return Err(Error::invalid_field("weight", "weight must be a whole number from 1 to 100 (1 is every store's default)."));
+    }
+    get(db, store).await?;
+    on_db!(db, |p| sqlx::query(
+        "INSERT INTO store_weights (store_id, weight) VALUES ($1, $2) ON CONFLICT (store_id) DO UPDATE SET weight = excluded.weight"
+    )
+    .bind(store.0)
+    .bind(weight)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    tracing::info!(store = store.0, weight, at = now, "store weight set");
+    Ok(serde_json::json!({"store_id": store.0, "weight": weight}))
+}
+
+/// The stores the operator weighted (every other store has weight 1).
+pub async fn weights(db: &Db) -> Result<std::collections::HashMap<i64, i64>, Error> {
+    let rows: Vec<(i64, i64)> =
+        on_db!(db, |p| sqlx::query_as("SELECT store_id, weight FROM store_weights").fetch_all(p).await).map_err(db_err)?;
+    Ok(rows.into_iter().collect())
+}
+
 #[derive(Serialize)]
 pub struct StoreJson {
     pub id: i64,

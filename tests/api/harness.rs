@@ -152,6 +152,7 @@ impl TestApp {
             webhook_secrets: vec![WEBHOOK_SECRET.into()],
             provider: None,
             engine: EngineConfig::default(),
+            limits: Default::default(),
         };
         tweak(&mut cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -186,6 +187,7 @@ impl TestApp {
             webhook_secrets: Vec::new(),
             provider: None,
             engine: EngineConfig::default(),
+            limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         app::start(cfg, listener).await.expect("second node starts")

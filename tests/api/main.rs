@@ -12,6 +12,7 @@ mod crash;
 mod delivery;
 mod engine;
 mod events;
+mod fairness;
 mod foundation;
 mod holes;
 mod import;

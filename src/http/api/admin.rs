@@ -15,8 +15,29 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub async fn list_stores(State(state): State<Arc<AppState>>, _: Admin) -> ApiResult<Json<Value>> {
-    let items: Vec<StoreJson> = stores::list(&state.db).await?.into_iter().map(Into::into).collect();
+    let weights = stores::weights(&state.db).await?;
+    let items: Vec<Value> = stores::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let weight = weights.get(&s.id).copied().unwrap_or(1);
+            let mut v = json!(StoreJson::from(s));
+            v["weight"] = json!(weight);
+            v
+        })
+        .collect();
     Ok(Json(json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weight {
+    weight: i64,
+}
+
+/// `PUT /api/admin/stores/{id}/weight`: the store's share in the claim round-robin.
+pub async fn set_weight(State(state): State<Arc<AppState>>, _: Admin, Id(id): Id, ApiJson(req): ApiJson<Weight>) -> ApiResult<Json<Value>> {
+    Ok(Json(stores::set_weight(&state.db, crate::store::StoreId(id), req.weight, state.clock.now_ms()).await?))
 }
 
 #[derive(Deserialize)]

@@ -113,7 +113,21 @@ pub async fn send_test(
     Id(id): Id,
     ApiJson(req): ApiJson<queue::TestSend>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::ACCEPTED, Json(queue::send_test(&state.db, p.store, id, req, &state.settings.send, state.clock.now_ms()).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            queue::send_test(
+                &state.db,
+                p.store,
+                id,
+                req,
+                &state.settings.send,
+                state.settings.limits.test_sends_per_day,
+                state.clock.now_ms(),
+            )
+            .await?,
+        ),
+    ))
 }
 
 pub async fn test_message(

@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/contacts/{id}/consent-history", get(contacts::consent_history))
         .route("/api/admin/stores", get(admin::list_stores).post(admin::create_store))
         .route("/api/admin/stores/{id}/credits", post(wallet::top_up))
+        .route("/api/admin/stores/{id}/weight", axum::routing::put(admin::set_weight))
         .route("/api/admin/keys", get(admin::list_admin_keys))
         .route("/api/admin/senders", get(admin::list_senders))
         .route("/api/admin/senders/{id}/approve", post(admin::approve_sender))

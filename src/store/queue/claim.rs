@@ -49,10 +49,36 @@ pub struct Batch {
 /// until a vacuum, and a walk from the start visits every one of them (a million after a million
 /// messages). Only a hint: a hinted claim that finds nothing walks again from the start, so a row
 /// left behind (a claim rolled back) is still sent.
+/// Also whose turn it is among the stores with work waiting (`Turn`).
 #[derive(Debug, Default)]
-pub struct ClaimCursor(std::sync::Mutex<std::collections::HashMap<i64, (i64, i64)>>);
+pub struct ClaimCursor(std::sync::Mutex<std::collections::HashMap<i64, (i64, i64)>>, std::sync::Mutex<Turn>);
+
+/// The claim round-robin between stores: the store served last and how many more claims in a row
+/// it may still take (its weight, less those taken).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Turn {
+    store: i64,
+    left: i64,
+}
 
 impl ClaimCursor {
+    /// The candidates (campaign, store, weight; grouped by store, each store's in its priority
+    /// order) in the order to try them: the store whose turn it is, then the stores after it by
+    /// id, wrapping round. Priority orders campaigns within a store only.
+    fn fair_order(&self, candidates: Vec<(i64, i64, i64)>) -> Vec<(i64, i64, i64)> {
+        let turn = *self.1.lock().unwrap_or_else(|e| e.into_inner());
+        let first = candidates.iter().position(|c| if turn.left > 0 { c.1 >= turn.store } else { c.1 > turn.store }).unwrap_or(0);
+        let mut out = candidates;
+        out.rotate_left(first);
+        out
+    }
+
+    /// A claim served `store`: it keeps the turn for `weight` claims in a row, then passes it on.
+    fn served(&self, store: i64, weight: i64) {
+        let mut turn = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        *turn = if turn.store == store && turn.left > 0 { Turn { store, left: turn.left - 1 } } else { Turn { store, left: weight - 1 } };
+    }
+
     fn get(&self, campaign: i64) -> Option<(i64, i64)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&campaign).copied()
     }
@@ -69,8 +95,10 @@ impl ClaimCursor {
     }
 }
 
-/// Claims up to `limit` due messages of the most urgent campaign (test sends first, then by
-/// priority, then the oldest run), under a lease. Committed before any provider call.
+/// Claims up to `limit` due messages under a lease: test sends first, then the stores with work
+/// waiting take turns (round-robin, `weight` claims each), and within a store its most urgent,
+/// then oldest, run. So one store's big urgent campaign cannot hold back every other store.
+/// Committed before any provider call.
 pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64, cursor: &ClaimCursor) -> Result<Option<Batch>, Error> {
     // Idle engines poll, so the candidates come from questions whose cost depends neither on the
     // size of the message table nor, on PostgreSQL, on its dead rows or on what a launch in
@@ -83,16 +111,24 @@ pub async fn claim(db: &Db, worker: &str, limit: i64, lease_ms: i64, now: i64, c
     .await)
     .map_err(db_err)?;
     let rank = Priority::ALL.iter().map(|p| format!("WHEN '{}' THEN {}", p.as_str(), p.rank())).collect::<Vec<_>>().join(" ");
-    let campaigns: Vec<(i64, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, store_id FROM campaigns WHERE status = 'sending' AND pending > 0
-           AND EXISTS (SELECT 1 FROM holds h WHERE h.id = campaigns.hold_id AND h.state = 'active') ORDER BY CASE priority {rank} ELSE 0 END DESC, started_at, id LIMIT 20"
+    let campaigns: Vec<(i64, i64, i64)> = on_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT c.id, c.store_id, COALESCE(w.weight, 1) FROM campaigns c LEFT JOIN store_weights w ON w.store_id = c.store_id
+         WHERE c.status = 'sending' AND c.pending > 0
+           AND EXISTS (SELECT 1 FROM holds h WHERE h.id = c.hold_id AND h.state = 'active')
+         ORDER BY c.store_id, CASE c.priority {rank} ELSE 0 END DESC, c.started_at, c.id LIMIT 1000"
     )))
     .fetch_all(p)
     .await)
     .map_err(db_err)?;
+    if let Some((campaign_id, store_id)) = test
+        && let Some(batch) = claim_campaign(db, worker, campaign_id, store_id, limit, lease_ms, now, cursor).await?
+    {
+        return Ok(Some(batch));
+    }
     // A campaign whose pending messages all wait for a retry yields nothing; the next one is asked.
-    for (campaign_id, store_id) in test.into_iter().chain(campaigns) {
+    for (campaign_id, store_id, weight) in cursor.fair_order(campaigns) {
         if let Some(batch) = claim_campaign(db, worker, campaign_id, store_id, limit, lease_ms, now, cursor).await? {
+            cursor.served(store_id, weight);
             return Ok(Some(batch));
         }
     }

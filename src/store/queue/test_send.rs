@@ -1,12 +1,12 @@
 //! Test sends: a campaign's message to a few of the store owner's numbers, each with its own hold.
 
 use super::Ids;
-use crate::domain::Error;
 use crate::domain::campaign::Priority;
 use crate::domain::message::Codes;
+use crate::domain::{Error, Kind};
 use crate::store::campaigns::{self, SendSettings};
 use crate::store::ledger;
-use crate::store::{Db, StoreId, db_err, on_db, on_tx};
+use crate::store::{Db, StoreId, Tx, db_err, on_db, on_tx};
 use serde_json::{Value, json};
 
 #[derive(Debug, serde::Deserialize)]
@@ -20,8 +20,18 @@ pub struct TestSend {
 }
 
 /// Sends the campaign's message to a few numbers, rendered for one contact, charged like any
-/// message, without touching the campaign: each test message holds its own credits.
-pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings: &SendSettings, now: i64) -> Result<Value, Error> {
+/// message, without touching the campaign: each test message holds its own credits. At most
+/// `per_day` test messages per store per UTC day (a test send is not an audience: it must not
+/// become a free channel to any number).
+pub async fn send_test(
+    db: &Db,
+    store: StoreId,
+    id: i64,
+    req: TestSend,
+    settings: &SendSettings,
+    per_day: i64,
+    now: i64,
+) -> Result<Value, Error> {
     if req.phones.is_empty() || req.phones.len() > 5 {
         return Err(Error::invalid_field("phones", "Give between 1 and 5 phone numbers for a test send."));
     }
@@ -44,6 +54,7 @@ pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings
     };
     let comp = campaigns::composer(&c, &store_row.language, &settings.public_url, c.greek_gsm)?;
     let mut tx = db.begin().await?;
+    count_test_sends(&mut tx, store, phones.len() as i64, per_day, now).await?;
     let key = crate::store::settings::code_key(&mut tx).await?;
     let mut out = Vec::new();
     for phone in phones {
@@ -79,6 +90,49 @@ pub async fn send_test(db: &Db, store: StoreId, id: i64, req: TestSend, settings
     }
     tx.commit().await?;
     Ok(json!({"ok": true, "messages": out}))
+}
+
+/// Adds `n` test messages to the store's count for `now`'s UTC day, or refuses (429
+/// `test_send_limit`, nothing counted) when that would pass `per_day`. A conditional upsert, so
+/// concurrent test sends on any node cannot pass the limit together.
+async fn count_test_sends(tx: &mut Tx<'_>, store: StoreId, n: i64, per_day: i64, now: i64) -> Result<(), Error> {
+    let (day, _) = crate::store::web::day_and_month_start(now);
+    let counted: Option<i64> = if n > per_day {
+        None
+    } else {
+        on_tx!(tx, |c| sqlx::query_scalar(
+            "INSERT INTO test_send_days (store_id, day, sent) VALUES ($1, $2, $3)
+             ON CONFLICT (store_id, day) DO UPDATE SET sent = test_send_days.sent + excluded.sent
+             WHERE test_send_days.sent + excluded.sent <= $4
+             RETURNING sent"
+        )
+        .bind(store.0)
+        .bind(day)
+        .bind(n)
+        .bind(per_day)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_err)?
+    };
+    if counted.is_some() {
+        return Ok(());
+    }
+    let used: Option<i64> = on_tx!(tx, |c| sqlx::query_scalar("SELECT sent FROM test_send_days WHERE store_id = $1 AND day = $2")
+        .bind(store.0)
+        .bind(day)
+        .fetch_optional(c)
+        .await)
+    .map_err(db_err)?;
+    let retry_after = (day + 86_400_000 - now + 999) / 1000;
+    Err(Error::new(
+        Kind::TooManyRequests,
+        "test_send_limit",
+        format!(
+            "This store can send {per_day} test messages a day and has {} left today; more can be sent after midnight (UTC).",
+            (per_day - used.unwrap_or(0)).max(0)
+        ),
+    )
+    .with_details(json!({"limit": per_day, "used": used.unwrap_or(0), "requested": n, "retry_after": retry_after})))
 }
 
 /// One test message, for the store to follow its outcome.
