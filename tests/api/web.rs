@@ -378,11 +378,35 @@ async fn settings_and_keys(b: Backend) {
     br.wait_css("#page-error").await;
     let (_, store) = t.get("/api/store", &s.key).await;
     assert_ne!(store["sender_name"], "x", "a refused change changes nothing");
+    let (_, before) = t.get("/api/store", &s.key).await;
     br.type_into("#s-sender", "SHOP42").await;
+    br.click("#save-settings").await;
+    // A new sender name waits for the operator: the page says so, and the field keeps the name in use.
+    br.wait_for(
+        "return (document.querySelector('.toast') || {}).textContent === \
+         'The settings were saved. The new sender name is waiting for the operator\\'s approval.'",
+        "saved, waiting for approval",
+    )
+    .await;
+    assert_eq!(br.js("return document.getElementById('sender-request').dataset.status", json!([])).await, "pending");
+    let notice = br.text("#sender-request").await;
+    assert!(notice.contains("“SHOP42” is waiting for the operator's approval"), "{notice}");
+    assert!(notice.contains(&format!("go out as “{}”", before["sender_name"].as_str().unwrap())), "{notice}");
+    assert_eq!(br.js("return document.getElementById('s-sender').value", json!([])).await, before["sender_name"]);
+    br.check_page("settings-sender-pending", "en").await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_eq!(store["sender_name"], before["sender_name"], "messages still go out under the approved name");
+    assert_eq!(
+        (store["sender_request"]["sender_name"].as_str(), store["sender_request"]["status"].as_str()),
+        (Some("SHOP42"), Some("pending"))
+    );
+    // Saving other settings leaves the waiting request alone.
+    br.type_into("#s-tz", "Europe/Athens").await;
     br.click("#save-settings").await;
     br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The settings were saved.'", "saved").await;
     let (_, store) = t.get("/api/store", &s.key).await;
-    assert_eq!(store["sender_name"], "SHOP42");
+    assert_eq!(store["sender_request"]["status"], "pending", "still waiting");
+    br.wait_css("#sender-request").await;
     br.type_into("#key-name", "Shopify").await;
     br.click("#create-key").await;
     br.wait_css("#new-key").await;
