@@ -546,3 +546,76 @@ async fn operator_tops_up_a_store(b: Backend) {
 }
 
 dual!(operator_tops_up_a_store);
+
+/// The operator approves a store's sender name on the page: the store sends under it at once.
+/// A rejection carries its reason to the store's settings page.
+async fn operator_decides_sender_names(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Named Shop").await;
+    let other = t.store("Other Shop").await;
+    let (st, _) = t.patch("/api/store", &s.key, json!({"sender_name": "NAMED"})).await;
+    assert_eq!(st, 200);
+    let (_, asked) = t.patch("/api/store", &other.key, json!({"sender_name": "BANK"})).await;
+    let (_, before) = t.get("/api/store", &s.key).await;
+    assert_ne!(before["sender_name"], "NAMED", "waits for the operator");
+    let (_, list) = t.call(reqwest::Method::GET, "/api/admin/senders", Some(&t.admin_key), None).await;
+    let id_of = |name: &str| list["items"].as_array().unwrap().iter().find(|r| r["sender_name"] == name).unwrap()["id"].as_i64().unwrap();
+    let (named, bank) = (id_of("NAMED"), id_of("BANK"));
+    assert_eq!(asked["sender_request"]["id"], bank);
+    let br = Browser::start(&t.url, &format!("senders-{b:?}")).await;
+    br.goto("/admin").await;
+    br.set_lang("en").await;
+    br.goto("/admin").await;
+    br.type_into("#admin-key", &t.admin_key).await;
+    br.click("#admin-login").await;
+    br.wait_css("#queue").await;
+    br.goto("/admin/senders").await;
+    br.wait_css("#senders").await;
+    br.check_page("admin-senders", "en").await;
+    let row = format!("#sender-{named}");
+    assert_eq!(br.text(&format!("{row} [data-k='sender_name']")).await, "NAMED");
+    assert_eq!(br.text(&format!("{row} [data-k='current']")).await, before["sender_name"].as_str().unwrap());
+    br.click(&format!("#approve-{named}")).await;
+    br.wait_for(
+        "return (document.querySelector('.toast') || {}).textContent === 'The sender name was approved; the store sends under it now.'",
+        "approved",
+    )
+    .await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_eq!(store["sender_name"], "NAMED", "the store sends under the approved name");
+    assert!(br.js(&format!("return document.querySelector('{row}')"), json!([])).await.is_null(), "no longer waiting");
+    br.click(&format!("#reject-{bank}")).await;
+    br.type_into(&format!("#reason-{bank}"), "Looks like a bank's name").await;
+    br.check_here("admin-senders-reject").await;
+    br.click(&format!("#confirm-reject-{bank}")).await;
+    br.wait_css("#no-senders").await;
+    let (_, store) = t.get("/api/store", &other.key).await;
+    assert_ne!(store["sender_name"], "BANK");
+    assert_eq!(
+        (store["sender_request"]["status"].as_str(), store["sender_request"]["reason"].as_str()),
+        (Some("rejected"), Some("Looks like a bank's name"))
+    );
+    // Deciding again (a stale tab) says why instead of failing blankly.
+    let res = client()
+        .post(format!("{}/admin/senders/{named}/approve", t.url))
+        .header("cookie", format!("smscast_admin={}", t.admin_key))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("no longer waiting for a decision"));
+    br.quit().await;
+    // The store whose name was refused sees why on its settings page.
+    let br = Browser::start(&t.url, &format!("senders-store-{b:?}")).await;
+    log_in(&br, &other).await;
+    br.goto("/settings").await;
+    br.wait_css("#sender-request").await;
+    assert_eq!(br.js("return document.getElementById('sender-request').dataset.status", json!([])).await, "rejected");
+    let notice = br.text("#sender-request").await;
+    assert!(notice.contains("did not approve “BANK”") && notice.contains("Looks like a bank's name"), "{notice}");
+    br.check_here("settings-sender-rejected").await;
+    br.quit().await;
+}
+
+dual!(operator_decides_sender_names);

@@ -6,6 +6,7 @@ use super::{Layout, WebError, WebForm, WebResult, cookie, html, lang_of, redirec
 use crate::domain::{Error, Kind};
 use crate::http::AppState;
 use crate::http::api::wallet::top_up_once;
+use crate::store::senders::{self, SenderFilter};
 use crate::store::{StoreId, auth, operations, stores};
 use askama::Template;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
@@ -40,8 +41,8 @@ impl FromRequestParts<Arc<AppState>> for Operator {
     }
 }
 
-fn layout(lang: Lang, title: &str, path: &str) -> Layout {
-    Layout { operator: true, ..Layout::public(lang, title, path) }
+fn layout(lang: Lang, title: &str, path: &str, active: &'static str) -> Layout {
+    Layout { operator: true, active, ..Layout::public(lang, title, path) }
 }
 
 #[derive(Template)]
@@ -146,7 +147,7 @@ async fn stores_page(state: &AppState, lang: Lang, flash: Option<String>, error:
         Some((s, e)) => (s, Some(e)),
         None => (StatusCode::OK, None),
     };
-    let l = Layout { flash, error, ..layout(lang, t.op_stores, "/admin/stores") };
+    let l = Layout { flash, error, ..layout(lang, t.op_stores, "/admin/stores", "stores") };
     Ok(html(status, &StoresPage { l, stores: lines, queue, workers }))
 }
 
@@ -186,4 +187,87 @@ pub async fn top_up(State(state): State<Arc<AppState>>, op: Operator, Path(id): 
         Err(e) if matches!(e.kind, Kind::Internal | Kind::NotFound) => Err(WebError(e)),
         Err(e) => stores_page(&state, op.lang, None, Some((crate::http::error::status_of(e.kind), e.message))).await,
     }
+}
+
+pub struct SenderLine {
+    pub id: i64,
+    pub store_id: i64,
+    pub store_name: String,
+    pub sender_name: String,
+    pub current: String,
+    pub requested: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_senders.html")]
+struct SendersPage {
+    l: Layout,
+    requests: Vec<SenderLine>,
+}
+
+/// The waiting requests, oldest first, from the same list as `GET /api/admin/senders`.
+async fn senders_page(state: &AppState, lang: Lang, flash: Option<String>, error: Option<(StatusCode, String)>) -> WebResult {
+    let list = senders::list(&state.db, SenderFilter { limit: Some(500), ..SenderFilter::default() }).await?;
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let requests = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| SenderLine {
+            id: r["id"].as_i64().unwrap_or_default(),
+            store_id: r["store_id"].as_i64().unwrap_or_default(),
+            store_name: s(&r["store_name"]),
+            sender_name: s(&r["sender_name"]),
+            current: s(&r["current_sender_name"]),
+            // "2026-12-06T23:24:35Z" as "2026-12-06 23:24 UTC".
+            requested: s(&r["requested_at"]).get(..16).map(|d| format!("{} UTC", d.replace('T', " "))).unwrap_or_default(),
+        })
+        .collect();
+    let (status, error) = match error {
+        Some((s, e)) => (s, Some(e)),
+        None => (StatusCode::OK, None),
+    };
+    let l = Layout { flash, error, ..layout(lang, lang.t().op_senders, "/admin/senders", "senders") };
+    Ok(html(status, &SendersPage { l, requests }))
+}
+
+pub async fn senders(State(state): State<Arc<AppState>>, op: Operator, RawQuery(q): RawQuery) -> WebResult {
+    let q: DoneQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let t = op.lang.t();
+    let flash = match q.done.as_deref() {
+        Some("approved") => Some(t.op_approved.to_string()),
+        Some("rejected") => Some(t.op_rejected.to_string()),
+        _ => None,
+    };
+    senders_page(&state, op.lang, flash, None).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct DecideForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/senders/{id}/approve` and `…/reject`: the same decision as the admin API's.
+async fn decide(state: &AppState, op: Operator, id: &str, approve: bool, reason: &str) -> WebResult {
+    let id: i64 = id.parse().map_err(|_| Error::not_found("sender request"))?;
+    match senders::decide(&state.db, id, approve, Some(reason), state.clock.now_ms()).await {
+        Ok(_) => Ok(redirect(if approve { "/admin/senders?done=approved" } else { "/admin/senders?done=rejected" })),
+        Err(e) if matches!(e.kind, Kind::Internal | Kind::NotFound) => Err(WebError(e)),
+        // Decided meanwhile (another tab, the API) or a too-long reason: the page says which.
+        Err(e) => senders_page(state, op.lang, None, Some((crate::http::error::status_of(e.kind), e.message))).await,
+    }
+}
+
+pub async fn approve(State(state): State<Arc<AppState>>, op: Operator, Path(id): Path<String>) -> WebResult {
+    decide(&state, op, &id, true, "").await
+}
+
+pub async fn reject(
+    State(state): State<Arc<AppState>>,
+    op: Operator,
+    Path(id): Path<String>,
+    WebForm(f): WebForm<DecideForm>,
+) -> WebResult {
+    decide(&state, op, &id, false, &f.reason).await
 }

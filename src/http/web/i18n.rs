@@ -379,6 +379,15 @@ pub struct Msgs {
     pub op_workers: &'static str,
     pub op_no_workers: &'static str,
     pub op_no_stores: &'static str,
+    pub op_senders: &'static str,
+    pub op_no_senders: &'static str,
+    pub op_requested: &'static str,
+    pub op_current_sender: &'static str,
+    pub op_approve: &'static str,
+    pub op_reject: &'static str,
+    pub op_reject_reason: &'static str,
+    pub op_approved: &'static str,
+    pub op_rejected: &'static str,
 }
 
 pub static EN: Msgs = Msgs {
@@ -590,6 +599,15 @@ pub static EN: Msgs = Msgs {
     op_workers: "Live workers",
     op_no_workers: "No send engine is running.",
     op_no_stores: "No stores yet.",
+    op_senders: "Sender names",
+    op_no_senders: "No sender names are waiting for approval.",
+    op_requested: "Asked",
+    op_current_sender: "Sends as now",
+    op_approve: "Approve",
+    op_reject: "Reject",
+    op_reject_reason: "Reason (the store sees it, optional)",
+    op_approved: "The sender name was approved; the store sends under it now.",
+    op_rejected: "The sender name was rejected.",
 };
 
 pub static EL: Msgs = Msgs {
@@ -801,6 +819,15 @@ pub static EL: Msgs = Msgs {
     op_workers: "Ενεργοί workers",
     op_no_workers: "Δεν τρέχει καμία μηχανή αποστολής.",
     op_no_stores: "Κανένα κατάστημα ακόμη.",
+    op_senders: "Ονόματα αποστολέα",
+    op_no_senders: "Κανένα όνομα αποστολέα δεν περιμένει έγκριση.",
+    op_requested: "Αίτημα",
+    op_current_sender: "Στέλνει τώρα ως",
+    op_approve: "Έγκριση",
+    op_reject: "Απόρριψη",
+    op_reject_reason: "Αιτία (τη βλέπει το κατάστημα, προαιρετική)",
+    op_approved: "Το όνομα αποστολέα εγκρίθηκε· το κατάστημα στέλνει πλέον με αυτό.",
+    op_rejected: "Το όνομα αποστολέα απορρίφθηκε.",
 };
 
 #[cfg(test)]
