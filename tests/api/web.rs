@@ -323,6 +323,14 @@ async fn contacts_add_import_search(b: Backend) {
     br.wait_css("#import-summary").await;
     assert_eq!(br.text("#import-summary").await, "1 added, 0 updated, 1 skipped.");
     assert!(br.text("#import-result-card table").await.contains('3'), "the bad row is named by its spreadsheet row");
+    // The row errors download as a CSV file: the same rows, with column and code.
+    let file = br
+        .js("return decodeURIComponent(document.getElementById('import-errors-csv').href.split(',').slice(1).join(','))", json!([]))
+        .await;
+    let file = file.as_str().unwrap();
+    assert!(file.starts_with("row,column,code,message\n3,"), "{file}");
+    assert_eq!(file.lines().count(), 2, "{file}");
+    assert_eq!(br.js("return document.getElementById('import-errors-csv').getAttribute('download')", json!([])).await, "import-errors.csv");
     br.check_here("contacts-imported").await;
     br.goto("/contacts?q=anna").await;
     br.wait_css("table.contacts").await;
@@ -619,3 +627,59 @@ async fn operator_decides_sender_names(b: Backend) {
 }
 
 dual!(operator_decides_sender_names);
+
+/// A contact's page: edit names, tags and consent through the API's update; the badge and the
+/// consent history (the API's) follow; another store's contact is not there.
+async fn contact_detail_and_consent_history(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Detail Shop").await;
+    let other = t.store("Else Shop").await;
+    let (st, c) = t.post("/api/contacts", &s.key, json!({"phone": "6912345611", "first_name": "Maria", "consent": "opted_in"})).await;
+    assert_eq!(st, 201);
+    let id = c["id"].as_i64().unwrap();
+    let (_, theirs) = t.post("/api/contacts", &other.key, json!({"phone": "6912345612", "consent": "opted_in"})).await;
+    let br = Browser::start(&t.url, &format!("contact-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto("/contacts").await;
+    br.click(&format!("#contact-{id}")).await;
+    br.wait_css("#save-contact").await;
+    br.check_page("contact", "en").await;
+    assert_eq!(br.js("return document.getElementById('consent-badge').dataset.consent", json!([])).await, "opted_in");
+    br.type_into("#c-last", "Papadopoulou").await;
+    br.type_into("#c-tags", "vip, athens").await;
+    br.js("document.getElementById('c-consent').value = 'opted_out'", json!([])).await;
+    br.click("#save-contact").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The contact was saved.'", "saved").await;
+    let (_, c) = t.get(&format!("/api/contacts/{id}"), &s.key).await;
+    assert_eq!((c["last_name"].as_str(), c["consent"].as_str()), (Some("Papadopoulou"), Some("opted_out")));
+    let mut tags: Vec<&str> = c["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    tags.sort();
+    assert_eq!(tags, ["athens", "vip"]);
+    assert_eq!(br.js("return document.getElementById('consent-badge').dataset.consent", json!([])).await, "opted_out");
+    // The page lists the API's history, newest first.
+    let (_, h) = t.get(&format!("/api/contacts/{id}/consent-history"), &s.key).await;
+    let rows = br.js("return [...document.querySelectorAll('.history-row')].map(r => r.dataset.to)", json!([])).await;
+    let mut api: Vec<Value> = h["items"].as_array().unwrap().iter().map(|e| e["to"].clone()).collect();
+    api.reverse();
+    assert_eq!(rows, json!(api));
+    assert_eq!(rows[0], "opted_out");
+    br.check_page("contact-edited", "en").await;
+    // A tag the API refuses (too long) is refused here with its message, and the typed values stay.
+    let long = "x".repeat(65);
+    br.type_into("#c-tags", &format!("vip, {long}")).await;
+    br.click("#save-contact").await;
+    br.wait_css("#page-error").await;
+    assert_eq!(br.js("return document.getElementById('c-tags').value", json!([])).await, format!("vip, {long}"));
+    let (_, c) = t.get(&format!("/api/contacts/{id}"), &s.key).await;
+    assert_eq!(c["tags"].as_array().unwrap().len(), 2, "nothing changed");
+    // Another store's contact: the not-found page, as the API's 404.
+    br.goto(&format!("/contacts/{}", theirs["id"])).await;
+    br.wait_for("return document.readyState === 'complete'", "the page").await;
+    assert!(br.js("return document.getElementById('save-contact')", json!([])).await.is_null());
+    let cookie = login_cookie(&t, &s).await;
+    let res = client().get(format!("{}/contacts/{}", t.url, theirs["id"])).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    br.quit().await;
+}
+
+dual!(contact_detail_and_consent_history);

@@ -52,6 +52,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/campaigns/{id}/resume", post(campaigns::resume))
         .route("/campaigns/{id}/retry-failed", post(campaigns::retry_failed))
         .route("/contacts", get(contacts::list).post(contacts::create))
+        .route("/contacts/{id}", get(contacts::show).post(contacts::update))
         .route("/contacts/import", post(contacts::import).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/settings", get(settings::show).post(settings::save))
         .route("/settings/keys", post(settings::create_key))
