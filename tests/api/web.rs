@@ -683,3 +683,42 @@ async fn contact_detail_and_consent_history(b: Backend) {
 }
 
 dual!(contact_detail_and_consent_history);
+
+/// The operator sets and changes rate limits on the page; the admin API lists what the page set,
+/// and a bad key is refused with the API's message.
+async fn operator_sets_rate_limits(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Rated Shop").await;
+    let br = Browser::start(&t.url, &format!("rates-{b:?}")).await;
+    br.goto("/admin").await;
+    br.set_lang("en").await;
+    br.goto("/admin").await;
+    br.type_into("#admin-key", &t.admin_key).await;
+    br.click("#admin-login").await;
+    br.wait_css("#queue").await;
+    br.goto("/admin/rate-limits").await;
+    br.wait_css("#add-rate").await;
+    let key = format!("store:{}", s.id);
+    br.type_into("#new-rate-key", &key).await;
+    br.type_into("#new-rate-value", "50").await;
+    br.click("#add-rate").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The rate limit was saved.'", "saved").await;
+    let row = format!("#rate-store-{}", s.id);
+    assert_eq!(br.text(&format!("{row} [data-k='rate']")).await, "50");
+    br.check_page("admin-rates", "en").await;
+    br.type_into(&format!("{row}-value"), "20").await;
+    br.click(&format!("#save-rate-store-{}", s.id)).await;
+    br.wait_for(&format!("return (document.querySelector('{row} [data-k=rate]') || {{}}).textContent === '20'"), "changed").await;
+    let (_, list) = t.call(reqwest::Method::GET, "/api/admin/rate-limits", Some(&t.admin_key), None).await;
+    assert_eq!(list["items"], json!([{"key": key, "rate_per_sec": 20}]));
+    br.type_into("#new-rate-key", "nope").await;
+    br.type_into("#new-rate-value", "5").await;
+    br.click("#add-rate").await;
+    br.wait_css("#page-error").await;
+    assert_eq!(br.text("#page-error").await, "The key must be provider:{name} or store:{id}.");
+    let (_, list) = t.call(reqwest::Method::GET, "/api/admin/rate-limits", Some(&t.admin_key), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "nothing set");
+    br.quit().await;
+}
+
+dual!(operator_sets_rate_limits);

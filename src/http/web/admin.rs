@@ -271,3 +271,76 @@ pub async fn reject(
 ) -> WebResult {
     decide(&state, op, &id, false, &f.reason).await
 }
+
+pub struct RateLine {
+    pub key: String,
+    pub rate: i64,
+    pub shown: String,
+    /// The key as an HTML id part (`provider:mitto` → `provider-mitto`).
+    pub slug: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_rates.html")]
+struct RatesPage {
+    l: Layout,
+    rates: Vec<RateLine>,
+}
+
+/// The limits from the same list as `GET /api/admin/rate-limits`.
+async fn rates_page(state: &AppState, lang: Lang, flash: Option<String>, error: Option<(StatusCode, String)>) -> WebResult {
+    let t = lang.t();
+    let list = crate::store::rate::list(&state.db).await?;
+    let rates = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let key = r["key"].as_str().unwrap_or_default().to_string();
+            let rate = r["rate_per_sec"].as_i64().unwrap_or_default();
+            RateLine {
+                slug: key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect(),
+                shown: if rate == 0 { t.op_no_limit.to_string() } else { lang.int(rate) },
+                key,
+                rate,
+            }
+        })
+        .collect();
+    let (status, error) = match error {
+        Some((s, e)) => (s, Some(e)),
+        None => (StatusCode::OK, None),
+    };
+    let l = Layout { flash, error, ..layout(lang, t.op_rates, "/admin/rate-limits", "rates") };
+    Ok(html(status, &RatesPage { l, rates }))
+}
+
+pub async fn rates(State(state): State<Arc<AppState>>, op: Operator, RawQuery(q): RawQuery) -> WebResult {
+    let q: DoneQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let flash = (q.done.as_deref() == Some("saved")).then(|| op.lang.t().op_rate_saved.to_string());
+    rates_page(&state, op.lang, flash, None).await
+}
+
+#[derive(Deserialize)]
+pub struct RateForm {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    rate_per_sec: String,
+}
+
+/// `POST /admin/rate-limits`: the same checks and store call as `PUT /api/admin/rate-limits`.
+pub async fn set_rate(State(state): State<Arc<AppState>>, op: Operator, WebForm(f): WebForm<RateForm>) -> WebResult {
+    let key = f.key.trim();
+    let result = match f.rate_per_sec.trim().parse::<i64>() {
+        Ok(rate) => match crate::http::api::wallet::check_rate_key(key) {
+            Ok(()) => crate::store::rate::set(&state.db, key, rate, state.clock.now_ms()).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
+        Err(_) => Err(Error::invalid_field("rate_per_sec", "The rate must be a whole number of messages per second.")),
+    };
+    match result {
+        Ok(()) => Ok(redirect("/admin/rate-limits?done=saved")),
+        Err(e) if e.kind == Kind::Internal => Err(WebError(e)),
+        Err(e) => rates_page(&state, op.lang, None, Some((crate::http::error::status_of(e.kind), e.message))).await,
+    }
+}

@@ -399,6 +399,14 @@ pub struct Msgs {
     pub op_reject_reason: &'static str,
     pub op_approved: &'static str,
     pub op_rejected: &'static str,
+    pub op_rates: &'static str,
+    pub op_rates_intro: &'static str,
+    pub op_rate_key: &'static str,
+    pub op_rate: &'static str,
+    pub op_no_limit: &'static str,
+    pub op_no_rates: &'static str,
+    pub op_rate_add: &'static str,
+    pub op_rate_saved: &'static str,
 }
 
 pub static EN: Msgs = Msgs {
@@ -630,6 +638,14 @@ pub static EN: Msgs = Msgs {
     op_reject_reason: "Reason (the store sees it, optional)",
     op_approved: "The sender name was approved; the store sends under it now.",
     op_rejected: "The sender name was rejected.",
+    op_rates: "Rate limits",
+    op_rates_intro: "Messages per second, for a provider (provider:mitto) or a store (store:12); every engine reads a change on its next batch. 0 means no limit.",
+    op_rate_key: "Key",
+    op_rate: "Messages per second",
+    op_no_limit: "no limit",
+    op_no_rates: "No rate limits are set.",
+    op_rate_add: "Set a limit",
+    op_rate_saved: "The rate limit was saved.",
 };
 
 pub static EL: Msgs = Msgs {
@@ -861,6 +877,14 @@ pub static EL: Msgs = Msgs {
     op_reject_reason: "Αιτία (τη βλέπει το κατάστημα, προαιρετική)",
     op_approved: "Το όνομα αποστολέα εγκρίθηκε· το κατάστημα στέλνει πλέον με αυτό.",
     op_rejected: "Το όνομα αποστολέα απορρίφθηκε.",
+    op_rates: "Όρια ρυθμού",
+    op_rates_intro: "Μηνύματα ανά δευτερόλεπτο, για πάροχο (provider:mitto) ή κατάστημα (store:12)· κάθε μηχανή διαβάζει την αλλαγή στην επόμενη παρτίδα. 0 σημαίνει χωρίς όριο.",
+    op_rate_key: "Κλειδί",
+    op_rate: "Μηνύματα ανά δευτερόλεπτο",
+    op_no_limit: "χωρίς όριο",
+    op_no_rates: "Δεν έχουν οριστεί όρια ρυθμού.",
+    op_rate_add: "Ορισμός ορίου",
+    op_rate_saved: "Το όριο ρυθμού αποθηκεύτηκε.",
 };
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/stores", get(admin::stores))
         .route("/admin/stores/{id}/credits", post(admin::top_up))
         .route("/admin/senders", get(admin::senders))
+        .route("/admin/rate-limits", get(admin::rates).post(admin::set_rate))
         .route("/admin/senders/{id}/approve", post(admin::approve))
         .route("/admin/senders/{id}/reject", post(admin::reject))
         .route("/static/{file}", get(assets::serve))
