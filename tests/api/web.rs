@@ -323,6 +323,14 @@ async fn contacts_add_import_search(b: Backend) {
     br.wait_css("#import-summary").await;
     assert_eq!(br.text("#import-summary").await, "1 added, 0 updated, 1 skipped.");
     assert!(br.text("#import-result-card table").await.contains('3'), "the bad row is named by its spreadsheet row");
+    // The row errors download as a CSV file: the same rows, with column and code.
+    let file = br
+        .js("return decodeURIComponent(document.getElementById('import-errors-csv').href.split(',').slice(1).join(','))", json!([]))
+        .await;
+    let file = file.as_str().unwrap();
+    assert!(file.starts_with("row,column,code,message\n3,"), "{file}");
+    assert_eq!(file.lines().count(), 2, "{file}");
+    assert_eq!(br.js("return document.getElementById('import-errors-csv').getAttribute('download')", json!([])).await, "import-errors.csv");
     br.check_here("contacts-imported").await;
     br.goto("/contacts?q=anna").await;
     br.wait_css("table.contacts").await;
@@ -378,11 +386,35 @@ async fn settings_and_keys(b: Backend) {
     br.wait_css("#page-error").await;
     let (_, store) = t.get("/api/store", &s.key).await;
     assert_ne!(store["sender_name"], "x", "a refused change changes nothing");
+    let (_, before) = t.get("/api/store", &s.key).await;
     br.type_into("#s-sender", "SHOP42").await;
+    br.click("#save-settings").await;
+    // A new sender name waits for the operator: the page says so, and the field keeps the name in use.
+    br.wait_for(
+        "return (document.querySelector('.toast') || {}).textContent === \
+         'The settings were saved. The new sender name is waiting for the operator\\'s approval.'",
+        "saved, waiting for approval",
+    )
+    .await;
+    assert_eq!(br.js("return document.getElementById('sender-request').dataset.status", json!([])).await, "pending");
+    let notice = br.text("#sender-request").await;
+    assert!(notice.contains("“SHOP42” is waiting for the operator's approval"), "{notice}");
+    assert!(notice.contains(&format!("go out as “{}”", before["sender_name"].as_str().unwrap())), "{notice}");
+    assert_eq!(br.js("return document.getElementById('s-sender').value", json!([])).await, before["sender_name"]);
+    br.check_page("settings-sender-pending", "en").await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_eq!(store["sender_name"], before["sender_name"], "messages still go out under the approved name");
+    assert_eq!(
+        (store["sender_request"]["sender_name"].as_str(), store["sender_request"]["status"].as_str()),
+        (Some("SHOP42"), Some("pending"))
+    );
+    // Saving other settings leaves the waiting request alone.
+    br.type_into("#s-tz", "Europe/Athens").await;
     br.click("#save-settings").await;
     br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The settings were saved.'", "saved").await;
     let (_, store) = t.get("/api/store", &s.key).await;
-    assert_eq!(store["sender_name"], "SHOP42");
+    assert_eq!(store["sender_request"]["status"], "pending", "still waiting");
+    br.wait_css("#sender-request").await;
     br.type_into("#key-name", "Shopify").await;
     br.click("#create-key").await;
     br.wait_css("#new-key").await;
@@ -522,3 +554,171 @@ async fn operator_tops_up_a_store(b: Backend) {
 }
 
 dual!(operator_tops_up_a_store);
+
+/// The operator approves a store's sender name on the page: the store sends under it at once.
+/// A rejection carries its reason to the store's settings page.
+async fn operator_decides_sender_names(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Named Shop").await;
+    let other = t.store("Other Shop").await;
+    let (st, _) = t.patch("/api/store", &s.key, json!({"sender_name": "NAMED"})).await;
+    assert_eq!(st, 200);
+    let (_, asked) = t.patch("/api/store", &other.key, json!({"sender_name": "BANK"})).await;
+    let (_, before) = t.get("/api/store", &s.key).await;
+    assert_ne!(before["sender_name"], "NAMED", "waits for the operator");
+    let (_, list) = t.call(reqwest::Method::GET, "/api/admin/senders", Some(&t.admin_key), None).await;
+    let id_of = |name: &str| list["items"].as_array().unwrap().iter().find(|r| r["sender_name"] == name).unwrap()["id"].as_i64().unwrap();
+    let (named, bank) = (id_of("NAMED"), id_of("BANK"));
+    assert_eq!(asked["sender_request"]["id"], bank);
+    let br = Browser::start(&t.url, &format!("senders-{b:?}")).await;
+    br.goto("/admin").await;
+    br.set_lang("en").await;
+    br.goto("/admin").await;
+    br.type_into("#admin-key", &t.admin_key).await;
+    br.click("#admin-login").await;
+    br.wait_css("#queue").await;
+    br.goto("/admin/senders").await;
+    br.wait_css("#senders").await;
+    br.check_page("admin-senders", "en").await;
+    let row = format!("#sender-{named}");
+    assert_eq!(br.text(&format!("{row} [data-k='sender_name']")).await, "NAMED");
+    assert_eq!(br.text(&format!("{row} [data-k='current']")).await, before["sender_name"].as_str().unwrap());
+    br.click(&format!("#approve-{named}")).await;
+    br.wait_for(
+        "return (document.querySelector('.toast') || {}).textContent === 'The sender name was approved; the store sends under it now.'",
+        "approved",
+    )
+    .await;
+    let (_, store) = t.get("/api/store", &s.key).await;
+    assert_eq!(store["sender_name"], "NAMED", "the store sends under the approved name");
+    assert!(br.js(&format!("return document.querySelector('{row}')"), json!([])).await.is_null(), "no longer waiting");
+    br.click(&format!("#reject-{bank}")).await;
+    br.type_into(&format!("#reason-{bank}"), "Looks like a bank's name").await;
+    br.check_here("admin-senders-reject").await;
+    br.click(&format!("#confirm-reject-{bank}")).await;
+    br.wait_css("#no-senders").await;
+    let (_, store) = t.get("/api/store", &other.key).await;
+    assert_ne!(store["sender_name"], "BANK");
+    assert_eq!(
+        (store["sender_request"]["status"].as_str(), store["sender_request"]["reason"].as_str()),
+        (Some("rejected"), Some("Looks like a bank's name"))
+    );
+    // Deciding again (a stale tab) says why instead of failing blankly.
+    let res = client()
+        .post(format!("{}/admin/senders/{named}/approve", t.url))
+        .header("cookie", format!("smscast_admin={}", t.admin_key))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("no longer waiting for a decision"));
+    br.quit().await;
+    // The store whose name was refused sees why on its settings page.
+    let br = Browser::start(&t.url, &format!("senders-store-{b:?}")).await;
+    log_in(&br, &other).await;
+    br.goto("/settings").await;
+    br.wait_css("#sender-request").await;
+    assert_eq!(br.js("return document.getElementById('sender-request').dataset.status", json!([])).await, "rejected");
+    let notice = br.text("#sender-request").await;
+    assert!(notice.contains("did not approve “BANK”") && notice.contains("Looks like a bank's name"), "{notice}");
+    br.check_here("settings-sender-rejected").await;
+    br.quit().await;
+}
+
+dual!(operator_decides_sender_names);
+
+/// A contact's page: edit names, tags and consent through the API's update; the badge and the
+/// consent history (the API's) follow; another store's contact is not there.
+async fn contact_detail_and_consent_history(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Detail Shop").await;
+    let other = t.store("Else Shop").await;
+    let (st, c) = t.post("/api/contacts", &s.key, json!({"phone": "6912345611", "first_name": "Maria", "consent": "opted_in"})).await;
+    assert_eq!(st, 201);
+    let id = c["id"].as_i64().unwrap();
+    let (_, theirs) = t.post("/api/contacts", &other.key, json!({"phone": "6912345612", "consent": "opted_in"})).await;
+    let br = Browser::start(&t.url, &format!("contact-{b:?}")).await;
+    log_in(&br, &s).await;
+    br.goto("/contacts").await;
+    br.click(&format!("#contact-{id}")).await;
+    br.wait_css("#save-contact").await;
+    br.check_page("contact", "en").await;
+    assert_eq!(br.js("return document.getElementById('consent-badge').dataset.consent", json!([])).await, "opted_in");
+    br.type_into("#c-last", "Papadopoulou").await;
+    br.type_into("#c-tags", "vip, athens").await;
+    br.js("document.getElementById('c-consent').value = 'opted_out'", json!([])).await;
+    br.click("#save-contact").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The contact was saved.'", "saved").await;
+    let (_, c) = t.get(&format!("/api/contacts/{id}"), &s.key).await;
+    assert_eq!((c["last_name"].as_str(), c["consent"].as_str()), (Some("Papadopoulou"), Some("opted_out")));
+    let mut tags: Vec<&str> = c["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    tags.sort();
+    assert_eq!(tags, ["athens", "vip"]);
+    assert_eq!(br.js("return document.getElementById('consent-badge').dataset.consent", json!([])).await, "opted_out");
+    // The page lists the API's history, newest first.
+    let (_, h) = t.get(&format!("/api/contacts/{id}/consent-history"), &s.key).await;
+    let rows = br.js("return [...document.querySelectorAll('.history-row')].map(r => r.dataset.to)", json!([])).await;
+    let mut api: Vec<Value> = h["items"].as_array().unwrap().iter().map(|e| e["to"].clone()).collect();
+    api.reverse();
+    assert_eq!(rows, json!(api));
+    assert_eq!(rows[0], "opted_out");
+    br.check_page("contact-edited", "en").await;
+    // A tag the API refuses (too long) is refused here with its message, and the typed values stay.
+    let long = "x".repeat(65);
+    br.type_into("#c-tags", &format!("vip, {long}")).await;
+    br.click("#save-contact").await;
+    br.wait_css("#page-error").await;
+    assert_eq!(br.js("return document.getElementById('c-tags').value", json!([])).await, format!("vip, {long}"));
+    let (_, c) = t.get(&format!("/api/contacts/{id}"), &s.key).await;
+    assert_eq!(c["tags"].as_array().unwrap().len(), 2, "nothing changed");
+    // Another store's contact: the not-found page, as the API's 404.
+    br.goto(&format!("/contacts/{}", theirs["id"])).await;
+    br.wait_for("return document.readyState === 'complete'", "the page").await;
+    assert!(br.js("return document.getElementById('save-contact')", json!([])).await.is_null());
+    let cookie = login_cookie(&t, &s).await;
+    let res = client().get(format!("{}/contacts/{}", t.url, theirs["id"])).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    br.quit().await;
+}
+
+dual!(contact_detail_and_consent_history);
+
+/// The operator sets and changes rate limits on the page; the admin API lists what the page set,
+/// and a bad key is refused with the API's message.
+async fn operator_sets_rate_limits(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Rated Shop").await;
+    let br = Browser::start(&t.url, &format!("rates-{b:?}")).await;
+    br.goto("/admin").await;
+    br.set_lang("en").await;
+    br.goto("/admin").await;
+    br.type_into("#admin-key", &t.admin_key).await;
+    br.click("#admin-login").await;
+    br.wait_css("#queue").await;
+    br.goto("/admin/rate-limits").await;
+    br.wait_css("#add-rate").await;
+    let key = format!("store:{}", s.id);
+    br.type_into("#new-rate-key", &key).await;
+    br.type_into("#new-rate-value", "50").await;
+    br.click("#add-rate").await;
+    br.wait_for("return (document.querySelector('.toast') || {}).textContent === 'The rate limit was saved.'", "saved").await;
+    let row = format!("#rate-store-{}", s.id);
+    assert_eq!(br.text(&format!("{row} [data-k='rate']")).await, "50");
+    br.check_page("admin-rates", "en").await;
+    br.type_into(&format!("{row}-value"), "20").await;
+    br.click(&format!("#save-rate-store-{}", s.id)).await;
+    br.wait_for(&format!("return (document.querySelector('{row} [data-k=rate]') || {{}}).textContent === '20'"), "changed").await;
+    let (_, list) = t.call(reqwest::Method::GET, "/api/admin/rate-limits", Some(&t.admin_key), None).await;
+    assert_eq!(list["items"], json!([{"key": key, "rate_per_sec": 20}]));
+    br.type_into("#new-rate-key", "nope").await;
+    br.type_into("#new-rate-value", "5").await;
+    br.click("#add-rate").await;
+    br.wait_css("#page-error").await;
+    assert_eq!(br.text("#page-error").await, "The key must be provider:{name} or store:{id}.");
+    let (_, list) = t.call(reqwest::Method::GET, "/api/admin/rate-limits", Some(&t.admin_key), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "nothing set");
+    br.quit().await;
+}
+
+dual!(operator_sets_rate_limits);

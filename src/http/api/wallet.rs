@@ -105,12 +105,15 @@ pub struct RateLimit {
     rate_per_sec: i64,
 }
 
+/// What a rate limit may be keyed by (the operator's page checks the same).
+pub fn check_rate_key(key: &str) -> Result<(), Error> {
+    let valid = key.strip_prefix("provider:").is_some_and(|n| !n.is_empty())
+        || key.strip_prefix("store:").is_some_and(|n| n.parse::<i64>().is_ok());
+    if valid { Ok(()) } else { Err(Error::invalid_field("key", "The key must be provider:{name} or store:{id}.")) }
+}
+
 /// Changes a cluster-wide limit at runtime; every engine reads it on its next batch.
 pub async fn set_rate_limit(State(state): State<Arc<AppState>>, _: Admin, ApiJson(req): ApiJson<RateLimit>) -> ApiResult<Json<Value>> {
-    let valid = req.key.strip_prefix("provider:").is_some_and(|n| !n.is_empty())
-        || req.key.strip_prefix("store:").is_some_and(|n| n.parse::<i64>().is_ok());
-    if !valid {
-        return Err(Error::invalid_field("key", "The key must be provider:{name} or store:{id}.").into());
-    }
+    check_rate_key(&req.key)?;
     Ok(Json(crate::store::rate::set(&state.db, &req.key, req.rate_per_sec, state.clock.now_ms()).await?))
 }

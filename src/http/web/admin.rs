@@ -6,6 +6,7 @@ use super::{Layout, WebError, WebForm, WebResult, cookie, html, lang_of, redirec
 use crate::domain::{Error, Kind};
 use crate::http::AppState;
 use crate::http::api::wallet::top_up_once;
+use crate::store::senders::{self, SenderFilter};
 use crate::store::{StoreId, auth, operations, stores};
 use askama::Template;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
@@ -40,8 +41,8 @@ impl FromRequestParts<Arc<AppState>> for Operator {
     }
 }
 
-fn layout(lang: Lang, title: &str, path: &str) -> Layout {
-    Layout { operator: true, ..Layout::public(lang, title, path) }
+fn layout(lang: Lang, title: &str, path: &str, active: &'static str) -> Layout {
+    Layout { operator: true, active, ..Layout::public(lang, title, path) }
 }
 
 #[derive(Template)]
@@ -146,7 +147,7 @@ async fn stores_page(state: &AppState, lang: Lang, flash: Option<String>, error:
         Some((s, e)) => (s, Some(e)),
         None => (StatusCode::OK, None),
     };
-    let l = Layout { flash, error, ..layout(lang, t.op_stores, "/admin/stores") };
+    let l = Layout { flash, error, ..layout(lang, t.op_stores, "/admin/stores", "stores") };
     Ok(html(status, &StoresPage { l, stores: lines, queue, workers }))
 }
 
@@ -185,5 +186,161 @@ pub async fn top_up(State(state): State<Arc<AppState>>, op: Operator, Path(id): 
         Ok(()) => Ok(redirect("/admin/stores?done=topped_up")),
         Err(e) if matches!(e.kind, Kind::Internal | Kind::NotFound) => Err(WebError(e)),
         Err(e) => stores_page(&state, op.lang, None, Some((crate::http::error::status_of(e.kind), e.message))).await,
+    }
+}
+
+pub struct SenderLine {
+    pub id: i64,
+    pub store_id: i64,
+    pub store_name: String,
+    pub sender_name: String,
+    pub current: String,
+    pub requested: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_senders.html")]
+struct SendersPage {
+    l: Layout,
+    requests: Vec<SenderLine>,
+}
+
+/// The waiting requests, oldest first, from the same list as `GET /api/admin/senders`.
+async fn senders_page(state: &AppState, lang: Lang, flash: Option<String>, error: Option<(StatusCode, String)>) -> WebResult {
+    let list = senders::list(&state.db, SenderFilter { limit: Some(500), ..SenderFilter::default() }).await?;
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let requests = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| SenderLine {
+            id: r["id"].as_i64().unwrap_or_default(),
+            store_id: r["store_id"].as_i64().unwrap_or_default(),
+            store_name: s(&r["store_name"]),
+            sender_name: s(&r["sender_name"]),
+            current: s(&r["current_sender_name"]),
+            // "2026-12-06T23:24:35Z" as "2026-12-06 23:24 UTC".
+            requested: s(&r["requested_at"]).get(..16).map(|d| format!("{} UTC", d.replace('T', " "))).unwrap_or_default(),
+        })
+        .collect();
+    let (status, error) = match error {
+        Some((s, e)) => (s, Some(e)),
+        None => (StatusCode::OK, None),
+    };
+    let l = Layout { flash, error, ..layout(lang, lang.t().op_senders, "/admin/senders", "senders") };
+    Ok(html(status, &SendersPage { l, requests }))
+}
+
+pub async fn senders(State(state): State<Arc<AppState>>, op: Operator, RawQuery(q): RawQuery) -> WebResult {
+    let q: DoneQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let t = op.lang.t();
+    let flash = match q.done.as_deref() {
+        Some("approved") => Some(t.op_approved.to_string()),
+        Some("rejected") => Some(t.op_rejected.to_string()),
+        _ => None,
+    };
+    senders_page(&state, op.lang, flash, None).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct DecideForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/senders/{id}/approve` and `…/reject`: the same decision as the admin API's.
+async fn decide(state: &AppState, op: Operator, id: &str, approve: bool, reason: &str) -> WebResult {
+    let id: i64 = id.parse().map_err(|_| Error::not_found("sender request"))?;
+    match senders::decide(&state.db, id, approve, Some(reason), state.clock.now_ms()).await {
+        Ok(_) => Ok(redirect(if approve { "/admin/senders?done=approved" } else { "/admin/senders?done=rejected" })),
+        Err(e) if matches!(e.kind, Kind::Internal | Kind::NotFound) => Err(WebError(e)),
+        // Decided meanwhile (another tab, the API) or a too-long reason: the page says which.
+        Err(e) => senders_page(state, op.lang, None, Some((crate::http::error::status_of(e.kind), e.message))).await,
+    }
+}
+
+pub async fn approve(State(state): State<Arc<AppState>>, op: Operator, Path(id): Path<String>) -> WebResult {
+    decide(&state, op, &id, true, "").await
+}
+
+pub async fn reject(
+    State(state): State<Arc<AppState>>,
+    op: Operator,
+    Path(id): Path<String>,
+    WebForm(f): WebForm<DecideForm>,
+) -> WebResult {
+    decide(&state, op, &id, false, &f.reason).await
+}
+
+pub struct RateLine {
+    pub key: String,
+    pub rate: i64,
+    pub shown: String,
+    /// The key as an HTML id part (`provider:mitto` → `provider-mitto`).
+    pub slug: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_rates.html")]
+struct RatesPage {
+    l: Layout,
+    rates: Vec<RateLine>,
+}
+
+/// The limits from the same list as `GET /api/admin/rate-limits`.
+async fn rates_page(state: &AppState, lang: Lang, flash: Option<String>, error: Option<(StatusCode, String)>) -> WebResult {
+    let t = lang.t();
+    let list = crate::store::rate::list(&state.db).await?;
+    let rates = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let key = r["key"].as_str().unwrap_or_default().to_string();
+            let rate = r["rate_per_sec"].as_i64().unwrap_or_default();
+            RateLine {
+                slug: key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect(),
+                shown: if rate == 0 { t.op_no_limit.to_string() } else { lang.int(rate) },
+                key,
+                rate,
+            }
+        })
+        .collect();
+    let (status, error) = match error {
+        Some((s, e)) => (s, Some(e)),
+        None => (StatusCode::OK, None),
+    };
+    let l = Layout { flash, error, ..layout(lang, t.op_rates, "/admin/rate-limits", "rates") };
+    Ok(html(status, &RatesPage { l, rates }))
+}
+
+pub async fn rates(State(state): State<Arc<AppState>>, op: Operator, RawQuery(q): RawQuery) -> WebResult {
+    let q: DoneQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let flash = (q.done.as_deref() == Some("saved")).then(|| op.lang.t().op_rate_saved.to_string());
+    rates_page(&state, op.lang, flash, None).await
+}
+
+#[derive(Deserialize)]
+pub struct RateForm {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    rate_per_sec: String,
+}
+
+/// `POST /admin/rate-limits`: the same checks and store call as `PUT /api/admin/rate-limits`.
+pub async fn set_rate(State(state): State<Arc<AppState>>, op: Operator, WebForm(f): WebForm<RateForm>) -> WebResult {
+    let key = f.key.trim();
+    let result = match f.rate_per_sec.trim().parse::<i64>() {
+        Ok(rate) => match crate::http::api::wallet::check_rate_key(key) {
+            Ok(()) => crate::store::rate::set(&state.db, key, rate, state.clock.now_ms()).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
+        Err(_) => Err(Error::invalid_field("rate_per_sec", "The rate must be a whole number of messages per second.")),
+    };
+    match result {
+        Ok(()) => Ok(redirect("/admin/rate-limits?done=saved")),
+        Err(e) if e.kind == Kind::Internal => Err(WebError(e)),
+        Err(e) => rates_page(&state, op.lang, None, Some((crate::http::error::status_of(e.kind), e.message))).await,
     }
 }

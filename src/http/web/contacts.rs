@@ -5,9 +5,9 @@ use crate::domain::Kind;
 use crate::domain::contact::Consent;
 use crate::http::AppState;
 use crate::http::api::contacts::{country, import_request};
-use crate::store::contacts::{self, ContactFilter, NewContact};
+use crate::store::contacts::{self, ContactFilter, ContactPatch, NewContact};
 use askama::Template;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ pub struct ContactsQuery {
 }
 
 pub struct Row {
+    pub id: i64,
     pub phone: String,
     pub name: String,
     pub email: String,
@@ -39,6 +40,31 @@ pub struct ConsentOption {
 pub struct ImportResult {
     pub summary: String,
     pub errors: Vec<(String, String)>,
+    /// Every listed row error as a CSV file inside the link itself: the import result is not
+    /// stored, so the download is made from the import's answer, once, when the page is drawn.
+    pub errors_csv: Option<String>,
+}
+
+/// The import's row errors as `data:` link text (percent-encoded CSV, UTF-8).
+fn errors_csv_href(errors: &[crate::store::import::RowError]) -> Option<String> {
+    if errors.is_empty() {
+        return None;
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(["row", "column", "code", "message"]);
+    for e in errors {
+        let _ = w.write_record([e.row.to_string().as_str(), &e.column, &e.code, &e.message]);
+    }
+    let bytes = w.into_inner().ok()?;
+    let mut href = String::from("data:text/csv;charset=utf-8,");
+    for b in bytes {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            href.push(b as char);
+        } else {
+            href.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(href)
 }
 
 #[derive(Default, Clone)]
@@ -91,6 +117,7 @@ async fn page(state: &AppState, web: &Web, query: ContactsQuery, extra: Extra) -
         .items
         .into_iter()
         .map(|c| Row {
+            id: c.id,
             name: [c.first_name.as_deref(), c.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "),
             phone: c.phone,
             email: c.email.unwrap_or_default(),
@@ -190,6 +217,7 @@ pub async fn import(State(state): State<Arc<AppState>>, web: Web, req: Request) 
             let imported = ImportResult {
                 summary: web.lang.imported(r.created as i64, r.updated as i64, r.skipped as i64),
                 errors: r.errors.iter().take(100).map(|e| (e.row.to_string(), e.message.clone())).collect(),
+                errors_csv: errors_csv_href(&r.errors),
             };
             page(&state, &web, empty, Extra { flash: None, error: None, add: AddForm::default(), imported: Some(imported) }).await
         }
@@ -207,6 +235,121 @@ pub async fn import(State(state): State<Arc<AppState>>, web: Web, req: Request) 
                 },
             )
             .await
+        }
+    }
+}
+
+/// One consent change, as the consent-history API lists it.
+pub struct ConsentLine {
+    pub at: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub to_code: String,
+    pub source: String,
+    pub actor: String,
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct ContactForm {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    consent: String,
+}
+
+#[derive(Template)]
+#[template(path = "contact.html")]
+struct ContactPage {
+    l: Layout,
+    id: i64,
+    phone: String,
+    consent: String,
+    consent_label: &'static str,
+    f: ContactForm,
+    consents: Vec<ConsentOption>,
+    history: Vec<ConsentLine>,
+}
+
+fn contact_id(id: &str) -> Result<i64, WebError> {
+    id.parse().map_err(|_| WebError(crate::domain::Error::not_found("contact")))
+}
+
+/// The contact with its consent history: the same store functions as `GET /api/contacts/{id}`
+/// and `…/consent-history` (another store's contact is a 404 there and here).
+async fn contact_page(state: &AppState, web: &Web, id: i64, form: Option<ContactForm>, extra: Extra) -> WebResult {
+    let c = contacts::get(&state.db, web.p.store, id).await?;
+    let history = contacts::consent_history(&state.db, web.p.store, id)
+        .await?
+        .into_iter()
+        .rev()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            ConsentLine {
+                at: s("at").get(..16).map(|d| d.replace('T', " ")).unwrap_or_default(),
+                from: e["from"].as_str().map_or("—", |f| web.lang.consent(f)),
+                to: web.lang.consent(&s("to")),
+                to_code: s("to"),
+                source: s("source"),
+                actor: s("actor"),
+            }
+        })
+        .collect();
+    let f = form.unwrap_or(ContactForm {
+        first_name: c.first_name.clone().unwrap_or_default(),
+        last_name: c.last_name.clone().unwrap_or_default(),
+        email: c.email.clone().unwrap_or_default(),
+        tags: c.tags.join(", "),
+        consent: c.consent.clone(),
+    });
+    let (status, error) = match extra.error {
+        Some((s, e)) => (s, Some(e)),
+        None => (StatusCode::OK, None),
+    };
+    let p = ContactPage {
+        l: Layout { flash: extra.flash, error, ..web.layout(web.t().contact_title, "contacts") },
+        id,
+        consents: consent_options(web, &f.consent),
+        consent_label: web.lang.consent(&c.consent),
+        consent: c.consent,
+        phone: c.phone,
+        f,
+        history,
+    };
+    Ok(html(status, &p))
+}
+
+pub async fn show(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>, RawQuery(q): RawQuery) -> WebResult {
+    let id = contact_id(&id)?;
+    let saved = q.as_deref() == Some("done=saved");
+    let flash = saved.then(|| web.t().contact_saved.to_string());
+    contact_page(&state, &web, id, None, Extra { flash, error: None, add: AddForm::default(), imported: None }).await
+}
+
+/// `POST /contacts/{id}`: the same update as `PATCH /api/contacts/{id}`; an emptied field clears it.
+pub async fn update(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>, WebForm(f): WebForm<ContactForm>) -> WebResult {
+    let id = contact_id(&id)?;
+    let opt = |s: &str| Some(Some(s.trim().to_string()).filter(|s| !s.is_empty()));
+    let patch = ContactPatch {
+        phone: None,
+        first_name: opt(&f.first_name),
+        last_name: opt(&f.last_name),
+        email: opt(&f.email),
+        tags: Some(f.tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect()),
+        consent: Consent::parse(&f.consent),
+    };
+    let c = country(&state, web.p.store).await?;
+    match contacts::update(&state.db, web.p.store, c, &web.p.actor, id, patch, state.clock.now_ms()).await {
+        Ok(_) => Ok(super::redirect(&format!("/contacts/{id}?done=saved"))),
+        Err(e) if matches!(e.kind, Kind::Internal | Kind::NotFound) => Err(WebError(e)),
+        Err(e) => {
+            let error = Some((crate::http::error::status_of(e.kind), e.message));
+            contact_page(&state, &web, id, Some(f), Extra { flash: None, error, add: AddForm::default(), imported: None }).await
         }
     }
 }

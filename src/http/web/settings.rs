@@ -6,6 +6,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::{Error, Kind};
 use crate::http::AppState;
 use crate::store::auth;
+use crate::store::senders::{self, SenderRequest};
 use crate::store::stores::{self, StorePatch};
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -50,6 +51,34 @@ struct SettingsPage {
     languages: Vec<LangChoice>,
     keys: Vec<KeyLine>,
     new_key: Option<String>,
+    /// The store's latest sender name request, when it is not (yet) the name in use.
+    sender: Option<SenderNotice>,
+}
+
+/// What the page says about a requested sender name: waiting, or refused with the reason.
+pub struct SenderNotice {
+    pub pending: bool,
+    pub text: String,
+    pub reason: Option<String>,
+}
+
+fn sender_notice(web: &Web, current: &str, r: Option<SenderRequest>) -> Option<SenderNotice> {
+    let r = r?;
+    let t = web.t();
+    let fill = |s: &str| s.replace("{name}", &r.sender_name).replace("{current}", current);
+    match r.status.as_str() {
+        "pending" => Some(SenderNotice {
+            pending: true,
+            text: fill(t.sender_pending).replace("{date}", &rfc3339(r.requested_at)[..10]),
+            reason: None,
+        }),
+        "rejected" => Some(SenderNotice {
+            pending: false,
+            text: fill(t.sender_rejected).replace("{date}", &rfc3339(r.decided_at.unwrap_or(r.requested_at))[..10]),
+            reason: r.reason.clone(),
+        }),
+        _ => None,
+    }
 }
 
 struct Extra {
@@ -61,6 +90,7 @@ struct Extra {
 
 async fn page(state: &AppState, web: &Web, extra: Extra) -> WebResult {
     let s = stores::get(&state.db, web.p.store).await?;
+    let sender = sender_notice(web, &s.sender_name, senders::latest(&state.db, web.p.store).await?);
     let f = extra.form.unwrap_or(SettingsForm {
         name: s.name.clone(),
         sender_name: s.sender_name.clone(),
@@ -89,7 +119,7 @@ async fn page(state: &AppState, web: &Web, extra: Extra) -> WebResult {
         None => (StatusCode::OK, None),
     };
     let l = Layout { flash: extra.flash, error, ..web.layout(web.t().settings_title, "settings") };
-    Ok(html(status, &SettingsPage { l, f, languages, keys, new_key: extra.new_key }))
+    Ok(html(status, &SettingsPage { l, f, languages, keys, new_key: extra.new_key, sender }))
 }
 
 fn refused(e: &Error) -> bool {
@@ -106,22 +136,27 @@ pub async fn show(State(state): State<Arc<AppState>>, web: Web, RawQuery(q): Raw
     let t = web.t();
     let flash = match q.done.as_deref() {
         Some("saved") => Some(t.settings_saved.to_string()),
+        Some("requested") => Some(t.settings_saved_pending.to_string()),
         Some("revoked") => Some(t.key_revoked_done.to_string()),
         _ => None,
     };
     page(&state, &web, Extra { form: None, flash, error: None, new_key: None }).await
 }
 
-/// `POST /settings`: the same update as `PATCH /api/store`.
+/// `POST /settings`: the same update as `PATCH /api/store`. The field shows the name in use, so
+/// an unchanged field asks for nothing: saving the timezone must not withdraw a waiting request.
 pub async fn save(State(state): State<Arc<AppState>>, web: Web, WebForm(f): WebForm<SettingsForm>) -> WebResult {
+    let changed = f.sender_name.trim() != web.store.sender_name;
     let patch = StorePatch {
         name: Some(f.name.clone()),
         default_country: Some(f.default_country.clone()),
         timezone: Some(f.timezone.clone()),
         language: Some(f.language.clone()),
-        sender_name: Some(f.sender_name.clone()),
+        sender_name: changed.then(|| f.sender_name.clone()),
     };
     match stores::update(&state.db, web.p.store, patch, state.clock.now_ms()).await {
+        // The store keeps its name while a new one waits: say so rather than "saved" alone.
+        Ok(row) if changed && row.sender_name != f.sender_name.trim() => Ok(redirect("/settings?done=requested")),
         Ok(_) => Ok(redirect("/settings?done=saved")),
         Err(e) if refused(&e) => {
             let error = Some((crate::http::error::status_of(e.kind), e.message));
