@@ -24,9 +24,21 @@ pub struct Engagement {
     pub clicks_by_hour: Vec<(i64, i64)>,
 }
 
-/// This branch records no clicks or unsubscribes yet: every campaign's engagement is zero.
-async fn engagement(_db: &Db, _store: StoreId, _campaign: i64) -> Result<Engagement, Error> {
-    Ok(Engagement::default())
+/// Clicks and unsubscribes from the campaign's counters (moved with each click and confirmation);
+/// the hourly clicks from its counted visits.
+async fn engagement(db: &Db, store: StoreId, c: &campaigns::CampaignRow) -> Result<Engagement, Error> {
+    let clicks_by_hour: Vec<(i64, i64)> =
+        on_db!(db, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT at / {HOUR_MS}, COUNT(*) FROM clicks WHERE campaign_id = $1 AND store_id = $2 AND kind = 'click' GROUP BY at / {HOUR_MS}"
+    )))
+    .bind(c.id)
+    .bind(store.0)
+    .fetch_all(p)
+    .await
+        })
+        .map_err(db_err)?;
+    Ok(Engagement { clicks_unique: c.unique_clicks, clicks_total: c.clicks, unsubscribes: c.unsubscribed, clicks_by_hour })
 }
 
 /// Per cent with one decimal; 0 when there is nothing to divide by.
@@ -36,7 +48,7 @@ fn percent(part: i64, whole: i64) -> f64 {
 
 pub async fn campaign_report(db: &Db, store: StoreId, id: i64) -> Result<Value, Error> {
     let c = campaigns::get(db, store, id).await?;
-    let e = engagement(db, store, id).await?;
+    let e = engagement(db, store, &c).await?;
     let (charged, refunded): (Option<i64>, Option<i64>) = on_db!(db, |p| sqlx::query_as(
         "SELECT CAST(SUM(CASE WHEN kind = 'charge' THEN amount ELSE 0 END) AS BIGINT),
                 CAST(SUM(CASE WHEN kind IN ('release', 'expiry') THEN amount ELSE 0 END) AS BIGINT)

@@ -87,6 +87,8 @@ async fn the_link_page_asks_and_only_the_confirmation_unsubscribes(b: Backend) {
     assert_eq!(last["campaign_id"].as_i64(), Some(id), "{last}");
     assert_eq!(last["at"], c["consent_changed_at"], "{last}");
     assert_eq!(unsubscribed(&t, &s, id).await, 1);
+    let (_, r) = t.get(&format!("/api/campaigns/{id}/report"), &s.key).await;
+    assert_eq!(r["unsubscribes"], 1, "the campaign report counts it: {r}");
 
     // A second confirmation (a double tap, a refresh) changes and counts nothing more.
     let (st, _, html) = page(&t, reqwest::Method::POST, &path).await;
@@ -369,6 +371,11 @@ async fn tracked_links_redirect_and_count_people_not_previews(b: Backend) {
     assert_eq!(per_link, [(LONG_URL.to_string(), 3, 2), ("https://www.shop.gr/new".to_string(), 1, 1)]);
     let (_, c) = t.get(&format!("/api/campaigns/{id}"), &s.key).await;
     assert_eq!((c["clicks"].as_i64(), c["unique_clicks"].as_i64()), (Some(4), Some(2)), "counters on the campaign: {c}");
+    // The campaign report shows the same clicks, and its hourly series counts them too.
+    let (_, r) = t.get(&format!("/api/campaigns/{id}/report"), &s.key).await;
+    assert_eq!((r["clicks_total"].as_i64(), r["clicks_unique"].as_i64()), (Some(4), Some(2)), "report: {r}");
+    let series_clicks: i64 = r["series"].as_array().unwrap().iter().map(|h| h["clicks"].as_i64().unwrap()).sum();
+    assert_eq!(series_clicks, 4, "report series: {r}");
 
     // Another store sees no such campaign.
     let other = t.store("Other").await;
