@@ -27,17 +27,16 @@ pub struct Engagement {
 /// Clicks and unsubscribes from the campaign's counters (moved with each click and confirmation);
 /// the hourly clicks from its counted visits.
 async fn engagement(db: &Db, store: StoreId, c: &campaigns::CampaignRow) -> Result<Engagement, Error> {
-    let clicks_by_hour: Vec<(i64, i64)> =
-        on_db!(db, |p| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let clicks_by_hour: Vec<(i64, i64)> = on_db!(db, |p| {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT at / {HOUR_MS}, COUNT(*) FROM clicks WHERE campaign_id = $1 AND store_id = $2 AND kind = 'click' GROUP BY at / {HOUR_MS}"
     )))
     .bind(c.id)
     .bind(store.0)
     .fetch_all(p)
     .await
-        })
-        .map_err(db_err)?;
+    })
+    .map_err(db_err)?;
     Ok(Engagement { clicks_unique: c.unique_clicks, clicks_total: c.clicks, unsubscribes: c.unsubscribed, clicks_by_hour })
 }
 
