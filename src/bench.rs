@@ -6,6 +6,7 @@
 use crate::app::AppConfig;
 use crate::clock::SystemClock;
 use crate::config::{BenchArgs, BenchCommand, BenchDatabaseArgs};
+use crate::demo::{FIRST, LAST, TAGS};
 use crate::engine::EngineConfig;
 use crate::provider::SmsProvider;
 use crate::provider::mitto::{MittoClient, MittoConfig};
@@ -294,37 +295,3 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
-
-const FIRST: [&str; 16] = [
-    "Γιώργος",
-    "Μαρία",
-    "Νίκος",
-    "Ελένη",
-    "Κώστας",
-    "Κατερίνα",
-    "Δημήτρης",
-    "Σοφία",
-    "Γιάννης",
-    "Αναστασία",
-    "Παναγιώτης",
-    "Anna",
-    "John",
-    "Emma",
-    "Marco",
-    "Olivia",
-];
-const LAST: [&str; 12] = [
-    "Παπαδόπουλος",
-    "Παπαδοπούλου",
-    "Γεωργίου",
-    "Οικονόμου",
-    "Νικολάου",
-    "Δημητρίου",
-    "Ιωάννου",
-    "Κωνσταντίνου",
-    "Smith",
-    "Müller",
-    "Rossi",
-    "Brown",
-];
-const TAGS: [&str; 6] = ["vip", "athens", "thessaloniki", "newsletter", "summer-sale", "loyalty"];

@@ -15,7 +15,8 @@ pub struct DemoCredentials {
     pub admin_key: String,
 }
 
-const FIRST: [&str; 24] = [
+/// Names and tags of the demo store, also the benchmarks' generated contacts.
+pub(crate) const FIRST: [&str; 24] = [
     "Γιώργος",
     "Μαρία",
     "Νίκος",
@@ -41,7 +42,7 @@ const FIRST: [&str; 24] = [
     "Olivia",
     "Noah",
 ];
-const LAST: [&str; 20] = [
+pub(crate) const LAST: [&str; 20] = [
     "Παπαδόπουλος",
     "Παπαδοπούλου",
     "Γεωργίου",
@@ -63,7 +64,7 @@ const LAST: [&str; 20] = [
     "Dubois",
     "Novak",
 ];
-const TAGS: [&str; 8] = ["vip", "athens", "thessaloniki", "newsletter", "summer-sale", "loyalty", "wholesale", "returning"];
+pub(crate) const TAGS: [&str; 8] = ["vip", "athens", "thessaloniki", "newsletter", "summer-sale", "loyalty", "wholesale", "returning"];
 
 /// A tiny deterministic generator: the demo data is the same on every machine.
 struct Lcg(u64);

@@ -2,6 +2,10 @@
 //! the engine records them, listings filter by them, `failures` counts them and `retry-failed`
 //! re-queues exactly the retryable ones.
 
+/// The `error_code` of a message cancelled before it was sent (with its campaign): a reason, not a
+/// failure, so it is no `FailureCode` and never counted or retried as one.
+pub const CANCELLED: &str = "cancelled";
+
 /// A message's failure code: its `error_code` column, and the name of its failure category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCode {
@@ -79,7 +83,7 @@ mod tests {
         for c in FailureCode::ALL {
             assert_eq!(FailureCode::parse(c.as_str()), Some(c));
         }
-        assert_eq!(FailureCode::parse("cancelled"), None);
+        assert_eq!(FailureCode::parse(super::CANCELLED), None);
         let retryable: Vec<&str> = FailureCode::ALL.into_iter().filter(|c| c.retryable()).map(FailureCode::as_str).collect();
         assert_eq!(retryable, ["rate_limited", "timeout", "provider_error", "insufficient_credits"]);
     }

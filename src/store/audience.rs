@@ -14,6 +14,7 @@ pub enum Bind {
 }
 
 /// A WHERE fragment over `contacts c` with its binds, numbered from `$2` (`$1` is the store).
+#[derive(Clone)]
 pub struct Filter {
     pub sql: String,
     pub binds: Vec<Bind>,
@@ -102,57 +103,21 @@ type MemberRow = (i64, String, Option<String>, Option<String>, String, bool);
 /// The same from SQLite's JSON pages, where booleans are 0/1.
 type JsonMemberRow = (i64, String, Option<String>, Option<String>, String, i64);
 
-/// Contacts per page when `stream` reads from SQLite.
+/// Contacts per batch when `stream` reads.
 const SQLITE_PAGE: usize = 2_000;
 
 /// Streams every contact matching the filter, in id order, without holding them in memory (at
-/// most one page of `SQLITE_PAGE` contacts on SQLite).
+/// most a few pages of `SQLITE_PAGE` contacts): `spawn_batches`, read on the spot.
 pub async fn stream(db: &Db, store: StoreId, f: &Filter, mut each: impl FnMut(Member) -> Result<(), Error>) -> Result<(), Error> {
-    const COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile";
-    match db {
-        Db::Pg(p) => {
-            let sql = format!("SELECT {COLUMNS} FROM contacts c WHERE c.store_id = $1 AND {} ORDER BY c.id", f.sql);
-            // Decoded by position (a tuple), not by column name: a million rows add up.
-            let mut q = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(sql)).bind(store.0);
-            for b in &f.binds {
-                q = match b {
-                    Bind::Int(v) => q.bind(*v),
-                    Bind::Text(s) => q.bind(s.as_str()),
-                };
-            }
-            let mut rows = q.fetch(p);
-            while let Some((id, phone, first_name, last_name, consent, mobile)) = rows.try_next().await.map_err(db_err)? {
-                each(Member { id, phone, first_name, last_name, consent, mobile })?;
-            }
-            Ok(())
-        }
-        Db::Sqlite(p) => {
-            // sqlx hands SQLite rows from the connection's worker thread to this task one at a
-            // time, and for a million contacts that hand-off (two thread wake-ups per row) costs
-            // more than reading and rendering them. So each page of contacts comes back as one
-            // JSON row, keyset-paginated by id; the pages share one read transaction, so they see
-            // one snapshot, as PostgreSQL's single statement does.
-            let sql = sqlite_page_sql(f, SQLITE_PAGE);
-            let mut tx = p.begin().await.map_err(db_err)?;
-            let mut last = i64::MIN;
-            loop {
-                let rows = sqlite_page(&mut tx, &sql, store, f, last).await?;
-                let full = rows.len() == SQLITE_PAGE;
-                for m in rows {
-                    last = m.id;
-                    each(m)?;
-                }
-                if !full {
-                    break;
-                }
-            }
-            tx.commit().await.map_err(db_err)?;
-            Ok(())
-        }
+    let (mut batches, reader) = spawn_batches(db.clone(), store, f.clone(), SQLITE_PAGE);
+    while let Some(batch) = batches.recv().await {
+        // An error here drops the receiver, which stops the reader.
+        batch.into_iter().try_for_each(&mut each)?;
     }
+    reader.await.map_err(Error::internal)?
 }
 
-/// One page of up to `limit` members after a contact id, as one JSON row (see `stream`).
+/// One page of up to `limit` members after a contact id, as one JSON row (see `spawn_batches`).
 fn sqlite_page_sql(f: &Filter, limit: usize) -> String {
     let after = f.binds.len() + 2;
     format!(
@@ -192,9 +157,10 @@ async fn sqlite_page(
         .collect())
 }
 
-/// Like `stream`, but delivers batches of up to `size` members over a bounded channel from a task
-/// of its own, so the receiver can write them (send materializes messages this way) while memory
-/// stays bounded. The task's result reports a read error.
+/// Every contact matching the filter, in id order, in batches of up to `size` members over a
+/// bounded channel from a task of its own, so the receiver can work on one batch (send
+/// materializes messages this way) while the next is read, and memory stays bounded. The task's
+/// result reports a read error.
 pub fn spawn_batches(
     db: Db,
     store: StoreId,
@@ -209,6 +175,7 @@ pub fn spawn_batches(
                     "SELECT c.id, c.phone, c.first_name, c.last_name, c.consent, c.mobile FROM contacts c WHERE c.store_id = $1 AND {} ORDER BY c.id",
                     f.sql
                 );
+                // Decoded by position (a tuple), not by column name: a million rows add up.
                 let mut q = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(sql)).bind(store.0);
                 for b in &f.binds {
                     q = match b {
@@ -230,7 +197,11 @@ pub fn spawn_batches(
                 Ok(())
             }
             Db::Sqlite(p) => {
-                // A page per batch, in JSON, in one read transaction: see `stream`.
+                // sqlx hands SQLite rows from the connection's worker thread to this task one at a
+                // time, and for a million contacts that hand-off (two thread wake-ups per row)
+                // costs more than reading and rendering them. So each batch comes back as one
+                // JSON row, keyset-paginated by id; the pages share one read transaction, so they
+                // see one snapshot, as PostgreSQL's single statement does.
                 let sql = sqlite_page_sql(&f, size);
                 let mut read = p.begin().await.map_err(db_err)?;
                 let mut last = i64::MIN;

@@ -110,6 +110,21 @@ struct Fields {
     greek_gsm: bool,
 }
 
+/// Binds the written fields in their column order (`name` … `greek_gsm`), the same for the INSERT
+/// and the UPDATE, whatever the dialect's query type.
+macro_rules! bind_fields {
+    ($q:expr, $f:expr) => {
+        $q.bind(&$f.name)
+            .bind(&$f.message)
+            .bind(&$f.audience)
+            .bind($f.priority.as_str())
+            .bind($f.schedule_at)
+            .bind(&$f.sender)
+            .bind(&$f.discount_code)
+            .bind($f.greek_gsm)
+    };
+}
+
 fn required<T>(v: Option<T>, field: &str) -> Result<T, Error> {
     v.ok_or_else(|| Error::invalid("missing_field", format!("{field} is required.")).with_details(json!({"field": field})))
 }
@@ -207,19 +222,11 @@ pub async fn create(db: &Db, store: StoreId, actor: &Actor, input: CampaignInput
     let status = if f.schedule_at.is_some() { Status::Scheduled } else { Status::Draft };
     let mut tx = db.begin().await?;
     let row: Result<CampaignRow, _> = on_tx!(&mut tx, |c| {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        bind_fields!(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO campaigns (store_id, name, message, audience, priority, schedule_at, sender, discount_code, greek_gsm, status, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
     )))
-    .bind(store.0)
-    .bind(&f.name)
-    .bind(&f.message)
-    .bind(&f.audience)
-    .bind(f.priority.as_str())
-    .bind(f.schedule_at)
-    .bind(&f.sender)
-    .bind(&f.discount_code)
-    .bind(f.greek_gsm)
+    .bind(store.0), f)
     .bind(status.as_str())
     .bind(now)
     .fetch_one(c)
@@ -286,21 +293,16 @@ pub async fn update(db: &Db, store: StoreId, actor: &Actor, id: i64, input: Camp
     let status = if f.schedule_at.is_some() { Status::Scheduled } else { Status::Draft };
     let mut tx = db.begin().await?;
     // Guarded by the status read above, so a campaign that started meanwhile is not edited.
-    let row: Result<Option<CampaignRow>, _> = on_tx!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE campaigns SET name = $3, message = $4, audience = $5, priority = $6, schedule_at = $7, sender = $8, discount_code = $9,
+    let row: Result<Option<CampaignRow>, _> = on_tx!(&mut tx, |c| bind_fields!(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE campaigns SET name = $3, message = $4, audience = $5, priority = $6, schedule_at = $7, sender = $8, discount_code = $9,
             greek_gsm = $10, status = $11, updated_at = $12
          WHERE id = $1 AND store_id = $2 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(store.0)
-    .bind(&f.name)
-    .bind(&f.message)
-    .bind(&f.audience)
-    .bind(f.priority.as_str())
-    .bind(f.schedule_at)
-    .bind(&f.sender)
-    .bind(&f.discount_code)
-    .bind(f.greek_gsm)
+        )))
+        .bind(id)
+        .bind(store.0),
+        f
+    )
     .bind(status.as_str())
     .bind(now)
     .fetch_optional(c)

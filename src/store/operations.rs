@@ -47,16 +47,7 @@ pub async fn cancel(db: &Db, store: StoreId, id: i64, actor: &str, why: &str, no
     if !matches!(c.status.as_str(), "sending" | "scheduled" | "paused") {
         return Err(invalid_state(&c.status, "cancelled"));
     }
-    let cancelled = on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE messages SET status = 'cancelled', error_code = 'cancelled', error_message = 'The campaign was cancelled before this message was sent.', updated_at = $2
-         WHERE campaign_id = $1 AND status = 'pending' AND NOT test"
-    )
-    .bind(id)
-    .bind(now)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))
-    .map_err(db_err)? as i64;
+    let cancelled = super::queue::cancel_pending(&mut tx, id, now).await?;
     // Messages first, then the campaign row: the same lock order as claims and outcomes.
     if set_status(&mut tx, store, id, &["sending", "scheduled", "paused"], "cancelled", Some(now), now).await?.is_none() {
         drop(tx);
@@ -320,12 +311,13 @@ pub async fn requeue(db: &Db, store: StoreId, id: i64, which: Requeue, actor: &s
     if which == Requeue::Failed {
         // Opted out since: recorded as such, never retried.
         on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET error_code = 'opted_out', error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
+            "UPDATE messages SET error_code = $3, error_message = 'The contact opted out after the campaign was sent.', updated_at = $2
              WHERE campaign_id = $1 AND NOT test AND {rows}
                AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in')"
         )))
         .bind(id)
         .bind(now)
+        .bind(FailureCode::OptedOut.as_str())
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))

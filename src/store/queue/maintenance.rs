@@ -5,6 +5,7 @@ use super::bump;
 use super::launch::start;
 use super::outcome::complete_if_done;
 use crate::domain::error::code;
+use crate::domain::failure::FailureCode;
 use crate::domain::{Error, Kind};
 use crate::store::campaigns::{self, SendSettings, StatusChange};
 use crate::store::{Db, StoreId, db_err, on_db, on_tx};
@@ -14,12 +15,13 @@ use crate::store::{Db, StoreId, db_err, on_db, on_tx};
 pub async fn reap(db: &Db, now: i64) -> Result<u64, Error> {
     let mut tx = db.begin().await?;
     let rows: Vec<(i64, bool)> = on_tx!(&mut tx, |c| sqlx::query_as(
-        "UPDATE messages SET status = 'unknown', error_code = 'unknown_outcome',
+        "UPDATE messages SET status = 'unknown', error_code = $2,
             error_message = 'The worker sending this message stopped before recording the outcome; it is not resent automatically.',
             lease_owner = NULL, lease_until = NULL, updated_at = $1
          WHERE status = 'sending' AND lease_until < $1 RETURNING campaign_id, test"
     )
     .bind(now)
+    .bind(FailureCode::UnknownOutcome.as_str())
     .fetch_all(c)
     .await)
     .map_err(db_err)?;

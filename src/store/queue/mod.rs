@@ -18,6 +18,8 @@ pub use launch::{start, start_with_key};
 pub use listing::{MessageFilter, Progress, list, progress};
 pub use maintenance::{reap, runs_with_expired_holds, start_due};
 pub use outcome::{Outcome, complete_if_done, record};
+
+use crate::domain::failure::CANCELLED;
 pub use test_send::{TestSend, get_test_message, send_test};
 
 use crate::domain::Error;
@@ -123,4 +125,22 @@ pub(in crate::store) async fn bump(tx: &mut Tx<'_>, campaign: i64, deltas: &[(&s
         .map(|r| r.rows_affected()))
     .map_err(db_err)?;
     Ok(())
+}
+
+/// A cancelled campaign's messages still waiting leave the queue as `cancelled` (returns how many).
+/// Counters are the caller's: it knows which it moves from.
+pub async fn cancel_pending(tx: &mut Tx<'_>, campaign: i64, now: i64) -> Result<i64, Error> {
+    let n = on_tx!(tx, |c| sqlx::query(
+        "UPDATE messages SET status = 'cancelled', error_code = $3, error_message = 'The campaign was cancelled before this message was sent.',
+            updated_at = $2
+         WHERE campaign_id = $1 AND status = 'pending' AND NOT test"
+    )
+    .bind(campaign)
+    .bind(now)
+    .bind(CANCELLED)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(db_err)?;
+    Ok(n as i64)
 }

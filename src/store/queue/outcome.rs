@@ -266,15 +266,7 @@ pub async fn complete_if_done(tx: &mut Tx<'_>, campaign: i64, now: i64) -> Resul
             .map_err(db_err)?;
         if let Some((hold,)) = cancelled {
             // Retries recorded after the cancel would otherwise wait forever.
-            let late = on_tx!(tx, |c| sqlx::query(
-                "UPDATE messages SET status = 'cancelled', error_code = 'cancelled', updated_at = $2 WHERE campaign_id = $1 AND status = 'pending' AND NOT test"
-            )
-            .bind(campaign)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))
-            .map_err(db_err)? as i64;
+            let late = super::cancel_pending(tx, campaign, now).await?;
             bump(tx, campaign, &[("pending", -late), ("cancelled", late)]).await?;
             if let Some(h) = hold {
                 ledger::finalize(tx, h, TransferKind::Release, now).await?;
