@@ -26,6 +26,8 @@ pub struct AppConfig {
     /// Secrets the provider's webhook calls carry in `X-Webhook-Secret` (at most two; none: the
     /// webhooks refuse everything).
     pub webhook_secrets: Vec<String>,
+    /// Tokens a metrics scraper may use instead of an admin key (at most two, for rotation).
+    pub metrics_tokens: Vec<String>,
     /// The SMS provider; `None` (or 0 engine workers) runs no engine in this process.
     pub provider: Option<Arc<dyn SmsProvider>>,
     pub engine: EngineConfig,
@@ -131,6 +133,8 @@ pub async fn start(cfg: AppConfig, listener: TcpListener) -> anyhow::Result<Runn
 }
 
 pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> anyhow::Result<RunningApp> {
+    // Before the engine starts, so its first batches are counted.
+    crate::telemetry::install();
     let addr = listener.local_addr()?;
     let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
     let settings = HttpSettings {
@@ -141,6 +145,7 @@ pub async fn start_with_db(cfg: AppConfig, db: Db, listener: TcpListener) -> any
         session_ttl_ms: cfg.session_ttl_ms,
         client_ip_header: cfg.client_ip_header.clone().map(|h| h.to_ascii_lowercase()),
         webhook_secrets: http::webhooks::WebhookSecrets::new(cfg.webhook_secrets.clone()).map_err(anyhow::Error::msg)?,
+        metrics_tokens: http::metrics::tokens(cfg.metrics_tokens.clone()).map_err(anyhow::Error::msg)?,
         limits: cfg.limits.clone(),
     };
     let engine = match cfg.provider {

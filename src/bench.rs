@@ -183,6 +183,7 @@ fn app_config(url: &str, db: &BenchDatabaseArgs, public_url: &str, engine: Optio
         client_ip_header: None,
         clock: Arc::new(SystemClock),
         webhook_secrets: Vec::new(),
+        metrics_tokens: Vec::new(),
         provider,
         engine: engine.unwrap_or_default(),
         limits: Default::default(),

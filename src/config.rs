@@ -91,6 +91,8 @@ pub struct ServeArgs {
     #[arg(long = "mitto-webhook-secret", env = "SMSCAST_MITTO_WEBHOOK_SECRET", value_delimiter = ',', hide_env_values = true)]
     pub mitto_webhook_secret: Vec<String>,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]
     pub provider: ProviderArgs,
@@ -98,6 +100,16 @@ pub struct ServeArgs {
     pub engine: EngineConfig,
     #[command(flatten)]
     pub limits: crate::http::TenantLimits,
+}
+
+/// Who may scrape metrics besides an operator's admin key.
+#[derive(Args, Clone, Debug)]
+pub struct MetricsArgs {
+    /// A token Prometheus may read `GET /metrics` with (`Authorization: Bearer …`), and nothing
+    /// else; at least 16 characters, at most two (comma-separated in the environment) while
+    /// rotating. An admin key works too (on `serve`).
+    #[arg(long = "metrics-token", env = "SMSCAST_METRICS_TOKEN", value_delimiter = ',', hide_env_values = true)]
+    pub metrics_token: Vec<String>,
 }
 
 #[derive(Args)]
@@ -409,6 +421,12 @@ pub struct ProviderArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    /// Serve this process's engine metrics at `GET /metrics` on this address (e.g. 0.0.0.0:9464);
+    /// needs --metrics-token. Unset: the worker listens nowhere.
+    #[arg(long, env = "SMSCAST_METRICS_LISTEN", requires = "metrics_token")]
+    pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub send: SendArgs,
     #[command(flatten)]

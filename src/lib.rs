@@ -12,3 +12,4 @@ pub mod http;
 pub mod provider;
 pub mod secrets;
 pub mod store;
+pub mod telemetry;

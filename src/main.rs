@@ -12,7 +12,9 @@ use std::sync::Arc;
 fn init_logging(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("SMSCAST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -78,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
                 hold_ttl_ms: args.send.hold_ttl_hours * 3_600_000,
                 clock: clock.clone(),
                 webhook_secrets,
+                metrics_tokens: args.metrics.metrics_token.clone(),
                 provider: build_provider(&args.provider, args.demo, demo_dlr).await?,
                 engine: args.engine.clone(),
                 limits: args.limits.clone(),
@@ -165,6 +168,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let cfg = smscast::engine::EngineConfig { workers: args.engine.workers.max(1), ..args.engine.clone() };
             let engine = smscast::engine::Engine::new(db, provider, clock.clone(), cfg, send);
+            if let Some(addr) = &args.metrics_listen {
+                serve_worker_metrics(addr, &args.metrics.metrics_token).await?;
+            }
             let (stop, rx) = tokio::sync::watch::channel(false);
             let tasks = engine.spawn(rx);
             tracing::info!(worker = %engine.id, "engine running");
@@ -274,6 +280,21 @@ async fn build_provider(
     };
     let client = MittoClient::new(cfg).map_err(|e| anyhow::anyhow!("Mitto settings: {e}"))?;
     Ok(Some(Arc::new(client)))
+}
+
+/// `worker --metrics-listen`: the engine's counters on their own small listener (a worker has no
+/// other HTTP), for a scraper with the metrics token.
+async fn serve_worker_metrics(addr: &str, tokens: &[String]) -> anyhow::Result<()> {
+    let tokens = smscast::http::metrics::tokens(tokens.to_vec()).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    smscast::telemetry::install();
+    tracing::info!(addr = %listener.local_addr()?, "serving engine metrics at /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, smscast::http::metrics::worker_router(tokens)).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Applies `--mitto-rate-limit` to the shared bucket, when given.

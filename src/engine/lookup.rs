@@ -21,6 +21,7 @@ impl Engine {
         loop {
             let started = tokio::time::Instant::now();
             if let Err(e) = self.look_up_once(per_sec as i64, pace, &mut stop).await {
+                crate::telemetry::engine_error("lookup");
                 tracing::warn!(error = %e, "status lookups");
             }
             tokio::select! {
@@ -42,7 +43,7 @@ impl Engine {
             delivery::claim_stragglers(&self.db, after_ms, GIVE_UP_AFTER_MS, limit, now).await?
         };
         let mut answers = Vec::new();
-        for (i, (_, provider_id)) in due.iter().enumerate() {
+        for (i, (message_id, provider_id)) in due.iter().enumerate() {
             if i > 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(pace) => {}
@@ -52,12 +53,12 @@ impl Engine {
             match self.provider.lookup(provider_id).await {
                 Ok(Some(v)) => match parse_report(&v) {
                     Ok(report) => answers.push(Incoming { report, body: v.to_string() }),
-                    Err(why) => tracing::warn!(%provider_id, %why, "unreadable status lookup answer"),
+                    Err(why) => tracing::warn!(message_id, %provider_id, %why, "unreadable status lookup answer"),
                 },
-                Ok(None) => tracing::debug!(%provider_id, "provider does not know this message"),
+                Ok(None) => tracing::debug!(message_id, %provider_id, "provider does not know this message"),
                 // Throttled, down or unsupported: the rest waits for their next turn.
                 Err(e) => {
-                    tracing::debug!(error = %e, "status lookup failed");
+                    tracing::debug!(message_id, error = %e, "status lookup failed");
                     break;
                 }
             }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 mod lookup;
 
@@ -235,6 +236,7 @@ impl Engine {
                         Ok(Some(d)) => d,
                         Ok(None) => Duration::from_millis(me.cfg.poll_ms),
                         Err(e) => {
+                            crate::telemetry::engine_error("send");
                             tracing::error!(error = %e, "send loop");
                             Duration::from_millis(me.cfg.poll_ms * 5)
                         }
@@ -258,6 +260,7 @@ impl Engine {
         handles.push(tokio::spawn(async move {
             loop {
                 if let Err(e) = me.maintain().await {
+                    crate::telemetry::engine_error("maintenance");
                     tracing::error!(error = %e, "maintenance");
                 }
                 tokio::select! {
@@ -275,7 +278,7 @@ impl Engine {
         let _turn = self.write_turn().await;
         let now = self.clock.now_ms();
         crate::store::workers::heartbeat(&self.db, &self.id, &host_name(), self.in_flight.load(Ordering::Relaxed), now).await?;
-        queue::reap(&self.db, now).await?;
+        crate::telemetry::engine_reaped(queue::reap(&self.db, now).await?);
         queue::start_due(&self.db, &self.send, now).await?;
         crate::store::operations::stop_expired_runs(&self.db, now).await?;
         crate::store::ledger::expire_due(&self.db, now).await?;
@@ -303,6 +306,7 @@ impl Engine {
             return Ok(None);
         };
         let claimed_at = add_elapsed(&self.times.claim_ns, started);
+        crate::telemetry::engine_claimed(batch.messages.len(), claimed_at - started);
         // A second short of the lease's end (it began before the claim), so a last try still ends
         // before a reaper may take the batch.
         let lease_ends = started + Duration::from_millis((self.cfg.lease_ms - 1_000).max(0) as u64);
@@ -312,14 +316,19 @@ impl Engine {
             self.record(&batch, &[], lease_ends).await?;
             return Ok(Some(Duration::ZERO));
         }
+        // The batch's log lines (the provider's, the outcome's) name its store and campaign.
+        let span =
+            tracing::info_span!("batch", store = batch.messages[0].store_id, campaign = batch.campaign_id, messages = batch.messages.len());
         self.in_flight.fetch_add(batch.messages.len() as i64, Ordering::Relaxed);
-        let result = self.send(&batch).await;
+        let result = self.send(&batch).instrument(span.clone()).await;
         self.in_flight.fetch_sub(batch.messages.len() as i64, Ordering::Relaxed);
         let sent_at = add_elapsed(&self.times.send_ns, claimed_at);
         let call_failed = result.is_err();
-        let (outcomes, pause) = self.outcomes(&batch, result);
-        self.record(&batch, &outcomes, lease_ends).await?;
+        let (outcomes, pause) = span.in_scope(|| self.outcomes(&batch, result));
+        self.record(&batch, &outcomes, lease_ends).instrument(span.clone()).await?;
         add_elapsed(&self.times.record_ns, sent_at);
+        crate::telemetry::engine_recorded(&outcomes, started.elapsed());
+        span.in_scope(|| tracing::debug!(ms = started.elapsed().as_millis() as u64, "batch recorded"));
         self.times.batches.fetch_add(1, Ordering::Relaxed);
         self.times.messages.fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
         if let Some(rate) = self.failure_rate(batch.campaign_id, call_failed) {
@@ -327,7 +336,7 @@ impl Engine {
             let reason =
                 format!("paused automatically: {:.0}% of the last {} provider calls failed", rate * 100.0, self.cfg.auto_pause_window);
             match crate::store::operations::pause(&self.db, store, batch.campaign_id, "engine", &reason, self.clock.now_ms()).await {
-                Ok(_) => tracing::warn!(campaign = batch.campaign_id, %reason, "auto-pause"),
+                Ok(_) => tracing::warn!(store = store.0, campaign = batch.campaign_id, %reason, "auto-pause"),
                 Err(e) if e.is(code::INVALID_STATE) => {}
                 Err(e) => return Err(e),
             }
@@ -352,6 +361,7 @@ impl Engine {
             drop(turn);
             match result {
                 Err(e) if e.kind == crate::domain::Kind::Internal && Instant::now() + wait < lease_ends => {
+                    crate::telemetry::engine_error("record");
                     tracing::warn!(error = %e, campaign = batch.campaign_id, "recording a batch failed; trying again");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));

@@ -137,13 +137,18 @@ impl FromRequestParts<Arc<AppState>> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let now = state.clock.now_ms();
+        // The request's log lines name the store from here on.
+        let in_span = |p: Principal| {
+            tracing::Span::current().record("store", p.store.0);
+            Auth(p)
+        };
         if let Some(key) = bearer(parts) {
-            return auth::authenticate_key(&state.db, &state.keys, key, now).await?.map(Auth).ok_or_else(|| {
+            return auth::authenticate_key(&state.db, &state.keys, key, now).await?.map(in_span).ok_or_else(|| {
                 ApiError(Error::new(Kind::Unauthorized, "invalid_api_key", "This API key is not valid or has been revoked."))
             });
         }
         if let Some(token) = session_cookie(parts) {
-            return auth::authenticate_session(&state.db, &token, now).await?.map(Auth).ok_or_else(|| {
+            return auth::authenticate_session(&state.db, &token, now).await?.map(in_span).ok_or_else(|| {
                 ApiError(Error::new(Kind::Unauthorized, "session_expired", "Your session has expired; please log in again."))
             });
         }

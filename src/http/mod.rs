@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod inbound;
+pub mod metrics;
 pub mod public;
 pub mod sse;
 pub mod web;
@@ -33,6 +34,8 @@ pub struct HttpSettings {
     pub send: crate::store::campaigns::SendSettings,
     /// Secrets a provider's webhook calls must carry (`webhooks.rs`).
     pub webhook_secrets: webhooks::WebhookSecrets,
+    /// Tokens that may read `/metrics` (and nothing else); compared like webhook secrets.
+    pub metrics_tokens: webhooks::WebhookSecrets,
     pub limits: TenantLimits,
 }
 
@@ -98,7 +101,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Gives every request an id, visible in the `x-request-id` header and in internal-error logs.
+/// Gives every request an id, visible in the `x-request-id` header and in every log line written
+/// while it is handled (a `request` span with the id, method, route and, once authenticated, the
+/// store); counts it in the HTTP metrics.
 async fn request_id(req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -109,8 +114,11 @@ async fn request_id(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| crate::secrets::random_token(16));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // The route's pattern, never the path: one metrics series per route whatever the ids.
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |m| m.as_str()).to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method, %route, store = tracing::field::Empty);
     let started = std::time::Instant::now();
-    let mut res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let mut res = tracing::Instrument::instrument(error::REQUEST_ID.scope(id.clone(), next.run(req)), span.clone()).await;
     if res.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED
         && res.headers().get(axum::http::header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
     {
@@ -121,7 +129,9 @@ async fn request_id(req: Request, next: Next) -> Response {
             .await;
         *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     }
-    tracing::debug!(request_id = %id, %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    let elapsed = started.elapsed();
+    crate::telemetry::http_request(&method, &route, res.status().as_u16(), elapsed);
+    span.in_scope(|| tracing::debug!(%path, status = res.status().as_u16(), ms = elapsed.as_millis() as u64, "request"));
     if let Ok(v) = id.parse() {
         res.headers_mut().insert("x-request-id", v);
     }

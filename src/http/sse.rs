@@ -100,6 +100,11 @@ fn too_many_streams(scope: &str, limit: usize) -> Error {
 }
 
 impl Hub {
+    /// Live streams open on this node (the metrics' `smscast_sse_open_streams`).
+    pub fn open_streams(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Ends every live stream on this node (and any opened later).
     pub fn close(&self) {
         self.closing.send_replace(true);

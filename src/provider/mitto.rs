@@ -226,16 +226,27 @@ impl SmsProvider for MittoClient {
     }
 
     fn send_batch<'a>(&'a self, batch: &'a [OutboundSms]) -> BatchFuture<'a> {
-        Box::pin(self.send_bulk(batch))
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let result = self.send_bulk(batch).await;
+            crate::telemetry::provider_call("mitto", "send", started.elapsed(), &result);
+            if let Ok(outcomes) = &result {
+                crate::telemetry::provider_rejected("mitto", outcomes);
+            }
+            result
+        })
     }
 
     fn lookup<'a>(&'a self, provider_id: &'a str) -> LookupFuture<'a> {
         Box::pin(async move {
-            match self.message_status(provider_id).await {
+            let started = std::time::Instant::now();
+            let result = match self.message_status(provider_id).await {
                 Ok(v) => Ok(Some(v)),
                 Err(BatchError::Permanent { code, .. }) if code == "not_found" => Ok(None),
                 Err(e) => Err(e),
-            }
+            };
+            crate::telemetry::provider_call("mitto", "lookup", started.elapsed(), &result);
+            result
         })
     }
 }

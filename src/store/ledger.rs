@@ -475,6 +475,29 @@ pub async fn wallet(db: &Db, store: StoreId) -> Result<Wallet, Error> {
     Ok(Wallet { balance: available + held, held, available })
 }
 
+/// The installation's open holds, for the operator's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenHolds {
+    pub open: i64,
+    /// Credits they still reserve.
+    pub credits: i64,
+    /// Open past their deadline: expiry (engine maintenance) is behind or not running.
+    pub overdue: i64,
+}
+
+/// One pass over the active holds (through `holds_due`): about one per running campaign run.
+pub async fn open_holds(db: &Db, now: i64) -> Result<OpenHolds, Error> {
+    let (open, credits, overdue): (i64, Option<i64>, Option<i64>) = on_db!(db, |p| sqlx::query_as(
+        "SELECT COUNT(*), CAST(SUM(a.balance) AS BIGINT), CAST(SUM(CASE WHEN h.expires_at <= $1 THEN 1 ELSE 0 END) AS BIGINT)
+         FROM holds h JOIN accounts a ON a.id = h.account_id WHERE h.state = 'active'"
+    )
+    .bind(now)
+    .fetch_one(p)
+    .await)
+    .map_err(db_err)?;
+    Ok(OpenHolds { open, credits: credits.unwrap_or(0), overdue: overdue.unwrap_or(0) })
+}
+
 #[derive(sqlx::FromRow)]
 struct EntryRow {
     id: i64,

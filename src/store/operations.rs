@@ -475,34 +475,3 @@ pub async fn queue(db: &Db, store: Option<StoreId>, now: i64) -> Result<QueueSta
         .collect();
     Ok(v)
 }
-
-/// The operator's queue in Prometheus text format.
-pub async fn metrics(db: &Db, now: i64) -> Result<String, Error> {
-    let q = queue(db, None, now).await?;
-    let mut out = String::new();
-    out.push_str("# HELP smscast_messages Messages in the queue by state.\n# TYPE smscast_messages gauge\n");
-    for (state, n) in [
-        ("waiting", q.waiting),
-        ("delayed", q.delayed),
-        ("active", q.active),
-        ("completed", q.completed),
-        ("failed", q.failed),
-        ("cancelled", q.cancelled),
-        ("unknown", q.unknown),
-    ] {
-        out.push_str(&format!("smscast_messages{{state=\"{state}\"}} {n}\n"));
-    }
-    out.push_str("# HELP smscast_waiting_by_priority Due messages by campaign priority.\n# TYPE smscast_waiting_by_priority gauge\n");
-    for p in ["urgent", "high", "normal", "low"] {
-        out.push_str(&format!("smscast_waiting_by_priority{{priority=\"{p}\"}} {}\n", q.by_priority.get(p).copied().unwrap_or(0)));
-    }
-    out.push_str(
-        "# HELP smscast_sent_last_minute Messages accepted by the provider in the last minute.\n# TYPE smscast_sent_last_minute gauge\n",
-    );
-    out.push_str(&format!("smscast_sent_last_minute {}\n", q.throughput.last_minute));
-    out.push_str("# HELP smscast_oldest_waiting_seconds Age of the oldest due message.\n# TYPE smscast_oldest_waiting_seconds gauge\n");
-    out.push_str(&format!("smscast_oldest_waiting_seconds {}\n", q.oldest_waiting_seconds));
-    out.push_str("# HELP smscast_workers Engine processes seen in the last minute.\n# TYPE smscast_workers gauge\n");
-    out.push_str(&format!("smscast_workers {}\n", q.workers.len()));
-    Ok(out)
-}

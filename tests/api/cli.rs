@@ -10,19 +10,19 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_smscast");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_smscast");
 /// A guard against a hung binary, not a wait for anything: every step reads output as it comes.
-const GUARD: Duration = Duration::from_secs(120);
+pub(crate) const GUARD: Duration = Duration::from_secs(120);
 
 /// A fresh database for one test, dropped at the end (PostgreSQL) or removed with its directory.
-struct TestDb {
-    url: String,
+pub(crate) struct TestDb {
+    pub(crate) url: String,
     pg_name: Option<String>,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl TestDb {
-    async fn new(b: Backend) -> TestDb {
+    pub(crate) async fn new(b: Backend) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg_name) = match b {
             // The file name the README's users would see, not the harness's.
@@ -41,7 +41,7 @@ impl Drop for TestDb {
     }
 }
 
-fn smscast(args: &[&str]) -> Command {
+pub(crate) fn smscast(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("SMSCAST_LOG", "warn")
@@ -59,21 +59,27 @@ async fn run(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-struct Demo {
-    child: Child,
+pub(crate) struct Demo {
+    pub(crate) child: Child,
     _stdout: Lines<BufReader<ChildStdout>>,
-    url: String,
-    email: String,
-    password: String,
-    api_key: String,
-    admin_key: String,
+    pub(crate) url: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
+    pub(crate) api_key: String,
+    pub(crate) admin_key: String,
 }
 
 /// Starts `serve --demo` on port 0 and reads its stdout up to the "running" line.
 async fn serve_demo(db: &TestDb) -> Demo {
-    let mut child = smscast(&["serve", "--demo", "--listen", "127.0.0.1:0", "--database-url", &db.url])
+    serve_demo_with(&db.url, &[], "warn", Stdio::inherit()).await
+}
+
+/// `serve_demo` with more arguments, a log filter (`SMSCAST_LOG`) and somewhere for the logs.
+pub(crate) async fn serve_demo_with(url: &str, args: &[&str], log: &str, stderr: Stdio) -> Demo {
+    let mut child = smscast(&[&["serve", "--demo", "--listen", "127.0.0.1:0", "--database-url", url], args].concat())
+        .env("SMSCAST_LOG", log)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

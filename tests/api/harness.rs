@@ -14,6 +14,9 @@ use std::sync::Arc;
 /// The webhook secret every test app accepts (`X-Webhook-Secret`).
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
 
+/// The metrics token every test app accepts (`GET /metrics`).
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +153,7 @@ impl TestApp {
             client_ip_header: None,
             clock: clock.clone(),
             webhook_secrets: vec![WEBHOOK_SECRET.into()],
+            metrics_tokens: vec![METRICS_TOKEN.into()],
             provider: None,
             engine: EngineConfig::default(),
             limits: Default::default(),
@@ -185,6 +189,7 @@ impl TestApp {
             client_ip_header: None,
             clock: Arc::new(ManualClock::default()),
             webhook_secrets: Vec::new(),
+            metrics_tokens: Vec::new(),
             provider: None,
             engine: EngineConfig::default(),
             limits: Default::default(),

@@ -18,6 +18,7 @@ mod holes;
 mod import;
 mod ledger;
 mod limits;
+mod observability;
 mod operations;
 mod optout;
 mod security;

@@ -218,11 +218,11 @@ pub async fn admin_queue(State(state): State<Arc<AppState>>, _: crate::http::ext
     Ok(Json(operations::queue(&state.db, None, state.clock.now_ms()).await?))
 }
 
-/// Prometheus text format, for the operator's scraper (admin key required).
+/// Prometheus text format, for the operator's scraper (a metrics token or an admin key).
 pub async fn metrics(
     State(state): State<Arc<AppState>>,
-    _: crate::http::extract::Admin,
+    _: crate::http::metrics::Scraper,
 ) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], String)> {
-    let text = operations::metrics(&state.db, state.clock.now_ms()).await?;
+    let text = crate::http::metrics::scrape(&state).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
