@@ -19,6 +19,7 @@ mod import;
 mod ledger;
 mod limits;
 mod operations;
+mod openapi;
 mod optout;
 mod security;
 mod senders;
