@@ -54,7 +54,7 @@ pub fn invalid_state(current: &str, action: &str) -> Error {
     Error::conflict(code::INVALID_STATE, format!("A {current} campaign cannot be {action}.")).with_details(json!({"status": current}))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Low,
@@ -92,7 +92,7 @@ impl Priority {
 }
 
 /// Who a campaign goes to. Only `opted_in` contacts are ever messaged, whatever the audience says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Audience {
     All,
@@ -125,7 +125,7 @@ impl Audience {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Match {
     #[default]
@@ -134,7 +134,7 @@ pub enum Match {
 }
 
 /// One condition of a segment: `{"field": "tag", "op": "has", "value": "vip"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub field: String,

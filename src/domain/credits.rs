@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// How messages are billed. Providers bill per segment, so that is the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Billing {
     #[default]

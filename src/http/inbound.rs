@@ -52,6 +52,21 @@ pub fn parse_one(v: &Value) -> Result<Inbound, Error> {
     Ok(Inbound { phone, text, payload: v.to_string() })
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/mitto/inbound",
+    tag = "webhooks",
+    operation_id = "mitto_inbound",
+    summary = "SMS replies from recipients (STOP, START, HELP, …)",
+    security(("webhook_secret" = [])),
+    request_body(content = Object, description = "One message or an array: the sender in `from`, `msisdn` or `sender`, the text in `text` or `message`.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::InboundResult),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge)
+    )
+)]
 pub async fn receive(State(state): State<Arc<AppState>>, req: Request) -> ApiResult<Json<Value>> {
     // The secret is checked before the body is read: a stranger's upload is not even buffered.
     super::webhooks::authorize(&state, req.headers())?;

@@ -306,6 +306,21 @@ impl Watcher {
 
 /// `GET /api/campaigns/{id}/events`: `status` events at once, `progress` events at most once a
 /// second while it changes; resumes after `Last-Event-ID`; ends after the final status.
+#[utoipa::path(
+    get,
+    path = "/api/campaigns/{id}/events",
+    tag = "events",
+    operation_id = "campaign_events",
+    summary = "A campaign's live status and progress",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The campaign's id."), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event.")),
+    responses(
+        (status = 200, description = "A stream of `status` events (`{status, previous, progress}`) and `progress` events (the progress object); it ends after the final status. Send `Last-Event-ID` to resume.", body = String, content_type = "text/event-stream"),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 404, response = crate::http::api::openapi::NotFound),
+        (status = 429, response = crate::http::api::openapi::TooManyRequests)
+    )
+)]
 pub async fn campaign_events(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
@@ -364,6 +379,19 @@ pub async fn campaign_events(
 
 /// `GET /api/events`: the store's dashboard — wallet, campaign statuses and queue — as they change,
 /// from the store's poller on this node.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    operation_id = "store_events",
+    summary = "The store's dashboard, live",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "A stream of `wallet`, `campaigns` and `queue` events, each carrying the new value as JSON.", body = String, content_type = "text/event-stream"),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 429, response = crate::http::api::openapi::TooManyRequests)
+    )
+)]
 pub async fn store_events(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,

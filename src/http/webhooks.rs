@@ -90,6 +90,21 @@ pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Err
 
 /// `POST /webhooks/mitto/dlr`: one report object or an array of them. All are stored and applied
 /// in one transaction, or — if any is malformed — none (400 naming the report and the field).
+#[utoipa::path(
+    post,
+    path = "/webhooks/mitto/dlr",
+    tag = "webhooks",
+    operation_id = "mitto_dlr",
+    summary = "Delivery reports from the provider",
+    security(("webhook_secret" = [])),
+    request_body(content = Object, description = "One report object or an array of up to 5,000 (`messageId`, `deliveryStatus`, `updatedAt`, …).", content_type = "application/json"),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::DlrResult),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge)
+    )
+)]
 pub async fn mitto_dlr(State(state): State<Arc<AppState>>, req: Request) -> ApiResult<Json<Value>> {
     authorize(&state, req.headers())?;
     let too_large = || {

@@ -82,7 +82,7 @@ const COLUMNS: &str = "id, store_id, name, message, audience, priority, schedule
 
 /// The fields of a campaign a store may set. Used for create (name, message, audience required)
 /// and for PATCH (everything optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
     pub name: Option<String>,
@@ -339,7 +339,8 @@ pub async fn delete(db: &Db, store: StoreId, id: i64) -> Result<(), Error> {
     Ok(())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignFilter {
     pub status: Option<String>,
@@ -402,7 +403,7 @@ pub fn composer(c: &CampaignRow, lang: &str, public_url: &str, greek_gsm: bool) 
     Ok(if c.track_links { comp } else { comp.without_link_tracking() })
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Excluded {
     pub opted_out: i64,
     pub no_consent: i64,

@@ -23,7 +23,7 @@ pub struct ContactRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactJson {
     pub id: i64,
     pub phone: String,
@@ -56,7 +56,7 @@ impl ContactJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     pub phone: String,
@@ -77,7 +77,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     #[serde(default, deserialize_with = "present")]
@@ -377,7 +377,8 @@ pub async fn delete(db: &Db, store: StoreId, id: i64) -> Result<(), Error> {
     tx.commit().await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ContactFilter {
     pub consent: Option<String>,
@@ -388,7 +389,7 @@ pub struct ContactFilter {
     pub cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -455,7 +456,7 @@ pub async fn list(db: &Db, store: StoreId, f: ContactFilter) -> Result<Page<Cont
     Ok(Page { items: items.collect(), next_cursor })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkTags {
     pub ids: Vec<i64>,

@@ -33,7 +33,7 @@ const PG_WRITERS: usize = 2;
 /// Row errors kept in the answer; the count of all of them is reported beside.
 const MAX_ERRORS: usize = 1000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     pub row: u64,
     pub column: String,
@@ -41,7 +41,7 @@ pub struct RowError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub total: u64,
     pub created: u64,

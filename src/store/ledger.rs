@@ -451,7 +451,7 @@ pub async fn expire_due(db: &Db, now: i64) -> Result<u64, Error> {
     Ok(n)
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Wallet {
     /// Everything the store owns: available plus held.
     pub balance: i64,

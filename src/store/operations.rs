@@ -359,7 +359,7 @@ pub async fn requeue(db: &Db, store: StoreId, id: i64, which: Requeue, actor: &s
 
 /// Queue statistics (`GET /api/queue`, `/api/admin/queue`, the live `queue` event). The fields are
 /// in alphabetical order, the order the JSON had when it was built as a `serde_json::Value`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     pub active: i64,
     /// Due messages by campaign priority (`urgent`, `high`, `normal`, `low`).
@@ -375,14 +375,14 @@ pub struct QueueStats {
     pub workers: Vec<WorkerSeen>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Throughput {
     pub last_5_minutes: i64,
     pub last_minute: i64,
 }
 
 /// An engine process that heartbeated in the last minute.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct WorkerSeen {
     /// Shown to the operator only.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -157,7 +157,7 @@ pub async fn keywords_json(db: &Db, store: StoreId) -> Result<Value, Error> {
     )
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeywordsInput {
     #[serde(default)]

@@ -21,7 +21,7 @@ fn to_json(r: Row) -> Value {
     json!({"id": r.id, "name": r.name, "match": rules["match"], "rules": rules["rules"], "created_at": rfc3339(r.created_at), "updated_at": rfc3339(r.updated_at)})
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentInput {
     pub name: String,

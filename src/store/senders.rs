@@ -30,6 +30,20 @@ impl SenderRequest {
     }
 }
 
+/// A sender name request as `SenderRequest::to_json` shows it: its shape for the OpenAPI document
+/// (nothing constructs it).
+#[derive(utoipa::ToSchema)]
+pub struct SenderRequestJson {
+    pub id: i64,
+    pub sender_name: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    pub requested_at: String,
+    pub decided_at: Option<String>,
+    /// Why the operator rejected it.
+    pub reason: Option<String>,
+}
+
 const COLUMNS: &str = "id, store_id, sender_name, status, requested_at, decided_at, reason";
 
 /// `$1` store, `$2` sender: true when the store may send under it (besides the platform's name).
@@ -104,7 +118,8 @@ pub async fn latest(db: &Db, store: StoreId) -> Result<Option<SenderRequest>, Er
     .map_err(db_err)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SenderFilter {
     /// `pending` (the default), `approved`, `rejected` or `all`.

@@ -118,7 +118,7 @@ pub async fn list(db: &Db) -> Result<Vec<StoreRow>, Error> {
     on_db!(db, |p| sqlx::query_as("SELECT * FROM stores ORDER BY id").fetch_all(p).await).map_err(db_err)
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorePatch {
     pub name: Option<String>,
@@ -188,7 +188,7 @@ pub async fn weights(db: &Db) -> Result<std::collections::HashMap<i64, i64>, Err
     Ok(rows.into_iter().collect())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StoreJson {
     pub id: i64,
     pub name: String,
@@ -200,6 +200,7 @@ pub struct StoreJson {
     pub updated_at: String,
     /// The store's own view (`/api/store`) adds its latest sender name request, or null.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::senders::SenderRequestJson>)]
     pub sender_request: Option<Option<serde_json::Value>>,
 }
 

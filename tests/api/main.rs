@@ -20,6 +20,7 @@ mod ledger;
 mod limits;
 mod observability;
 mod operations;
+mod openapi;
 mod optout;
 mod security;
 mod senders;

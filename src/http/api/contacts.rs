@@ -21,6 +21,25 @@ pub async fn country(state: &AppState, store: StoreId) -> Result<phonenumber::co
     Ok(phone::parse_country(&s.default_country).unwrap_or(phonenumber::country::Id::GR))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/contacts",
+    tag = "contacts",
+    operation_id = "create_contact",
+    summary = "Creates a contact",
+    security(("api_key" = []), ("session" = [])),
+    request_body = NewContact,
+    responses(
+        (status = 201, description = "Created.", body = ContactJson),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 409, response = crate::http::api::openapi::Conflict),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
@@ -30,10 +49,45 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(contacts::create(&state.db, p.store, c, &p.actor, req, state.clock.now_ms()).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/contacts/{id}",
+    tag = "contacts",
+    operation_id = "get_contact",
+    summary = "A contact",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The contact's id.")),
+    responses(
+        (status = 200, description = "OK", body = ContactJson),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 404, response = crate::http::api::openapi::NotFound)
+    )
+)]
 pub async fn get(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<ContactJson>> {
     Ok(Json(contacts::get(&state.db, p.store, id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/contacts/{id}",
+    tag = "contacts",
+    operation_id = "update_contact",
+    summary = "Changes a contact",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The contact's id.")),
+    request_body = ContactPatch,
+    responses(
+        (status = 200, description = "OK", body = ContactJson),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 404, response = crate::http::api::openapi::NotFound),
+        (status = 409, response = crate::http::api::openapi::Conflict),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
@@ -44,11 +98,40 @@ pub async fn update(
     Ok(Json(contacts::update(&state.db, p.store, c, &p.actor, id, patch, state.clock.now_ms()).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/contacts/{id}",
+    tag = "contacts",
+    operation_id = "delete_contact",
+    summary = "Deletes a contact",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The contact's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 404, response = crate::http::api::openapi::NotFound)
+    )
+)]
 pub async fn delete(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<StatusCode> {
     contacts::delete(&state.db, p.store, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/contacts",
+    tag = "contacts",
+    operation_id = "list_contacts",
+    summary = "The store's contacts, newest first",
+    security(("api_key" = []), ("session" = [])),
+    params(ContactFilter),
+    responses(
+        (status = 200, description = "OK", body = Page<ContactJson>),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
@@ -57,10 +140,42 @@ pub async fn list(
     Ok(Json(contacts::list(&state.db, p.store, f).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/contacts/tags",
+    tag = "contacts",
+    operation_id = "bulk_tags",
+    summary = "Adds and removes tags on many contacts",
+    security(("api_key" = []), ("session" = [])),
+    request_body = BulkTags,
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::BulkTagsResult),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn bulk_tags(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiJson(req): ApiJson<BulkTags>) -> ApiResult<Json<Value>> {
     Ok(Json(contacts::bulk_tags(&state.db, p.store, req).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/contacts/{id}/consent-history",
+    tag = "contacts",
+    operation_id = "consent_history",
+    summary = "A contact's consent changes, oldest first",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The contact's id.")),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::ConsentHistory),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 404, response = crate::http::api::openapi::NotFound)
+    )
+)]
 pub async fn consent_history(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"items": contacts::consent_history(&state.db, p.store, id).await?})))
 }
@@ -98,6 +213,25 @@ async fn spool_chunk(out: &mut BufWriter<tokio::fs::File>, total: &mut u64, limi
 /// `POST /api/contacts/import`: a CSV file as `multipart/form-data` (any file field) or as the raw
 /// body (`text/csv`). The upload is spooled to a temporary file (memory stays flat whatever the
 /// size), then imported by streaming from that file.
+#[utoipa::path(
+    post,
+    path = "/api/contacts/import",
+    tag = "contacts",
+    operation_id = "import_contacts",
+    summary = "Imports contacts from a CSV file",
+    security(("api_key" = []), ("session" = [])),
+    request_body(description = "The CSV file, as the raw body or as a multipart file field (named `file`, or any field with a file name). Columns: phone (required), first_name, last_name, email, tags, consent.", content(("text/csv"), ("multipart/form-data"))),
+    responses(
+        (status = 200, description = "OK", body = ImportReport),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable),
+        (status = 429, response = crate::http::api::openapi::TooManyRequests)
+    )
+)]
 pub async fn import(State(state): State<Arc<AppState>>, Auth(p): Auth, req: Request) -> ApiResult<Json<ImportReport>> {
     Ok(Json(import_request(&state, &p, req).await?))
 }

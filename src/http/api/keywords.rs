@@ -9,10 +9,41 @@ use axum::extract::State;
 use serde_json::Value;
 use std::sync::Arc;
 
+#[utoipa::path(
+    get,
+    path = "/api/store/keywords",
+    tag = "store",
+    operation_id = "get_keywords",
+    summary = "The store's own inbound keywords",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::Keywords),
+        (status = 401, response = crate::http::api::openapi::Unauthorized)
+    )
+)]
 pub async fn get_keywords(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     Ok(Json(optout::keywords_json(&state.db, p.store).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/store/keywords",
+    tag = "store",
+    operation_id = "put_keywords",
+    summary = "Replaces the store's own inbound keywords",
+    security(("api_key" = []), ("session" = [])),
+    request_body = crate::store::optout::KeywordsInput,
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::Keywords),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 409, response = crate::http::api::openapi::Conflict),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn put_keywords(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,

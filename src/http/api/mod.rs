@@ -6,8 +6,10 @@ pub mod contacts;
 mod health;
 mod keywords;
 mod links;
+pub mod openapi;
 mod reports;
 pub mod session;
+pub mod shapes;
 pub mod store;
 pub mod wallet;
 
@@ -20,6 +22,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/login", post(session::login))
         .route("/api/logout", post(session::logout))
         .route("/api/store", get(store::get_store).patch(store::patch_store))

@@ -10,6 +10,20 @@ use serde_json::Value;
 use std::sync::Arc;
 
 /// `GET /api/campaigns/{id}/report`.
+#[utoipa::path(
+    get,
+    path = "/api/campaigns/{id}/report",
+    tag = "campaigns",
+    operation_id = "campaign_report",
+    summary = "A campaign's report",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The campaign's id.")),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::Report),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 404, response = crate::http::api::openapi::NotFound)
+    )
+)]
 pub async fn campaign_report(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
     Ok(Json(report::campaign_report(&state.db, p.store, id).await?))
 }

@@ -15,13 +15,31 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    tag = "session",
+    operation_id = "login",
+    summary = "Log in with email and password",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in; the session is in the `smscast_session` cookie (Set-Cookie).", body = crate::http::api::shapes::LoginOk),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable),
+        (status = 429, response = crate::http::api::openapi::TooManyRequests),
+        (status = 503, response = crate::http::api::openapi::Unavailable)
+    )
+)]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ClientAddr(client): ClientAddr,
@@ -48,6 +66,18 @@ pub fn session_cookie_header(settings: &HttpSettings, session: &auth::Session) -
 /// Clears the session cookie.
 pub const LOGOUT_COOKIE: &str = "smscast_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
 
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    tag = "session",
+    operation_id = "logout",
+    summary = "Log out: ends the session and clears its cookie",
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Logged out.", body = crate::http::api::shapes::OkBody),
+        (status = 403, response = crate::http::api::openapi::Forbidden)
+    )
+)]
 pub async fn logout(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
     if let Some(token) = session_cookie(&parts) {
         auth::logout(&state.db, &token).await?;

@@ -22,10 +22,41 @@ async fn own_store(state: &AppState, store: StoreRow) -> ApiResult<Json<StoreJso
     Ok(Json(json))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/store",
+    tag = "store",
+    operation_id = "get_store",
+    summary = "The calling store's settings",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "OK", body = crate::store::stores::StoreJson),
+        (status = 401, response = crate::http::api::openapi::Unauthorized)
+    )
+)]
 pub async fn get_store(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<StoreJson>> {
     own_store(&state, stores::get(&state.db, p.store).await?).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/store",
+    tag = "store",
+    operation_id = "patch_store",
+    summary = "Changes the store's settings",
+    security(("api_key" = []), ("session" = [])),
+    request_body = crate::store::stores::StorePatch,
+    responses(
+        (status = 200, description = "OK", body = crate::store::stores::StoreJson),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 409, response = crate::http::api::openapi::Conflict),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn patch_store(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
@@ -42,18 +73,49 @@ fn key_json(k: ApiKeyRow) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/keys",
+    tag = "store",
+    operation_id = "list_keys",
+    summary = "The store's API keys, without their secrets",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::KeyList),
+        (status = 401, response = crate::http::api::openapi::Unauthorized)
+    )
+)]
 pub async fn list_keys(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     let keys = auth::list_api_keys(&state.db, p.store).await?;
     Ok(Json(json!({"items": keys.into_iter().map(key_json).collect::<Vec<_>>()})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     name: String,
 }
 
 /// The secret is in this answer only; it is stored hashed.
+#[utoipa::path(
+    post,
+    path = "/api/keys",
+    tag = "store",
+    operation_id = "create_key",
+    summary = "Creates an API key",
+    security(("api_key" = []), ("session" = [])),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "Created; the secret is in this answer only.", body = crate::http::api::shapes::CreatedKey),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable),
+        (status = 429, response = crate::http::api::openapi::TooManyRequests)
+    )
+)]
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
@@ -65,6 +127,21 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/keys/{id}",
+    tag = "store",
+    operation_id = "revoke_key",
+    summary = "Revokes an API key",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The key's id.")),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::KeyJson),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 403, response = crate::http::api::openapi::Forbidden),
+        (status = 404, response = crate::http::api::openapi::NotFound)
+    )
+)]
 pub async fn revoke_key(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<Json<Value>> {
     Ok(Json(key_json(revoke(&state, p.store, id).await?)))
 }

@@ -13,22 +13,49 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+#[utoipa::path(
+    get,
+    path = "/api/wallet",
+    tag = "wallet",
+    operation_id = "wallet",
+    summary = "The store's credits",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "OK", body = ledger::Wallet),
+        (status = 401, response = crate::http::api::openapi::Unauthorized)
+    )
+)]
 pub async fn wallet(State(state): State<Arc<AppState>>, Auth(p): Auth) -> ApiResult<Json<ledger::Wallet>> {
     Ok(Json(ledger::wallet(&state.db, p.store).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/wallet/entries",
+    tag = "wallet",
+    operation_id = "wallet_entries",
+    summary = "The store's ledger, newest first",
+    security(("api_key" = []), ("session" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::LedgerPage),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn entries(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiQuery(q): ApiQuery<Page>) -> ApiResult<Json<Value>> {
     Ok(Json(ledger::entries(&state.db, p.store, q.cursor.as_deref(), q.limit).await?))
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
     amount: i64,
@@ -37,6 +64,26 @@ pub struct TopUp {
 
 /// `POST /api/admin/stores/{id}/credits` with an `Idempotency-Key`: a replay answers the same and
 /// moves nothing.
+#[utoipa::path(
+    post,
+    path = "/api/admin/stores/{id}/credits",
+    tag = "admin",
+    operation_id = "top_up",
+    summary = "Adds credits to a store's wallet",
+    security(("admin_key" = [])),
+    params(("id" = i64, Path, description = "The store's id."), ("Idempotency-Key" = String, Header, description = "Required: a retried top-up with the same key answers the first answer and credits nothing.")),
+    request_body = TopUp,
+    responses(
+        (status = 201, description = "Credited (or the first answer under this Idempotency-Key).", body = crate::http::api::shapes::TopUpResult),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 404, response = crate::http::api::openapi::NotFound),
+        (status = 409, response = crate::http::api::openapi::Conflict),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn top_up(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -92,11 +139,23 @@ pub async fn top_up_once(state: &AppState, store: StoreId, key: &str, amount: i6
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/rate-limits",
+    tag = "admin",
+    operation_id = "list_rate_limits",
+    summary = "Cluster-wide send rate limits",
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::RateLimitList),
+        (status = 401, response = crate::http::api::openapi::Unauthorized)
+    )
+)]
 pub async fn list_rate_limits(State(state): State<Arc<AppState>>, _: Admin) -> ApiResult<Json<Value>> {
     Ok(Json(crate::store::rate::list(&state.db).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// `provider:{name}` (e.g. `provider:mitto`) or `store:{id}`.
@@ -113,6 +172,23 @@ pub fn check_rate_key(key: &str) -> Result<(), Error> {
 }
 
 /// Changes a cluster-wide limit at runtime; every engine reads it on its next batch.
+#[utoipa::path(
+    put,
+    path = "/api/admin/rate-limits",
+    tag = "admin",
+    operation_id = "set_rate_limit",
+    summary = "Sets a send rate limit",
+    security(("admin_key" = [])),
+    request_body = RateLimit,
+    responses(
+        (status = 200, description = "OK", body = crate::http::api::shapes::RateLimitJson),
+        (status = 400, response = crate::http::api::openapi::BadRequest),
+        (status = 401, response = crate::http::api::openapi::Unauthorized),
+        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::http::api::openapi::Unprocessable)
+    )
+)]
 pub async fn set_rate_limit(State(state): State<Arc<AppState>>, _: Admin, ApiJson(req): ApiJson<RateLimit>) -> ApiResult<Json<Value>> {
     check_rate_key(&req.key)?;
     Ok(Json(crate::store::rate::set(&state.db, &req.key, req.rate_per_sec, state.clock.now_ms()).await?))

@@ -17,7 +17,7 @@ pub async fn progress(db: &Db, store: StoreId, id: i64, now: i64) -> Result<Prog
 
 /// A campaign's progress, as `GET …/progress` and the live events show it. The fields are in
 /// alphabetical order, the order the JSON had when it was built as a `serde_json::Value`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Progress {
     pub cancelled: i64,
     pub delivered: i64,
@@ -81,7 +81,8 @@ impl Progress {
     }
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessageFilter {
     pub status: Option<String>,

@@ -9,7 +9,7 @@ use crate::store::ledger;
 use crate::store::{Db, StoreId, Tx, db_err, on_db, on_tx};
 use serde_json::{Value, json};
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestSend {
     /// Up to 5 numbers (the store owner's own phones).
