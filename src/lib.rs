@@ -11,4 +11,5 @@ pub mod faults;
 pub mod http;
 pub mod provider;
 pub mod secrets;
+pub mod soak;
 pub mod store;

@@ -22,4 +22,5 @@ mod operations;
 mod optout;
 mod security;
 mod senders;
+mod soak;
 mod web;
