@@ -43,6 +43,10 @@ pub enum Command {
     Mitto(MittoCommand),
     /// Benchmarks that print numbers (see BENCHMARKS.md).
     Bench(BenchArgs),
+    /// Fault-injection soak: a simulator with faults, `serve` and worker processes, stores
+    /// working concurrently through the API and a nemesis killing workers and connections; then
+    /// every invariant checked. Prints a table; exits non-zero on any violation.
+    Soak(SoakArgs),
 }
 
 #[derive(Args, Clone)]
@@ -193,6 +197,34 @@ pub struct SimulatorArgs {
     pub listen: String,
     #[command(flatten)]
     pub sim: crate::provider::simulator::SimulatorConfig,
+}
+
+#[derive(Args)]
+pub struct SoakArgs {
+    /// How long the load and the nemesis run (e.g. 60s, 2m), before the system settles and is checked.
+    #[arg(long, default_value = "60s", value_parser = crate::soak::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Default: a fresh SQLite file in a temporary directory. A `postgres://` URL names a database
+    /// the soak DROPS and re-creates first (its name must contain "soak"), e.g.
+    /// postgres://postgres@127.0.0.1/smscast_soak. Deliberately not read from DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// `smscast worker` processes (SQLite: exactly 1, see ARCHITECTURE.md "Soak").
+    #[arg(long, default_value_t = 3)]
+    pub workers: usize,
+    /// Makes the run's random choices (load, nemesis, provider faults) replayable; printed at start.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stores working at once.
+    #[arg(long, default_value_t = 4)]
+    pub stores: usize,
+    /// Opted-in contacts per store: each campaign's recipients.
+    #[arg(long, default_value_t = 100)]
+    pub contacts: usize,
+    /// The longest wait, after the load stops, for every campaign to finish and every report to
+    /// arrive before the checks run.
+    #[arg(long, default_value = "60s", value_parser = crate::soak::parse_duration)]
+    pub settle: std::time::Duration,
 }
 
 #[derive(Args)]

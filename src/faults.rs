@@ -38,3 +38,16 @@ pub fn hit(point: impl FnOnce() -> String) -> bool {
 pub fn injected(point: &str) -> crate::domain::Error {
     crate::domain::Error::internal(format!("injected failure at {point}"))
 }
+
+/// Test only: a deliberate bug, armed for the whole process when `SMSCAST_FAULT_DOUBLE_CHARGE`
+/// is set (read once at startup by `arm_from_env`): every charge against a hold is made a second
+/// time under another key. It exists so the soak harness's own test can show the harness catches
+/// a double charge (I6); nothing else arms it.
+pub const DOUBLE_CHARGE: &str = "double_charge";
+
+/// Arms the deliberate bugs named in the environment (see `DOUBLE_CHARGE`). Called once by `main`.
+pub fn arm_from_env() {
+    if std::env::var_os("SMSCAST_FAULT_DOUBLE_CHARGE").is_some() {
+        arm(DOUBLE_CHARGE, u32::MAX);
+    }
+}

@@ -11,5 +11,6 @@ pub mod faults;
 pub mod http;
 pub mod provider;
 pub mod secrets;
+pub mod soak;
 pub mod store;
 pub mod telemetry;

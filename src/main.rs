@@ -47,6 +47,7 @@ fn redact(url: &str) -> String {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     smscast::provider::install_crypto_provider();
+    smscast::faults::arm_from_env();
     init_logging(cli.log_format);
     let clock = Arc::new(SystemClock);
     match cli.command {
@@ -188,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
             smscast::provider::simulator::Simulator::new(args.sim).serve(listener).await?;
         }
         Command::Bench(args) => smscast::bench::run(args).await?,
+        Command::Soak(args) => smscast::soak::run(args).await?,
         Command::Mitto(smscast::config::MittoCommand::RegisterWebhooks(args)) => register_webhooks(args).await?,
         Command::ImportContacts(args) => {
             let db = connect(&args.db).await?;

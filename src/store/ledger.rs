@@ -299,7 +299,13 @@ pub async fn charge(tx: &mut Tx<'_>, hold: i64, amount: i64, messages: i64, idem
     let revenue = account(tx, &format!("revenue:{}", store.0), Some(store), "revenue").await?;
     let refs = Refs { campaign, hold: Some(hold), messages: Some(messages) };
     match transfer(tx, idem_key, Some(store), TransferKind::Charge, hold_account, revenue, amount, refs, None, now).await? {
-        Moved::Done(id) => Ok(Moved::Done(id)),
+        Moved::Done(id) => {
+            if !idem_key.ends_with(":again") && crate::faults::hit(|| crate::faults::DOUBLE_CHARGE.to_string()) {
+                // The deliberate bug the soak's own test arms: the same charge again, when the hold covers it.
+                let _ = Box::pin(charge(tx, hold, amount, messages, &format!("{idem_key}:again"), now)).await;
+            }
+            Ok(Moved::Done(id))
+        }
         Moved::Replayed(id) => {
             // Same race, seen after the claim: give the claim back so the counter matches the money.
             on_tx!(tx, |c| sqlx::query("UPDATE holds SET charged = charged - $2 WHERE id = $1")

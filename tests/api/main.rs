@@ -24,4 +24,5 @@ mod openapi;
 mod optout;
 mod security;
 mod senders;
+mod soak;
 mod web;

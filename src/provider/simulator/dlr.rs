@@ -8,6 +8,7 @@ use crate::provider::DeliveryReport;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -18,8 +19,21 @@ const DLR_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) struct DlrJob {
     pub(super) ids: Vec<u128>,
+    /// One per id, or none: every report posted once, at once.
+    pub(super) plans: Vec<DlrPlan>,
     pub(super) due: tokio::time::Instant,
     pub(super) target: DlrTarget,
+}
+
+/// How one message's report goes out (the report faults).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct DlrPlan {
+    /// Extra delay before posting.
+    pub(super) jitter_ms: u64,
+    /// Posted a second time.
+    pub(super) duplicate: bool,
+    /// Followed by an intermediate "Sent" report stamped at acceptance: older news, arriving last.
+    pub(super) stale_after: bool,
 }
 
 pub(super) async fn run_dlr(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<DlrJob>) {
@@ -40,13 +54,15 @@ pub(super) async fn run_dlr(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver
         let url = Arc::clone(&job.target.url);
         let now = now_ms();
         let timestamp = rfc3339(now as i64);
-        let reports: Vec<DeliveryReport> = {
+        // Per message: its final report, the stale intermediate one, and how to post them.
+        let reports: Vec<(DeliveryReport, DeliveryReport, DlrPlan)> = {
             let state = lock(&shared.state);
             job.ids
                 .iter()
-                .filter_map(|id| {
+                .enumerate()
+                .filter_map(|(i, id)| {
                     let r = state.records.get(id)?;
-                    Some(DeliveryReport {
+                    let report = DeliveryReport {
                         message_id: MessageId(*id).to_string(),
                         reference: r.reference.as_deref().map(str::to_owned),
                         delivery_status: r.delivery_status(now.max(r.final_ms)).to_owned(),
@@ -54,21 +70,53 @@ pub(super) async fn run_dlr(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver
                         traffic_account_id: r.traffic_account_id.to_string(),
                         timestamp: timestamp.clone(),
                         message_parts: r.parts,
-                    })
+                    };
+                    let stale = DeliveryReport {
+                        delivery_status: r.delivery_status(r.created_ms).to_owned(),
+                        timestamp: rfc3339(r.created_ms as i64),
+                        ..report.clone()
+                    };
+                    Some((report, stale, job.plans.get(i).copied().unwrap_or_default()))
                 })
                 .collect()
         };
-        for report in reports {
+        // Records that vanished have no report to post.
+        shared.reports_pending.fetch_sub((job.ids.len() - reports.len()) as u64, Ordering::Relaxed);
+        for (report, stale, plan) in reports {
             let Ok(body) = serde_json::to_vec(&report) else {
                 continue;
             };
+            let stale = if plan.stale_after { serde_json::to_vec(&stale).ok() } else { None };
             let headers = Arc::clone(&job.target.headers);
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                return;
+            let (http, url, shared, permits) = (http.clone(), Arc::clone(&url), Arc::clone(&shared), Arc::clone(&permits));
+            // Without jitter, the permit is taken before spawning, as a back-pressure on this loop;
+            // with it, after the jitter, so the wait delays a report without throttling the rest.
+            let held = if plan.jitter_ms == 0 {
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    return;
+                };
+                Some(permit)
+            } else {
+                None
             };
-            let (http, url) = (http.clone(), Arc::clone(&url));
             tokio::spawn(async move {
-                post_dlr(&http, &url, Bytes::from(body), &headers).await;
+                let permit = match held {
+                    Some(p) => p,
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(plan.jitter_ms)).await;
+                        let Ok(p) = permits.acquire_owned().await else { return };
+                        p
+                    }
+                };
+                let body = Bytes::from(body);
+                post_dlr(&http, &url, body.clone(), &headers).await;
+                if plan.duplicate {
+                    post_dlr(&http, &url, body, &headers).await;
+                }
+                if let Some(stale) = stale {
+                    post_dlr(&http, &url, Bytes::from(stale), &headers).await;
+                }
+                shared.reports_pending.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
         }

@@ -26,7 +26,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
-use dlr::{DlrJob, run_dlr};
+use dlr::{DlrJob, DlrPlan, run_dlr};
 use id::MessageId;
 use wire::{MessageIn, is_e164};
 
@@ -63,6 +63,16 @@ pub struct SimulatorConfig {
     /// Time from acceptance to the final status (DLR post and status poll).
     #[arg(long, default_value_t = 0)]
     pub dlr_delay_ms: u64,
+    /// Per delivery report, up to this much more delay (uniform), so reports overtake one another.
+    #[arg(long, default_value_t = 0)]
+    pub dlr_jitter_ms: u64,
+    /// Per delivery report: probability it is posted twice, as providers that retry do.
+    #[arg(long, default_value_t = 0.0)]
+    pub dlr_duplicate_rate: f64,
+    /// Per delivery report: probability an intermediate "Sent" report, stamped at acceptance, is
+    /// posted after the final one (out of order).
+    #[arg(long, default_value_t = 0.0)]
+    pub dlr_out_of_order_rate: f64,
     /// Sent in the X-Webhook-Secret header of each DLR post, as Mitto sends the custom header
     /// registered with its webhook (it signs nothing).
     #[arg(long, env = "SMSCAST_SIM_DLR_SECRET")]
@@ -94,6 +104,9 @@ impl Default for SimulatorConfig {
             timeout_hang_ms: 30_000,
             dlr_url: None,
             dlr_delay_ms: 0,
+            dlr_jitter_ms: 0,
+            dlr_duplicate_rate: 0.0,
+            dlr_out_of_order_rate: 0.0,
             dlr_secret: None,
             undelivered_rate: 0.0,
             short_answers: false,
@@ -121,12 +134,16 @@ pub struct Simulator {
 /// channel) alive: dropping the simulator ends the task.
 struct Shared {
     state: Mutex<SimState>,
+    /// Reports accepted for posting and not yet posted (or given up on).
+    reports_pending: AtomicU64,
 }
 
 #[derive(Default)]
 struct SimState {
     records: HashMap<u128, Record>,
     references: HashSet<Arc<str>>,
+    /// References accepted more than once (each repeat listed), for the soak's report.
+    duplicated: Vec<Arc<str>>,
     stats: Stats,
     /// Registered with `POST /api/v1/Webhooks`, by trigger.
     webhooks: HashMap<String, DlrTarget>,
@@ -187,7 +204,7 @@ impl Simulator {
         Arc::new(Self {
             cfg: Mutex::new(Arc::new(cfg)),
             rng: Mutex::new(rng),
-            shared: Arc::new(Shared { state: Mutex::new(SimState::default()) }),
+            shared: Arc::new(Shared { state: Mutex::new(SimState::default()), reports_pending: AtomicU64::new(0) }),
             id_node,
             id_counter: AtomicU64::new(0),
             dlr_tx: OnceLock::new(),
@@ -326,6 +343,7 @@ impl Simulator {
                         state.stats.unique_references += 1;
                     } else {
                         state.stats.duplicate_references += 1;
+                        state.duplicated.push(Arc::clone(r));
                     }
                 }
                 state.records.insert(id, record);
@@ -341,11 +359,46 @@ impl Simulator {
         };
 
         if let Some(target) = target.filter(|_| !dlr_ids.is_empty()) {
-            let job = DlrJob { ids: dlr_ids, due: tokio::time::Instant::now() + Duration::from_millis(cfg.dlr_delay_ms), target };
+            let plans = self.dlr_plans(cfg, dlr_ids.len());
+            let job = DlrJob { ids: dlr_ids, plans, due: tokio::time::Instant::now() + Duration::from_millis(cfg.dlr_delay_ms), target };
+            let n = job.ids.len() as u64;
+            self.shared.reports_pending.fetch_add(n, Ordering::Relaxed);
             // Fails only if the DLR task is gone (runtime shutting down).
-            let _ = self.dlr_sender().send(job);
+            if self.dlr_sender().send(job).is_err() {
+                self.shared.reports_pending.fetch_sub(n, Ordering::Relaxed);
+            }
         }
         Ok((verdicts, late))
+    }
+
+    /// How each report of a call is to be posted. Draws nothing when the report faults are off,
+    /// so seeded runs without them keep their patterns.
+    fn dlr_plans(&self, cfg: &SimulatorConfig, n: usize) -> Vec<DlrPlan> {
+        if cfg.dlr_jitter_ms == 0 && cfg.dlr_duplicate_rate <= 0.0 && cfg.dlr_out_of_order_rate <= 0.0 {
+            return Vec::new();
+        }
+        let mut rng = lock(&self.rng);
+        (0..n)
+            .map(|_| DlrPlan {
+                jitter_ms: if cfg.dlr_jitter_ms > 0 { rng.random_range(0..=cfg.dlr_jitter_ms) } else { 0 },
+                duplicate: rng.random::<f64>() < cfg.dlr_duplicate_rate,
+                stale_after: rng.random::<f64>() < cfg.dlr_out_of_order_rate,
+            })
+            .collect()
+    }
+
+    /// Every reference accepted so far, with whether its final status is "Undelivered"; and the
+    /// references accepted more than once (a duplicate send), each repeat listed.
+    pub fn accepted_references(&self) -> (Vec<(String, bool)>, Vec<String>) {
+        let state = lock(&self.shared.state);
+        let accepted = state.records.values().filter_map(|r| Some((r.reference.as_deref()?.to_string(), r.undelivered))).collect();
+        (accepted, state.duplicated.iter().map(|r| r.to_string()).collect())
+    }
+
+    /// Delivery reports still to be posted (due later, or being posted with their retries): 0
+    /// once every accepted message's reports are out, so a caller can wait for quiet.
+    pub fn reports_pending(&self) -> u64 {
+        self.shared.reports_pending.load(Ordering::Relaxed)
     }
 
     /// ULID-like: 48 bits of milliseconds, then 16 bits of instance id and a

@@ -102,6 +102,41 @@ async fn dlrs_carry_the_webhook_secret_header() {
     assert_eq!(got, expected);
 }
 
+/// The report faults: each report posted twice, then a stale "Sent" one stamped at acceptance —
+/// what a receiver must survive. And the duplicate-acceptance record names the reference.
+#[tokio::test]
+async fn duplicated_and_out_of_order_reports() {
+    let (dlr_url, mut rx) = dlr_receiver().await;
+    let (sim, url) = start(SimulatorConfig {
+        dlr_url: Some(dlr_url),
+        dlr_delay_ms: 50,
+        dlr_duplicate_rate: 1.0,
+        dlr_out_of_order_rate: 1.0,
+        seed: Some(7),
+        ..Default::default()
+    })
+    .await;
+    let c = client(&url);
+    let out = c.send_batch(&[sms("d1")]).await.unwrap();
+    let id = accepted_id(&out[0]).to_owned();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (_, body) = next(&mut rx).await;
+        let report: DeliveryReport = serde_json::from_slice(&body).unwrap();
+        assert_eq!((report.message_id.as_str(), report.reference.as_deref()), (id.as_str(), Some("d1")));
+        got.push((report.delivery_status, report.timestamp));
+    }
+    assert_eq!((got[0].0.as_str(), got[1].0.as_str(), got[2].0.as_str()), ("Delivered", "Delivered", "Sent"), "{got:?}");
+    assert_eq!(got[0], got[1], "the duplicate is the same report");
+    assert!(got[2].1 < got[0].1, "the stale report says an earlier time: {got:?}");
+
+    c.send_batch(&[sms("d1")]).await.unwrap();
+    let (accepted, duplicated) = sim.accepted_references();
+    assert_eq!(accepted.len(), 2);
+    assert_eq!(duplicated, vec!["d1".to_string()]);
+    assert_eq!(sim.stats().duplicate_references, 1);
+}
+
 #[tokio::test]
 async fn undelivered_shows_in_dlr_and_status() {
     let (dlr_url, mut rx) = dlr_receiver().await;
