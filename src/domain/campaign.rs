@@ -270,6 +270,14 @@ pub fn validate_message(message: &str) -> Result<Template, Error> {
         )
         .with_details(json!({"field": "message", "characters": chars, "limit": super::message::MAX_CHARS})));
     }
+    // Refused whether or not links are tracked: see `links::private_target`.
+    if let Some(url) = super::links::find(message).into_iter().map(|r| &message[r]).find(|u| super::links::private_target(u)) {
+        return Err(Error::invalid(
+            "private_link",
+            format!("The link {url} points to this server's own network or a private one, which recipients' phones cannot open. Link to a public address."),
+        )
+        .with_details(json!({"field": "message", "url": url})));
+    }
     Template::parse(message).map_err(|e| match e {
         TemplateError::Empty => Error::invalid("empty_message", "Write the message to send.").with_details(json!({"field": "message"})),
         TemplateError::UnknownTag(tag) => Error::invalid(
@@ -317,5 +325,79 @@ mod tests {
         assert_eq!(validate_message("   ").unwrap_err().code, "empty_message");
         assert_eq!(validate_message(&"a".repeat(1601)).unwrap_err().code, "message_too_long");
         assert!(validate_message("Hi {{FIRST_NAME|there}}").is_ok());
+        let e = validate_message("Sale at http://192.168.1.1/admin and https://shop.gr").unwrap_err();
+        assert_eq!((e.code.as_ref(), e.details["url"].as_str()), ("private_link", Some("http://192.168.1.1/admin")));
+        assert!(validate_message("Sale at https://shop.gr/?next=http://localhost").is_ok(), "a private address in a query is text");
+    }
+
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &["kind", "any", "all", "id", "match", "rules", "field", "op", "value"];
+
+    fn rule() -> impl Strategy<Value = serde_json::Value> {
+        let field =
+            prop::sample::select(vec!["consent", "tag", "created_at", "updated_at", "first_name", "last_name", "email", "phone", "x"]);
+        let op = prop::sample::select(vec![
+            "eq",
+            "neq",
+            "has",
+            "not_has",
+            "before",
+            "after",
+            "contains",
+            "starts_with",
+            "is_empty",
+            "not_empty",
+            "lt",
+        ]);
+        let value = prop_oneof![
+            Just(serde_json::Value::Null),
+            crate::domain::fuzz::nasty_text(30).prop_map(serde_json::Value::String),
+            prop::sample::select(vec!["opted_in", "2026-01-31T00:00:00Z", "2026-01-31T00:00:00+ !:00", "%", "_", "\\", "VIP"])
+                .prop_map(|s| json!(s)),
+            crate::domain::fuzz::json_value(KEYS),
+        ];
+        (field, op, value).prop_map(|(f, o, v)| json!({"field": f, "op": o, "value": v}))
+    }
+
+    proptest! {
+        /// Audience and segment JSON from anyone: parsed into the types or refused with a reason,
+        /// and validated into conditions or refused with a reason naming the rule.
+        #[test]
+        fn audiences_and_rules_from_any_json(
+            v in crate::domain::fuzz::json_value(KEYS),
+            rules in prop::collection::vec(rule(), 0..24),
+            any_match: bool,
+        ) {
+            if let Ok(a) = serde_json::from_value::<Audience>(v.clone()) {
+                if let Ok(Audience::Tags { any, all }) = a.validate() {
+                    prop_assert!(!(any.is_empty() && all.is_empty()));
+                    prop_assert!(any.iter().chain(&all).all(|t| !t.is_empty() && *t == t.trim().to_lowercase()));
+                }
+            }
+            if let Ok(r) = serde_json::from_value::<SegmentRules>(v) {
+                let _ = r.conditions();
+            }
+            let typed = rules.iter().all(|r| r["value"].is_null() || r["value"].is_string());
+            let doc = json!({"match": if any_match { "any" } else { "all" }, "rules": rules});
+            match serde_json::from_value::<SegmentRules>(doc) {
+                Ok(r) => match r.conditions() {
+                    Ok(c) => prop_assert!((1..=20).contains(&c.len())),
+                    Err(e) => prop_assert_eq!(e.code.as_ref(), "invalid_segment"),
+                },
+                Err(e) => prop_assert!(!typed, "{}", e),
+            }
+        }
+
+        #[test]
+        fn names_messages_and_codes_are_checked_not_crashed(s in crate::domain::fuzz::nasty_text(60)) {
+            if let Ok(n) = validate_name(&s) {
+                prop_assert_eq!(validate_name(&n).ok(), Some(n));
+            }
+            let _ = validate_message(&s);
+            if let Ok(c) = validate_discount_code(&s) {
+                prop_assert_eq!(validate_discount_code(&c).ok(), Some(c));
+            }
+        }
     }
 }

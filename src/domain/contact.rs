@@ -118,4 +118,25 @@ mod tests {
         assert!(clean_email(Some("nope")).is_err());
         assert_eq!(clean_email(Some(" ")).unwrap(), None);
     }
+
+    proptest::proptest! {
+        /// A normalised tag is its own normal form, so a stored tag matches the tag it came from.
+        #[test]
+        fn tags_normalise_once(raw in crate::domain::fuzz::nasty_text(70)) {
+            if let Ok(t) = normalize_tag(&raw) {
+                proptest::prop_assert_eq!(normalize_tag(&t).ok(), Some(t));
+            }
+        }
+
+        #[test]
+        fn cells_are_cleaned_or_refused(raw in crate::domain::fuzz::nasty_text(300)) {
+            let _ = Consent::parse_loose(&raw);
+            if let Ok(Some(e)) = clean_email(Some(&raw)) {
+                proptest::prop_assert_eq!(clean_email(Some(&e)).ok(), Some(Some(e)));
+            }
+            if let Ok(Some(v)) = clean_text("first_name", Some(&raw), MAX_NAME) {
+                proptest::prop_assert!(v.chars().count() <= MAX_NAME && v == v.trim());
+            }
+        }
+    }
 }

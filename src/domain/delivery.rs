@@ -163,7 +163,8 @@ fn parse_time(v: &Value) -> Option<i64> {
 
 /// Numbers below 10^11 are seconds (until the year 5138), others milliseconds.
 fn epoch_ms(n: i64) -> i64 {
-    if n.abs() < 100_000_000_000 { n * 1000 } else { n }
+    // `unsigned_abs`: `abs` of the smallest i64 overflowed.
+    if n.unsigned_abs() < 100_000_000_000 { n * 1000 } else { n }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -177,6 +178,8 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
     use serde_json::json;
 
     #[test]
@@ -274,6 +277,96 @@ mod tests {
             json!({"messageId": "x".repeat(200), "deliveryStatus": "Delivered"}),
         ] {
             assert!(parse_report(&bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Found by fuzzing: the smallest epoch number overflowed `abs` (a panic: a 500 from the webhook).
+    #[test]
+    fn the_smallest_epoch_number_is_a_time_not_a_crash() {
+        for t in [json!(i64::MIN), json!(i64::MIN.to_string()), json!(i64::MAX)] {
+            let _ = parse_report(&json!({"messageId": "x", "deliveryStatus": "Delivered", "timestamp": t}));
+        }
+    }
+
+    const FIELDS: &[&str] = &[
+        "messageId",
+        "id",
+        "msgid",
+        "reference",
+        "deliveryStatus",
+        "status",
+        "updatedAt",
+        "timestamp",
+        "doneAt",
+        "description",
+        "error",
+        "message",
+    ];
+
+    fn status() -> impl Strategy<Value = DeliveryStatus> {
+        use DeliveryStatus::*;
+        prop::sample::select(vec![Other, Queued, Sent, Rejected, Expired, Undelivered, Delivered])
+    }
+
+    proptest! {
+        /// Whatever the provider (or someone holding its secret) posts, parsing answers.
+        #[test]
+        fn any_json_is_a_report_or_a_reason(v in crate::domain::fuzz::json_value(FIELDS)) {
+            if let Ok(r) = parse_report(&v) {
+                prop_assert!(r.provider_id.is_some() || r.reference.is_some());
+                prop_assert!(r.error.as_ref().is_none_or(|e| e.len() <= MAX_ERROR_LEN));
+            }
+        }
+
+        /// A report as Mitto writes one reads back as what it says.
+        #[test]
+        fn a_written_report_reads_back(
+            provider_id in "[A-Za-z0-9-]{1,40}",
+            reference in proptest::option::of(1i64..i64::MAX),
+            s in status().prop_filter("a known status", |s| *s != DeliveryStatus::Other),
+            at in 0i64..253_402_214_399_999,
+            as_number: bool,
+            error in proptest::option::of(crate::domain::fuzz::nasty_text(60)),
+        ) {
+            let mut v = json!({"messageId": provider_id, "deliveryStatus": s.as_str()});
+            v["updatedAt"] = if as_number { json!(at.max(100_000_000_000)) } else { json!(crate::domain::time::rfc3339(at)) };
+            if let Some(r) = reference {
+                v["reference"] = json!(r.to_string());
+            }
+            if let Some(e) = &error {
+                v["description"] = json!(e);
+            }
+            let r = parse_report(&v).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(r.provider_id.as_deref(), Some(provider_id.as_str()));
+            prop_assert_eq!(r.message_id(), reference);
+            prop_assert_eq!(r.status, s);
+            prop_assert_eq!(r.at, Some(if as_number { at.max(100_000_000_000) } else { at }));
+            let want_error = error.as_deref().map(str::trim).filter(|e| !e.is_empty()).map(|e| truncate(e, MAX_ERROR_LEN));
+            prop_assert_eq!(r.error, want_error);
+        }
+
+        #[test]
+        fn every_status_reads_back_in_any_case(s in status(), upper: bool) {
+            let spelled = if upper { s.as_str().to_uppercase() } else { s.as_str().to_string() };
+            prop_assert_eq!(DeliveryStatus::parse(&format!(" {spelled} ")), s);
+        }
+
+        /// The end state is the best report, whatever order and however often reports arrive.
+        #[test]
+        fn the_end_state_does_not_depend_on_arrival(
+            reports in prop::collection::vec((status(), 0i64..20), 1..12),
+            order in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+        ) {
+            let fold = |seq: &mut dyn Iterator<Item = (DeliveryStatus, i64)>| {
+                seq.fold(None, |cur, (s, at)| if supersedes(s, at, cur) { Some((s, at)) } else { cur })
+            };
+            let want = fold(&mut reports.iter().copied());
+            // Any arrival order, with duplicates, covering every report at least once.
+            let mut shuffled: Vec<_> = order.iter().map(|i| reports[i.index(reports.len())]).collect();
+            shuffled.extend(reports.iter().rev().copied());
+            prop_assert_eq!(fold(&mut shuffled.into_iter()), want);
+            let best = reports.iter().filter(|r| r.0 != DeliveryStatus::Other).max_by_key(|(s, at)| (*s, -at)).copied();
+            prop_assert_eq!(want, best);
         }
     }
 }

@@ -80,6 +80,119 @@ pub fn target(url: &str) -> String {
     if url.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("www.")) { format!("https://{url}") } else { url.to_string() }
 }
 
+/// Whether a link points where no recipient should be sent through us: this machine, a private
+/// or link-local network, or a local name (`localhost`, `*.local`, `*.internal`, `*.home.arpa`).
+/// A phone cannot open such a link, and through our redirect it would aim recipients' browsers
+/// at their own routers and intranets (ARCHITECTURE.md, "Outbound addresses"). Hosts are read the
+/// way browsers read them: percent-escapes and full-width characters decoded, IPv4 in any
+/// WHATWG spelling (`2130706433`, `0x7f.1`, `0177.0.0.1`), IPv6 with IPv4 inside.
+pub fn private_target(url: &str) -> bool {
+    let url = target(url);
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = browser_host(host);
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().and_then(|a| a.parse::<std::net::Ipv6Addr>().ok()).is_some_and(private_v6);
+    }
+    let name = host.split(':').next().unwrap_or("");
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name == "localhost" || [".localhost", ".local", ".internal", ".home.arpa"].iter().any(|s| name.ends_with(s)) {
+        return true;
+    }
+    whatwg_ipv4(name).is_some_and(private_v4)
+}
+
+/// A host as a browser resolves it, as far as telling addresses apart needs: percent-escapes
+/// decoded, full-width forms and ideographic full stops made ASCII, lower case.
+fn browser_host(host: &str) -> String {
+    let bytes = host.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                decoded.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded)
+        .chars()
+        .map(|c| match c {
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+            '\u{3002}' | '\u{ff61}' => '.',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The WHATWG URL standard's IPv4 parser: a host whose last label is a number is an address of
+/// one to four parts, each decimal, `0x` hex or `0` octal, the last filling the remaining bytes.
+/// `None` for a name (or a host a browser refuses to load).
+fn whatwg_ipv4(host: &str) -> Option<std::net::Ipv4Addr> {
+    let number = |part: &str| -> Option<u64> {
+        let (digits, radix) = match part.get(..2) {
+            Some("0x") => (&part[2..], 16),
+            _ if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+            _ => (part, 10),
+        };
+        if digits.is_empty() {
+            return (radix == 16).then_some(0);
+        }
+        // Longer than any address: refused by browsers, and u64 would overflow.
+        if digits.len() > 32 {
+            return None;
+        }
+        u64::from_str_radix(digits, radix).ok().filter(|_| digits.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let parts: Vec<&str> = host.split('.').collect();
+    let last = parts.last().filter(|l| !l.is_empty())?;
+    if number(last).is_none() && !last.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let values: Vec<u64> = parts.iter().map(|p| number(p)).collect::<Option<_>>()?;
+    let (head, tail) = values.split_at(values.len() - 1);
+    if head.iter().any(|v| *v > 255) || tail[0] >= 1u64 << (8 * (5 - values.len())) {
+        return None;
+    }
+    let mut ip = tail[0];
+    for (i, v) in head.iter().enumerate() {
+        ip += v << (8 * (3 - i));
+    }
+    Some(std::net::Ipv4Addr::from(ip as u32))
+}
+
+fn private_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+}
+
+fn private_v6(ip: std::net::Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+        || ip.to_ipv4_mapped().is_some_and(private_v4)
+}
+
 /// An address as a `Location` header carries it: bytes outside printable ASCII percent-encoded
 /// (a Greek path, say), everything else as written.
 pub fn location(url: &str) -> String {
@@ -194,11 +307,107 @@ mod tests {
         }
     }
 
+    #[test]
+    fn private_targets_in_every_spelling() {
+        for url in [
+            "http://localhost/admin",
+            "https://LOCALHOST.:8080",
+            "http://printer.local/",
+            "http://wiki.corp.internal/x",
+            "http://127.0.0.1",
+            "http://127.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://0x7f000001",
+            "http://%31%32%37.0.0.1/",
+            "http://１２７．０．０．１/",
+            "http://user:pw@10.0.0.1/",
+            "http://192.168.1.1\\@example.com",
+            "https://172.16.5.4:8443/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://100.64.0.1/",
+            "http://0.0.0.0/",
+            "http://[::1]/",
+            "http://[::ffff:192.168.0.1]/",
+            "http://[fd00::1]/",
+            "http://[fe80::1]/",
+        ] {
+            assert!(private_target(url), "{url}");
+        }
+        for url in [
+            "https://shop.example.gr/sale",
+            "www.shop.gr",
+            "http://8.8.8.8/",
+            "http://1.2.3.4.example.com/",
+            "http://172.32.0.1/",
+            "http://[2001:db8::1]/",
+            "https://localhost.example.com/",
+            "http://user@shop.gr:8080/10.0.0.1",
+            "http://999.1.1.1/",
+        ] {
+            assert!(!private_target(url), "{url}");
+        }
+    }
+
+    proptest! {
+        /// Every spelling of an address browsers accept names the same address.
+        #[test]
+        fn every_ipv4_spelling_is_read_alike(ip: u32, style in 0usize..5) {
+            let o = ip.to_be_bytes();
+            let text = match style {
+                0 => format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3]),
+                1 => ip.to_string(),
+                2 => format!("0x{ip:x}"),
+                3 => format!("0{:o}.{}.{}", o[0], o[1], u16::from_be_bytes([o[2], o[3]])),
+                _ => format!("{}.0x{:x}", o[0], ip & 0x00ff_ffff),
+            };
+            prop_assert_eq!(whatwg_ipv4(&text), Some(std::net::Ipv4Addr::from(ip)), "{}", text);
+            let url = format!("http://{text}/x");
+            prop_assert_eq!(private_target(&url), private_v4(std::net::Ipv4Addr::from(ip)));
+        }
+
+        #[test]
+        fn any_url_is_judged_without_panicking(s in crate::domain::fuzz::nasty_text(40)) {
+            let _ = private_target(&s);
+            let _ = private_target(&format!("http://{s}"));
+        }
+    }
+
     proptest! {
         #[test]
         fn every_link_code_leads_back(k0: u64, k1: u64, id in 1i64..(1 << 50), index in 0usize..MAX_LINKS) {
             let lk = key(&CodeKey::from_hex(&format!("{k0:016x}{k1:016x}")).unwrap());
             prop_assert_eq!(decode(&lk, &code(&lk, id, index)), Some((id, index)));
+        }
+
+        /// Any code someone types into the address bar decodes to something or nothing, never a crash.
+        #[test]
+        fn any_code_decodes_or_not(k0: u64, k1: u64, s in crate::domain::fuzz::nasty_text(14)) {
+            let lk = key(&CodeKey::from_hex(&format!("{k0:016x}{k1:016x}")).unwrap());
+            let _ = decode(&lk, &s);
+        }
+
+        /// URLs found in any text are in order, apart, on character boundaries, and are URLs.
+        #[test]
+        fn found_urls_are_well_formed(text in crate::domain::fuzz::nasty_text(80)) {
+            let found = find(&text);
+            let mut last = 0;
+            for r in &found {
+                prop_assert!(r.start >= last && r.start < r.end, "{:?} in {:?}", found, text);
+                prop_assert!(text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+                let url = &text[r.clone()];
+                prop_assert_eq!(url_len(url), Some(url.len()), "{:?}", url);
+                prop_assert!(!url.contains(char::is_whitespace));
+                last = r.end;
+            }
+            for u in found.iter().map(|r| target(&text[r.clone()])) {
+                let loc = location(&u);
+                prop_assert!(loc.bytes().all(|b| b.is_ascii_graphic()), "{:?}", loc);
+                let scheme = |p: &str| loc.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+                prop_assert!(scheme("https://") || scheme("http://"), "{:?}", loc);
+            }
+            let _ = is_preview_bot(Some(&text));
         }
     }
 }

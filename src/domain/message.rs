@@ -202,4 +202,39 @@ mod tests {
         plain.compose(None, None, Codes::Message(&key, 99), &mut real).unwrap();
         assert!(real.starts_with(&format!("Sale! {long} and www.shop.gr. Code:")), "{real}");
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Preview and send never disagree: for any message, names and options, the preview's
+        /// stand-in codes give exactly the real message's length, encoding and segments, and
+        /// every tracked link's code leads back to its message and link.
+        #[test]
+        fn previews_cost_exactly_what_is_sent(
+            message in crate::domain::fuzz::nasty_text(120),
+            first in proptest::option::of(crate::domain::fuzz::nasty_text(20)),
+            last in proptest::option::of(crate::domain::fuzz::nasty_text(20)),
+            greek: bool,
+            el: bool,
+            k0: u64,
+            k1: u64,
+            id in 1i64..(1 << 50),
+        ) {
+            let lang = if el { Language::El } else { Language::En };
+            let Ok(c) = Composer::new(&message, greek, Some("CODE10"), lang, "https://s.example/") else { return Ok(()) };
+            prop_assert_eq!(link_targets(&message, greek).map(|l| l.len()), Ok(c.link_count()));
+            let key = CodeKey::new(k0, k1);
+            let (mut real, mut preview) = (String::new(), String::new());
+            let sent = c.compose(first.as_deref(), last.as_deref(), Codes::Message(&key, id), &mut real);
+            let previewed = c.compose(first.as_deref(), last.as_deref(), Codes::Preview, &mut preview);
+            prop_assert_eq!(sent.is_some(), previewed.is_some());
+            if let (Some(s), Some(p)) = (sent, previewed) {
+                prop_assert_eq!((s.encoding, s.segments, s.characters), (p.encoding, p.segments, p.characters), "{:?} / {:?}", real, preview);
+            }
+            let lk = links::key(&key);
+            for index in 0..c.link_count() {
+                prop_assert_eq!(links::decode(&lk, &links::code(&lk, id, index)), Some((id, index)));
+            }
+        }
+    }
 }

@@ -6,6 +6,8 @@ pub mod credits;
 pub mod delivery;
 pub mod error;
 pub mod failure;
+#[cfg(test)]
+pub mod fuzz;
 pub mod links;
 pub mod message;
 pub mod optout;

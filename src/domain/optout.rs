@@ -43,7 +43,9 @@ const HELP: [&str; 1] = ["HELP"];
 /// people add around a word ("Stop!", "stop.") trimmed.
 pub fn fold(text: &str) -> String {
     let mapped = greek_to_gsm(text);
-    let upper: String = mapped.chars().filter(|c| !('\u{0300}'..='\u{036F}').contains(c)).flat_map(char::to_uppercase).collect();
+    // Accents are dropped after upper-casing, which makes some ("ǰ" → "J̌"): so a folded word
+    // folds to itself (`classify` folds the first word of a folded text again).
+    let upper: String = mapped.chars().flat_map(char::to_uppercase).filter(|c| !('\u{0300}'..='\u{036F}').contains(c)).collect();
     let words: Vec<&str> = upper.split_whitespace().collect();
     let joined = words.join(" ");
     joined.trim_matches(|c: char| !c.is_alphanumeric()).to_string()
@@ -138,10 +140,64 @@ mod tests {
         assert!(validate_keyword("  !! ", Action::OptOut).is_err());
     }
 
+    /// Found by fuzzing: "ǰ" upper-cases to J and a combining caron, which folding kept, so a
+    /// store's keyword with it did not match as the first word of a reply (folded twice).
+    #[test]
+    fn a_keyword_that_upper_cases_to_an_accent_matches_as_the_first_word() {
+        let own = vec![(validate_keyword("ǰa", Action::OptOut).unwrap(), Action::OptOut)];
+        assert_eq!(classify("ǰa", &own), Some(Action::OptOut));
+        assert_eq!(classify("ǰa please", &own), Some(Action::OptOut));
+    }
+
     #[test]
     fn phones_are_masked() {
         assert_eq!(mask_phone("+306912345678"), "+30•••••••678");
         assert_eq!(mask_phone("+3069"), "+3069");
         assert_eq!(mask_phone(""), "");
+    }
+
+    use proptest::prelude::*;
+
+    /// A keyword with what people add around it: other case, accents, spaces, punctuation.
+    fn spelled(word: &'static str) -> impl Strategy<Value = String> {
+        (any::<bool>(), "[ !.?]{0,3}", "[ !.?]{0,3}").prop_map(move |(lower, pre, post)| {
+            let w = if lower { word.to_lowercase() } else { word.to_string() };
+            format!("{pre}{w}{post}")
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_reply_is_classified_without_panicking(text in crate::domain::fuzz::nasty_text(60), own in crate::domain::fuzz::nasty_text(12)) {
+            let own = validate_keyword(&own, Action::OptOut).map(|k| vec![(k, Action::OptOut)]).unwrap_or_default();
+            let _ = classify(&text, &own);
+        }
+
+        /// Folding is a normal form: a folded keyword folds to itself, so a stored keyword
+        /// matches the reply it came from.
+        #[test]
+        fn folding_is_idempotent(text in crate::domain::fuzz::nasty_text(40)) {
+            let once = fold(&text);
+            prop_assert_eq!(fold(&once), once.clone(), "{:?}", text);
+        }
+
+        #[test]
+        fn a_stores_keyword_matches_the_reply_it_came_from(word in crate::domain::fuzz::nasty_text(20)) {
+            if let Ok(k) = validate_keyword(&word, Action::OptOut) {
+                prop_assert_eq!(classify(&word, &[(k, Action::OptOut)]), Some(Action::OptOut), "{:?}", word);
+            }
+        }
+
+        #[test]
+        fn builtin_opt_outs_in_any_spelling(text in prop_oneof![spelled("STOP"), spelled("ΣΤΌΠ"), spelled("Διαγραφή"), spelled("unsubscribe")], tail in "( [a-z ]{0,20})?") {
+            prop_assert_eq!(classify(&format!("{text}{tail}"), &[]), Some(Action::OptOut));
+        }
+
+        #[test]
+        fn masking_keeps_the_length_and_hides_the_middle(e164 in "\\+[0-9]{0,15}") {
+            let masked = mask_phone(&e164);
+            prop_assert_eq!(masked.chars().count(), e164.chars().count());
+            prop_assert!(masked.chars().filter(char::is_ascii_digit).count() <= 5);
+        }
     }
 }

@@ -100,9 +100,15 @@ fn parse_full(raw: &str, country: Id) -> Result<Phone, PhoneError> {
             message: format!("\"{trimmed}\" is not a valid phone number for its country."),
         });
     }
+    let e164 = parsed.format().mode(Mode::E164).to_string();
+    // E.164 allows 15 digits; libphonenumber's metadata accepts some longer German numbers, which
+    // no provider would deliver to and which did not read back as themselves.
+    if e164.len() > 16 {
+        return Err(PhoneError { reason: "too_long", message: format!("The phone number \"{trimmed}\" is too long.") });
+    }
     let mobile =
         matches!(parsed.number_type(&phonenumber::metadata::DATABASE), PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile);
-    Ok(Phone { e164: parsed.format().mode(Mode::E164).to_string(), mobile })
+    Ok(Phone { e164, mobile })
 }
 
 #[cfg(test)]
@@ -208,5 +214,48 @@ mod tests {
         assert_eq!(gr("").unwrap_err().reason, "empty");
         assert_eq!(gr("6912").unwrap_err().reason, "too_short");
         assert_eq!(gr("+30 12345678").unwrap_err().reason, "invalid_number");
+    }
+
+    /// Found by fuzzing: libphonenumber calls this 16-digit German number valid; E.164 has 15.
+    #[test]
+    fn numbers_longer_than_e164_allows_are_refused() {
+        assert_eq!(gr("+49 20100000000000").unwrap_err().reason, "too_long");
+        assert_eq!(parse("020100000000000", Id::DE).unwrap_err().reason, "too_long");
+        assert_eq!(gr("+49 201 0000000000").map(|p| p.e164), Ok("+492010000000000".to_string()));
+    }
+
+    use proptest::prelude::*;
+
+    fn country() -> impl Strategy<Value = Id> {
+        prop::sample::select(vec![Id::GR, Id::CY, Id::DE, Id::US, Id::GB, Id::FR, Id::IT, Id::BG, Id::AL, Id::RO])
+    }
+
+    /// Numbers as people write them: a country prefix or none, digits, separators anywhere.
+    fn written_number() -> impl Strategy<Value = String> {
+        let prefix = prop::sample::select(vec!["", "", "+30", "+30 ", "0030", "+357", "+49 ", "+1 ", "+44", "00", "0", "+", "(+30) "]);
+        let digit_or_sep =
+            prop_oneof![6 => prop::char::range('0', '9'), 1 => prop::sample::select(vec![' ', '-', '.', '(', ')', '/', '\u{a0}'])];
+        (prefix, prop::collection::vec(digit_or_sep, 0..20)).prop_map(|(p, rest)| format!("{p}{}", rest.into_iter().collect::<String>()))
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_number_or_a_reason(raw in crate::domain::fuzz::nasty_text(30), c in country()) {
+            match parse(&raw, c) {
+                Ok(p) => prop_assert!(p.e164.starts_with('+') && p.e164[1..].bytes().all(|b| b.is_ascii_digit()), "{:?}", p),
+                Err(e) => prop_assert!(!e.reason.is_empty() && !e.message.is_empty()),
+            }
+        }
+
+        /// Normalising is idempotent: an E.164 number we stored reads back as itself, whatever
+        /// the store's country, and the same for the fast path and libphonenumber.
+        #[test]
+        fn normalising_twice_changes_nothing(raw in written_number(), c in country(), again in country()) {
+            if let Ok(p) = parse(&raw, c) {
+                prop_assert!(p.e164.len() <= 16, "{:?}", p);
+                prop_assert_eq!(parse(&p.e164, again), Ok(p.clone()), "{:?} in {:?}", raw, c);
+                prop_assert_eq!(parse_full(&p.e164, again), Ok(p), "{:?} in {:?}", raw, c);
+            }
+        }
     }
 }

@@ -440,5 +440,53 @@ mod tests {
                 let _ = render(&t, MARIA);
             }
         }
+
+        /// Rendering is total: every template that parses renders for any values, each value
+        /// goes in verbatim (never parsed again), and text outside tags comes out as written.
+        #[test]
+        fn prop_render_is_total_and_verbatim(
+            s in crate::domain::fuzz::nasty_text(80),
+            first in proptest::option::of(crate::domain::fuzz::nasty_text(20)),
+            last in proptest::option::of(crate::domain::fuzz::nasty_text(20)),
+            code in proptest::option::of(crate::domain::fuzz::nasty_text(10)),
+        ) {
+            let Ok(mut t) = Template::parse(&s) else { return Ok(()) };
+            let vars = Vars { first_name: first.as_deref(), last_name: last.as_deref(), discount_code: code.as_deref() };
+            let mut plain = String::new();
+            t.render(&vars, &mut plain);
+            // Rendering again by pieces gives the same text: literal text, then each tag's value
+            // (or its default).
+            let mut by_pieces = String::new();
+            for p in t.pieces() {
+                match p {
+                    Piece::Text(x) | Piece::Link { url: x, .. } => by_pieces.push_str(x),
+                    Piece::Tag { tag, default } => {
+                        let v = vars.get(*tag).filter(|v| !v.trim().is_empty());
+                        by_pieces.push_str(v.or(default.as_deref()).unwrap_or(""));
+                    }
+                }
+            }
+            prop_assert_eq!(&plain, &by_pieces);
+            if !s.contains("{{") {
+                prop_assert_eq!(&plain, &s);
+            }
+            // Tracking links changes where links point, not the text around them.
+            t.track_links(16);
+            let mut linked = String::new();
+            t.render(&vars, &mut linked);
+            prop_assert_eq!(&linked, &plain);
+            prop_assert!(t.links().len() <= 16);
+            t.untrack_links();
+            prop_assert!(t.links().is_empty());
+        }
+
+        /// A name that looks like a template stays literal.
+        #[test]
+        fn prop_values_are_never_parsed(name in "\\{\\{(first_name|last_name|nope)\\}\\}[a-z]{0,5}") {
+            let t = Template::parse("Hi {{first_name}}!").unwrap();
+            let mut out = String::new();
+            t.render(&Vars { first_name: Some(&name), ..Vars::default() }, &mut out);
+            prop_assert_eq!(out, format!("Hi {name}!"));
+        }
     }
 }

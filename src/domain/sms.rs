@@ -678,5 +678,21 @@ mod tests {
         fn prop_greek_to_gsm_leaves_non_greek_alone(text in "[ -~\n]{0,200}") {
             prop_assert_eq!(greek_to_gsm(&text), text);
         }
+
+        /// Any text at all (control characters, lone combining marks, emoji, BOM) is counted, and
+        /// the counts agree with their definitions.
+        #[test]
+        fn prop_any_text_is_counted(text in prop_oneof![crate::domain::fuzz::nasty_text(400), any::<String>()]) {
+            let info = analyze(&text);
+            prop_assert_eq!(info.characters, text.chars().count());
+            prop_assert_eq!(info.segments == 0, text.is_empty());
+            prop_assert!(info.units >= info.characters || info.encoding == Encoding::Ucs2);
+            prop_assert!(info.segments as usize <= info.units.max(1), "{:?}", info);
+            prop_assert_eq!(info, analyze_multi_pass(&text));
+            // The Greek mapping drops only accents, and mapping twice is mapping once.
+            let mapped = greek_to_gsm(&text);
+            prop_assert!(mapped.chars().count() <= text.chars().count());
+            prop_assert_eq!(greek_to_gsm(&mapped), mapped.clone());
+        }
     }
 }

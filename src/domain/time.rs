@@ -38,7 +38,8 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset_secs = match &b[i..] {
         [b'Z'] | [b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+        // Digits only: a byte below '0' underflowed here.
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] if [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()) => {
             let hh = (h1 - b'0') as i64 * 10 + (h2 - b'0') as i64;
             let mm = (m1 - b'0') as i64 * 10 + (m2 - b'0') as i64;
             let v = hh * 3600 + mm * 60;
@@ -85,5 +86,43 @@ mod tests {
         assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
         assert_eq!(parse_rfc3339("2026-11-25T20:00:00+02:00"), parse_rfc3339("2026-11-25T18:00:00Z"));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    /// Found by fuzzing: an offset whose "digits" sort below '0' underflowed (a panic, so a 500
+    /// from the delivery-report webhook and from segment rules).
+    #[test]
+    fn offsets_that_are_not_digits_are_refused() {
+        for s in ["2026-11-25T18:00:00+ !:00", "2026-11-25T18:00:00-0/:00", "2026-11-25T18:00:00+00: 0", "2026-11-25T18:00:00+ab:cd"] {
+            assert_eq!(parse_rfc3339(s), None, "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(s in crate::domain::fuzz::nasty_text(40)) {
+            let _ = parse_rfc3339(&s);
+        }
+
+        #[test]
+        fn parsing_near_misses_never_panics(s in "[0-9+-]{4}-[0-9 ]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,9})?([Zz]|[+-][ -~]{2}:[ -~]{2})?") {
+            let _ = parse_rfc3339(&s);
+        }
+
+        /// Every instant from year 0 to 9999 reads back as itself, with any offset written.
+        #[test]
+        fn format_then_parse_is_the_identity(ms in -62_167_132_800_000i64..253_402_214_399_999, offset_min in -(23 * 60 + 59)..=(23 * 60 + 59i64)) {
+            let text = rfc3339(ms);
+            proptest::prop_assert_eq!(parse_rfc3339(&text), Some(ms));
+            // The same instant as local time at an offset.
+            let local = rfc3339(ms + offset_min * 60_000);
+            let sign = if offset_min < 0 { '-' } else { '+' };
+            let with_offset = format!("{}{sign}{:02}:{:02}", &local[..local.len() - 1], offset_min.abs() / 60, offset_min.abs() % 60);
+            proptest::prop_assert_eq!(parse_rfc3339(&with_offset), Some(ms), "{}", with_offset);
+        }
+
+        #[test]
+        fn formatting_any_instant_never_panics(ms: i64) {
+            let _ = rfc3339(ms);
+        }
     }
 }

@@ -36,7 +36,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                Error::new(Kind::PayloadTooLarge, "payload_too_large", "The request body is too large.")
+                super::body_too_large(super::MAX_BODY_BYTES)
             } else {
                 Error::new(Kind::BadRequest, "invalid_body", "The request body could not be read.")
             }
@@ -223,6 +223,55 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
                     Ok(IdempotencyKey(Some(k.to_string())))
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // read only by Debug
+    struct Body {
+        name: String,
+        count: Option<i64>,
+        tags: Option<Vec<String>>,
+        audience: Option<crate::domain::campaign::Audience>,
+    }
+
+    fn refused_properly(e: &Error) -> Result<(), TestCaseError> {
+        match e.code.as_ref() {
+            "invalid_json" => prop_assert_eq!(e.kind, Kind::BadRequest),
+            "invalid_field" => prop_assert!(e.details["field"].is_string(), "{:?}", e),
+            other => prop_assert!(false, "unexpected code {}", other),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Any body, JSON or not, is parsed or refused in the one error shape (400 for what is
+        /// not JSON, 422 naming the field for the rest).
+        #[test]
+        fn any_body_parses_or_is_refused_by_field(
+            doc in crate::domain::fuzz::json_value(&["name", "count", "tags", "audience", "kind", "any", "all", "id"]),
+            bytes in prop::collection::vec(any::<u8>(), 0..100),
+        ) {
+            for body in [serde_json::to_vec(&doc).unwrap(), bytes] {
+                if let Err(e) = parse_json::<Body>(&body) {
+                    refused_properly(&e)?;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_trailing_garbage_are_refused() {
+        for body in ["[".repeat(100_000), format!("{{\"name\": {}}}", "[".repeat(10_000)), "{\"name\": \"x\"}}".into(), String::new()] {
+            let e = parse_json::<Body>(body.as_bytes()).unwrap_err();
+            refused_properly(&e).unwrap();
         }
     }
 }

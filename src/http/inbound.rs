@@ -70,9 +70,7 @@ pub fn parse_one(v: &Value) -> Result<Inbound, Error> {
 pub async fn receive(State(state): State<Arc<AppState>>, req: Request) -> ApiResult<Json<Value>> {
     // The secret is checked before the body is read: a stranger's upload is not even buffered.
     super::webhooks::authorize(&state, req.headers())?;
-    let body = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| {
-        Error::new(Kind::PayloadTooLarge, "payload_too_large", format!("An inbound webhook body may be at most {} KiB.", MAX_BODY / 1024))
-    })?;
+    let body = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| super::body_too_large(MAX_BODY))?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| malformed(format!("The body is not valid JSON: {e}")))?;
     let items: Vec<&Value> = match &doc {
         Value::Array(a) if a.is_empty() => return Err(malformed("The array of inbound messages is empty.").into()),
@@ -113,6 +111,19 @@ mod tests {
             json!({"from": "+306912345678", "text": 5}),
         ] {
             assert!(parse_one(&v).is_err(), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any inbound message is read or refused with a 400; a number that is read is E.164.
+        #[test]
+        fn any_inbound_json_is_read_or_refused(
+            v in crate::domain::fuzz::json_value(&["from", "msisdn", "sender", "number", "phoneNumber", "phone", "address", "text", "message"]),
+        ) {
+            match parse_one(&v) {
+                Ok(m) => proptest::prop_assert!(m.phone.starts_with('+') && m.phone[1..].bytes().all(|b| b.is_ascii_digit()), "{}", m.phone),
+                Err(e) => proptest::prop_assert_eq!((e.kind, e.code.as_ref()), (Kind::BadRequest, "invalid_inbound")),
+            }
         }
     }
 }

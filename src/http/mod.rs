@@ -14,7 +14,8 @@ pub mod webhooks;
 
 use crate::clock::SharedClock;
 use crate::domain::{Error, Kind};
-use crate::store::Db;
+use crate::store::rate::Action;
+use crate::store::{Db, StoreId};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::Next;
@@ -51,12 +52,32 @@ pub struct TenantLimits {
     /// Open live-event streams (SSE) on this node, all stores together; more answer 429.
     #[arg(long, env = "SMSCAST_MAX_STREAMS_PER_NODE", default_value_t = TenantLimits::STREAMS_PER_NODE)]
     pub max_streams_per_node: usize,
+    /// API keys a store may create per hour (0: no limit); more answer 429.
+    #[arg(long, env = "SMSCAST_KEYS_PER_HOUR", default_value_t = TenantLimits::KEYS_PER_HOUR)]
+    pub keys_per_hour: i64,
+    /// Contact imports a store may start per hour (0: no limit); more answer 429.
+    #[arg(long, env = "SMSCAST_IMPORTS_PER_HOUR", default_value_t = TenantLimits::IMPORTS_PER_HOUR)]
+    pub imports_per_hour: i64,
+    /// Campaign sends and test sends a store may start per hour (0: no limit); more answer 429.
+    #[arg(long, env = "SMSCAST_SENDS_PER_HOUR", default_value_t = TenantLimits::SENDS_PER_HOUR)]
+    pub sends_per_hour: i64,
 }
 
 impl TenantLimits {
     const TEST_SENDS_PER_DAY: i64 = 50;
     const STREAMS_PER_STORE: usize = 50;
     const STREAMS_PER_NODE: usize = 2_000;
+    const KEYS_PER_HOUR: i64 = 20;
+    const IMPORTS_PER_HOUR: i64 = 30;
+    const SENDS_PER_HOUR: i64 = 120;
+
+    fn per_hour(&self, action: Action) -> i64 {
+        match action {
+            Action::CreateKey => self.keys_per_hour,
+            Action::Import => self.imports_per_hour,
+            Action::Send => self.sends_per_hour,
+        }
+    }
 }
 
 impl Default for TenantLimits {
@@ -65,8 +86,17 @@ impl Default for TenantLimits {
             test_sends_per_day: TenantLimits::TEST_SENDS_PER_DAY,
             max_streams_per_store: TenantLimits::STREAMS_PER_STORE,
             max_streams_per_node: TenantLimits::STREAMS_PER_NODE,
+            keys_per_hour: TenantLimits::KEYS_PER_HOUR,
+            imports_per_hour: TenantLimits::IMPORTS_PER_HOUR,
+            sends_per_hour: TenantLimits::SENDS_PER_HOUR,
         }
     }
+}
+
+/// Counts one costly `action` of `store` against its hourly limit, or refuses it (429 with
+/// Retry-After). The API and the web pages call this before the action, so both share one count.
+pub async fn rate_limit(state: &AppState, store: StoreId, action: Action) -> Result<(), Error> {
+    crate::store::rate::count(&state.db, store, action, state.settings.limits.per_hour(action), state.clock.now_ms()).await
 }
 
 pub struct AppState {
@@ -93,12 +123,47 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(web::fallback)
         // Inside the request id, so a refusal carries one; before any handler reads a body.
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::check))
-        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(body_limit))
         .layer(axum::middleware::from_fn(request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::error_response(Error::internal("handler panicked"))))
         // Outermost, so every answer has them, the rewritten 405s and caught panics too.
         .layer(axum::middleware::from_fn(csrf::security_headers))
         .with_state(state)
+}
+
+/// Largest request body of a route without a limit of its own (`body_limit_of`): JSON and
+/// forms are a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The most bytes a request body may have at `path`. `None`: the imports, whose limit is
+/// `--max-import-bytes` and whose refusal the web page shows as a page (`api::contacts`).
+fn body_limit_of(path: &str) -> Option<usize> {
+    match path {
+        "/api/contacts/import" | "/contacts/import" => None,
+        "/webhooks/mitto/dlr" => Some(webhooks::MAX_BODY_BYTES),
+        "/webhooks/mitto/inbound" => Some(inbound::MAX_BODY),
+        _ => Some(MAX_BODY_BYTES),
+    }
+}
+
+/// The refusal of a body over `max` bytes (413).
+pub fn body_too_large(max: usize) -> Error {
+    Error::new(Kind::PayloadTooLarge, "payload_too_large", format!("The request body is larger than {max} bytes."))
+        .with_details(serde_json::json!({"max_bytes": max}))
+}
+
+/// Refuses a body announced over its route's limit before any handler runs — on every route,
+/// those that never read their body too. A body streamed without a length is cut at the limit by
+/// whatever reads it (`DefaultBodyLimit`, the webhooks' own reads), also with a 413.
+async fn body_limit(req: Request, next: Next) -> Response {
+    let announced = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let (Some(n), Some(max)) = (announced, body_limit_of(req.uri().path()))
+        && n > max as u64
+    {
+        return error::error_response(body_too_large(max));
+    }
+    next.run(req).await
 }
 
 /// Gives every request an id, visible in the `x-request-id` header and in every log line written

@@ -1,10 +1,88 @@
-//! Cluster-wide token buckets in the database: per provider account and per store, in messages
-//! per second. Rows are read on every take, so a change made at runtime applies at once. No row
-//! (or a rate of 0) means no limit.
+//! Cluster-wide limits in the database. Token buckets per provider account and per store, in
+//! messages per second: rows are read on every take, so a change made at runtime applies at once;
+//! no row (or a rate of 0) means no limit. And per-store hourly counts of costly actions
+//! (`Action`, table `rate_windows`), which a store's own requests cannot pass on any node.
 
-use super::{Db, db_err, on_db, on_tx};
-use crate::domain::Error;
+use super::{Db, StoreId, db_err, on_db, on_tx};
+use crate::domain::{Error, Kind};
 use serde_json::{Value, json};
+
+/// A costly action a store may take only so many times an hour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `POST /api/keys`, the settings page's "Create key".
+    CreateKey,
+    /// A contact import (API or web page).
+    Import,
+    /// Starting a campaign (`send`, `enqueue`, the web page's button) or a test send.
+    Send,
+}
+
+impl Action {
+    fn key(self, store: StoreId) -> String {
+        let name = match self {
+            Action::CreateKey => "keys",
+            Action::Import => "imports",
+            Action::Send => "sends",
+        };
+        format!("{name}:store:{}", store.0)
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Action::CreateKey => "create API keys",
+            Action::Import => "import contacts",
+            Action::Send => "start sends",
+        }
+    }
+}
+
+/// The window the hourly limits count in.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Counts one `action` of `store` in the current hour (UTC, fixed windows), or refuses it with a
+/// 429 carrying `retry_after` (seconds to the next window) and counts nothing. `per_hour` 0 means
+/// no limit. One conditional upsert: concurrent requests on any node cannot pass the limit
+/// together. A clock behind the stored window counts in the stored window.
+pub async fn count(db: &Db, store: StoreId, action: Action, per_hour: i64, now: i64) -> Result<(), Error> {
+    if per_hour <= 0 {
+        return Ok(());
+    }
+    let key = action.key(store);
+    let window = now - now.rem_euclid(HOUR_MS);
+    let counted: Option<i64> = on_db!(db, |p| sqlx::query_scalar(
+        "INSERT INTO rate_windows (key, window_start, used) VALUES ($1, $2, 1)
+         ON CONFLICT (key) DO UPDATE SET
+            used = CASE WHEN rate_windows.window_start >= excluded.window_start THEN rate_windows.used + 1 ELSE 1 END,
+            window_start = CASE WHEN rate_windows.window_start >= excluded.window_start THEN rate_windows.window_start ELSE excluded.window_start END
+         WHERE rate_windows.window_start < excluded.window_start OR rate_windows.used < $3
+         RETURNING used"
+    )
+    .bind(&key)
+    .bind(window)
+    .bind(per_hour)
+    .fetch_optional(p)
+    .await)
+    .map_err(db_err)?;
+    if counted.is_some() {
+        return Ok(());
+    }
+    let started: Option<i64> =
+        on_db!(db, |p| sqlx::query_scalar("SELECT window_start FROM rate_windows WHERE key = $1").bind(&key).fetch_optional(p).await)
+            .map_err(db_err)?;
+    let retry_after = ((started.unwrap_or(window) + HOUR_MS - now).max(1) + 999) / 1000;
+    let minutes = (retry_after + 59) / 60;
+    Err(Error::new(
+        Kind::TooManyRequests,
+        "rate_limited",
+        format!(
+            "This store can {} {per_hour} times an hour and has reached that; try again in {minutes} minute{}.",
+            action.what(),
+            if minutes == 1 { "" } else { "s" }
+        ),
+    )
+    .with_details(json!({"limit": per_hour, "window_secs": HOUR_MS / 1000, "retry_after": retry_after})))
+}
 
 pub fn provider_key(name: &str) -> String {
     format!("provider:{name}")

@@ -262,6 +262,19 @@ impl TestApp {
         declared_length: Option<usize>,
         body: &[u8],
     ) -> (reqwest::StatusCode, Value) {
+        self.raw_request("POST", path, auth_header, content_type, declared_length, body).await
+    }
+
+    /// `raw_post_with` with any method.
+    pub async fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        auth_header: &str,
+        content_type: &str,
+        declared_length: Option<usize>,
+        body: &[u8],
+    ) -> (reqwest::StatusCode, Value) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.url.trim_start_matches("http://");
         let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -270,7 +283,7 @@ impl TestApp {
             None => "Transfer-Encoding: chunked".to_string(),
         };
         let mut out = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth_header}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth_header}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
         )
         .into_bytes();
         if declared_length.is_some() {

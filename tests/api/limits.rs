@@ -1,9 +1,10 @@
 //! One tenant must not be able to hurt the others, nor its own data leak: bounded bulk edits and
-//! searches, segments that match Greek names on both databases, private upload spools.
+//! searches, segments that match Greek names on both databases, private upload spools, request
+//! bodies bounded on every route, hourly limits on costly actions that hold across nodes.
 
 use crate::contacts::list_all;
 use crate::dual;
-use crate::harness::{Backend, TestApp, assert_error};
+use crate::harness::{Backend, TestApp, TestStore, WEBHOOK_SECRET, assert_error, campaign, seed};
 use serde_json::{Value, json};
 
 /// Imports `n` contacts and returns their ids.
@@ -153,4 +154,178 @@ async fn upload_spools_are_private(b: Backend) {
     drop(sock);
 }
 
-dual!(bulk_tag_edits_are_bounded, contact_search_is_bounded, segment_rules_match_greek_names_on_both_databases, upload_spools_are_private);
+/// The largest JSON or form body (`http::MAX_BODY_BYTES`).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Every route that takes a body refuses one announced over its limit with 413 in the error
+/// shape, before anything runs — routes that never read their body and unknown paths too; a body
+/// streamed without a length is cut at the limit by whatever reads it. Nothing changes.
+async fn bodies_over_the_limit_get_413_on_every_route(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Big Bodies").await;
+    seed(&t, &s, 2, 100).await;
+    let id = campaign(&t, &s, "Big").await;
+    let before = (list_all(&t, &s.key, "", 500).await, t.get(&format!("/api/campaigns/{id}"), &s.key).await.1);
+    let c = format!("/api/campaigns/{id}");
+    let routes: Vec<(&str, String)> = [
+        ("POST", "/api/login"),
+        ("POST", "/api/logout"),
+        ("PATCH", "/api/store"),
+        ("PUT", "/api/store/keywords"),
+        ("POST", "/api/keys"),
+        ("DELETE", "/api/keys/1"),
+        ("POST", "/api/keys/1/revoke"),
+        ("POST", "/api/contacts"),
+        ("POST", "/api/contacts/tags"),
+        ("PATCH", "/api/contacts/1"),
+        ("DELETE", "/api/contacts/1"),
+        ("POST", "/api/admin/stores"),
+        ("POST", "/api/admin/stores/1/credits"),
+        ("PUT", "/api/admin/stores/1/weight"),
+        ("POST", "/api/admin/senders/1/approve"),
+        ("POST", "/api/admin/senders/1/reject"),
+        ("DELETE", "/api/admin/keys/1"),
+        ("POST", "/api/admin/keys/1/revoke"),
+        ("PUT", "/api/admin/rate-limits"),
+        ("POST", "/api/campaigns"),
+        ("POST", "/api/segments"),
+        ("PUT", "/api/segments/1"),
+        ("PATCH", "/api/segments/1"),
+        ("DELETE", "/api/segments/1"),
+        ("POST", "/api/sms/analyze"),
+        ("POST", "/login"),
+        ("POST", "/logout"),
+        ("POST", "/lang"),
+        ("POST", "/campaigns/new"),
+        ("POST", "/contacts"),
+        ("POST", "/contacts/1"),
+        ("POST", "/settings"),
+        ("POST", "/settings/keys"),
+        ("POST", "/settings/keys/1/revoke"),
+        ("POST", "/admin/login"),
+        ("POST", "/admin/logout"),
+        ("POST", "/admin/stores/1/credits"),
+        ("POST", "/admin/rate-limits"),
+        ("POST", "/admin/senders/1/approve"),
+        ("POST", "/admin/senders/1/reject"),
+        ("POST", "/u/abcdefghij"),
+        ("POST", "/no/such/route"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m, p.to_string()))
+    .chain(["PATCH", "DELETE"].map(|m| (m, c.clone())))
+    .chain(["send", "enqueue", "test", "cancel", "pause", "resume", "retry-failed", "resend-unknown"].map(|a| ("POST", format!("{c}/{a}"))))
+    .chain(["edit", "send", "cancel", "pause", "resume", "retry-failed"].map(|a| ("POST", format!("/campaigns/{id}/{a}"))))
+    .collect();
+    let auth = format!("Authorization: Bearer {}", s.key);
+    for (method, path) in &routes {
+        let (st, e) = t.raw_request(method, path, &auth, "application/json", Some(MAX_BODY + 1), b"{}").await;
+        assert_error(st, &e, 413, "payload_too_large");
+        assert_eq!(e["details"]["max_bytes"], MAX_BODY, "{method} {path}");
+    }
+    // The webhooks have limits of their own.
+    let secret = format!("X-Webhook-Secret: {WEBHOOK_SECRET}");
+    for (path, max) in [("/webhooks/mitto/dlr", 1024 * 1024), ("/webhooks/mitto/inbound", 256 * 1024)] {
+        for declared in [Some(max + 1), None] {
+            let (st, e) = t.raw_post_with(path, &secret, "application/json", declared, &vec![b' '; max + 1]).await;
+            assert_error(st, &e, 413, "payload_too_large");
+            assert_eq!(e["details"]["max_bytes"], max, "{path}");
+        }
+    }
+    // Streamed without a length: JSON bodies and forms alike.
+    let big_json = format!("{{\"name\": \"{}\"}}", "x".repeat(MAX_BODY));
+    let big_form = format!("email=a%40b.gr&password={}", "x".repeat(MAX_BODY));
+    for (path, ct, body) in [
+        ("/api/contacts", "application/json", &big_json),
+        ("/api/login", "application/json", &big_json),
+        ("/api/segments", "application/json", &big_json),
+        ("/login", "application/x-www-form-urlencoded", &big_form),
+        ("/admin/login", "application/x-www-form-urlencoded", &big_form),
+        ("/lang", "application/x-www-form-urlencoded", &big_form),
+    ] {
+        let (st, e) = t.raw_post(path, &s.key, ct, None, body.as_bytes()).await;
+        assert_error(st, &e, 413, "payload_too_large");
+        assert_eq!(e["details"]["max_bytes"], MAX_BODY, "{path}");
+    }
+    let after = (list_all(&t, &s.key, "", 500).await, t.get(&format!("/api/campaigns/{id}"), &s.key).await.1);
+    assert_eq!(after, before, "nothing changed");
+    // Under the limit, the same routes work as ever.
+    let (st, r) = t.post("/api/contacts", &s.key, json!({"phone": "6912345690", "first_name": "x".repeat(100)})).await;
+    assert_eq!(st, 201, "{r}");
+}
+
+/// A 429 in the error shape whose Retry-After header says what the details say: within the hour.
+async fn assert_rate_limited(res: reqwest::Response) {
+    let retry_after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let (st, e) = (res.status(), res.json::<Value>().await.unwrap());
+    assert_error(st, &e, 429, "rate_limited");
+    assert_eq!(retry_after, e["details"]["retry_after"].as_u64(), "{e}");
+    assert!(retry_after.is_some_and(|s| (1..=3600).contains(&s)), "{e}");
+}
+
+async fn create_key(t: &TestApp, url: &str, s: &TestStore, name: &str) -> reqwest::Response {
+    t.client.post(format!("{url}/api/keys")).bearer_auth(&s.key).json(&json!({"name": name})).send().await.unwrap()
+}
+
+/// 20 keys an hour per store by default, counted in the database: keys made on two nodes count
+/// together, the 21st is refused on either, another store is not affected, and the next hour
+/// allows more.
+async fn key_creation_is_limited_per_store_across_nodes(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (s, other) = (t.store("Key Maker").await, t.store("Key Neighbour").await);
+    let second = t.second_node().await;
+    for i in 0..20 {
+        let url = if i % 2 == 0 { t.url.clone() } else { second.url() };
+        let res = create_key(&t, &url, &s, &format!("key {i}")).await;
+        assert_eq!(res.status(), 201, "key {i}");
+    }
+    let keys = t.get("/api/keys", &s.key).await.1["items"].as_array().unwrap().len();
+    for url in [t.url.clone(), second.url()] {
+        assert_rate_limited(create_key(&t, &url, &s, "one too many").await).await;
+    }
+    assert_eq!(t.get("/api/keys", &s.key).await.1["items"].as_array().unwrap().len(), keys, "a refusal creates nothing");
+    second.stop().await;
+    assert_eq!(create_key(&t, &t.url, &other, "theirs").await.status(), 201);
+    t.clock.advance(3_600_000);
+    assert_eq!(create_key(&t, &t.url, &s, "next hour").await.status(), 201);
+}
+
+async fn imports_and_sends_are_limited_per_store(b: Backend) {
+    let t = TestApp::start_with(b, |c| {
+        c.limits.imports_per_hour = 2;
+        c.limits.sends_per_hour = 2;
+    })
+    .await;
+    let s = t.store("Busy Store").await;
+    seed(&t, &s, 3, 1_000).await;
+    let (st, r) = t.import_csv(&s.key, "phone\n6912345681\n").await;
+    assert_eq!(st, 200, "{r}");
+    let contacts = list_all(&t, &s.key, "", 500).await;
+    let upload = || t.client.post(format!("{}/api/contacts/import", t.url)).bearer_auth(&s.key).header("content-type", "text/csv");
+    assert_rate_limited(upload().body("phone\n6912345682\n").send().await.unwrap()).await;
+    assert_eq!(list_all(&t, &s.key, "", 500).await, contacts, "a refused import imports nothing");
+
+    let (a, bb) = (campaign(&t, &s, "First").await, campaign(&t, &s, "Second").await);
+    let (st, r) = t.post(&format!("/api/campaigns/{a}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    let (st, r) = t.post(&format!("/api/campaigns/{bb}/test"), &s.key, json!({"phones": ["6940000001"]})).await;
+    assert_eq!(st, 202, "{r}");
+    let wallet = t.get("/api/wallet", &s.key).await.1;
+    let send = t.client.post(format!("{}/api/campaigns/{bb}/send", t.url)).bearer_auth(&s.key).json(&json!({})).send().await.unwrap();
+    assert_rate_limited(send).await;
+    assert_eq!(t.get(&format!("/api/campaigns/{bb}"), &s.key).await.1["status"], "draft", "a refused send starts nothing");
+    assert_eq!(t.get("/api/wallet", &s.key).await.1, wallet, "and holds nothing");
+    t.clock.advance(3_600_000);
+    let (st, r) = t.post(&format!("/api/campaigns/{bb}/send"), &s.key, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+}
+
+dual!(
+    bulk_tag_edits_are_bounded,
+    contact_search_is_bounded,
+    segment_rules_match_greek_names_on_both_databases,
+    upload_spools_are_private,
+    bodies_over_the_limit_get_413_on_every_route,
+    key_creation_is_limited_per_store_across_nodes,
+    imports_and_sends_are_limited_per_store
+);

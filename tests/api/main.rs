@@ -14,6 +14,7 @@ mod engine;
 mod events;
 mod fairness;
 mod foundation;
+mod fuzz;
 mod holes;
 mod import;
 mod ledger;

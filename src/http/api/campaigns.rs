@@ -304,6 +304,7 @@ pub async fn send(
     Id(id): Id,
     IdempotencyKey(key): IdempotencyKey,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    crate::http::rate_limit(&state, p.store, crate::store::rate::Action::Send).await?;
     let now = state.clock.now_ms();
     let started = queue::start_with_key(&state.db, p.store, id, &p.actor.label(), key.as_deref(), &state.settings.send, now).await?;
     Ok((StatusCode::from_u16(started.status).unwrap_or(StatusCode::OK), Json(started.body)))
@@ -379,6 +380,7 @@ pub async fn send_test(
     Id(id): Id,
     ApiJson(req): ApiJson<queue::TestSend>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    crate::http::rate_limit(&state, p.store, crate::store::rate::Action::Send).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(

@@ -252,6 +252,7 @@ pub async fn import_request(state: &AppState, p: &crate::store::auth::Principal,
             "Upload the CSV as multipart/form-data or with Content-Type: text/csv.",
         ));
     }
+    crate::http::rate_limit(state, p.store, crate::store::rate::Action::Import).await?;
     let spool = Spool { path: std::env::temp_dir().join(format!("smscast-import-{}.csv", crate::secrets::random_token(20))) };
     // Readable by this user only: it holds a store's customers. `create_new`: never an existing file.
     let file = tokio::fs::OpenOptions::new()

@@ -121,6 +121,7 @@ pub async fn create_key(
     Auth(p): Auth,
     ApiJson(req): ApiJson<NewKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    crate::http::rate_limit(&state, p.store, crate::store::rate::Action::CreateKey).await?;
     let (row, key) = auth::create_api_key(&state.db, p.store, &req.name, state.clock.now_ms()).await?;
     let mut v = key_json(row);
     v["key"] = json!(key);

@@ -297,7 +297,8 @@ pub async fn send(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<S
             }
         }
         // The same start as `POST /api/campaigns/{id}/send`: one conditional status change, so a
-        // second click cannot start it twice.
+        // second click cannot start it twice; and the same hourly count.
+        crate::http::rate_limit(&state, web.p.store, crate::store::rate::Action::Send).await?;
         let started = queue::start_with_key(&state.db, web.p.store, id, &actor, None, &state.settings.send, state.clock.now_ms());
         Ok(started.await?.body)
     })

@@ -171,7 +171,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for WebForm<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bad = || WebError(Error::new(Kind::BadRequest, "invalid_form", "The form could not be read; reload the page and try again."));
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| bad().into_response())?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                crate::http::error::error_response(crate::http::body_too_large(crate::http::MAX_BODY_BYTES))
+            } else {
+                bad().into_response()
+            }
+        })?;
         serde_urlencoded::from_bytes(&bytes).map(WebForm).map_err(|_| bad().into_response())
     }
 }

@@ -174,7 +174,11 @@ pub struct KeyForm {
 
 /// `POST /settings/keys`: answers with the page showing the new key, the only time it is shown.
 pub async fn create_key(State(state): State<Arc<AppState>>, web: Web, WebForm(f): WebForm<KeyForm>) -> WebResult {
-    match auth::create_api_key(&state.db, web.p.store, &f.name, state.clock.now_ms()).await {
+    let created = match crate::http::rate_limit(&state, web.p.store, crate::store::rate::Action::CreateKey).await {
+        Ok(()) => auth::create_api_key(&state.db, web.p.store, &f.name, state.clock.now_ms()).await,
+        Err(e) => Err(e),
+    };
+    match created {
         Ok((_, key)) => page(&state, &web, Extra { form: None, flash: None, error: None, new_key: Some(key) }).await,
         Err(e) if refused(&e) => {
             let error = Some((crate::http::error::status_of(e.kind), e.message));
