@@ -142,6 +142,20 @@ async fn operator_browser(t: &TestApp, prefix: &str) -> Browser {
     br
 }
 
+/// Credits for the store, as the operator API adds them.
+async fn top_up(t: &TestApp, s: &TestStore, amount: i64, idem: &str) {
+    let res = t
+        .client
+        .post(format!("{}/api/admin/stores/{}/credits", t.url, s.id))
+        .bearer_auth(&t.admin_key)
+        .header("idempotency-key", idem)
+        .json(&json!({"amount": amount, "reason": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
 /// Waits for the note a successful action leaves on the page it returns to.
 async fn wait_toast(br: &Browser, text: &str) {
     let script = format!("return (document.querySelector('.toast') || {{}}).textContent === {}", json!(text));
@@ -163,11 +177,27 @@ async fn main_flow(b: Backend) {
         ..SimulatorConfig::default()
     });
     let s = t.store("Web Shop").await;
-    seed(&t, &s, 120, 10_000).await;
+    top_up(&t, &s, 10_000, "main").await;
     let prefix = format!("main-{}", if b == Backend::Sqlite { "sqlite" } else { "pg" });
     let br = store_browser(&t, &s, &prefix).await;
     assert_eq!(number(&br.text("#stat-available").await), 10_000);
     br.check_page("dashboard-empty", "en").await;
+    // The contacts arrive as a CSV file, imported on the contacts page.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("customers.csv");
+    let csv = (0..120).fold(String::from("phone,first_name,consent\n"), |mut acc, i| {
+        acc.push_str(&format!("+3069{:08},Name{i},opted_in\n", 10_000_000 + i));
+        acc
+    });
+    std::fs::write(&file, csv).unwrap();
+    br.goto("/contacts").await;
+    br.wait_css("#csv-file").await;
+    br.type_into("#csv-file", file.to_str().unwrap()).await;
+    br.click("#import-submit").await;
+    br.wait_css("#import-summary").await;
+    assert_eq!(br.text("#import-summary").await, "120 added, 0 updated, 0 skipped.");
+    br.goto("/dashboard").await;
+    br.wait_css("#stat-available").await;
 
     br.click("#main .page-head .btn.primary").await;
     br.wait_css("#message").await;
@@ -372,16 +402,7 @@ async fn contacts_add_import_search(b: Backend) {
     let br = store_browser(&t, &s, &format!("contacts-{b:?}")).await;
     // The dashboard's credits follow the wallet live.
     br.js("window.sameDocument = true", json!([])).await;
-    let res = t
-        .client
-        .post(format!("{}/api/admin/stores/{}/credits", t.url, s.id))
-        .bearer_auth(&t.admin_key)
-        .header("idempotency-key", "live-dashboard")
-        .json(&json!({"amount": 777, "reason": "test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    top_up(&t, &s, 777, "live-dashboard").await;
     br.wait_for("return document.getElementById('stat-available').textContent === '777' && window.sameDocument", "the live wallet").await;
     br.goto("/contacts").await;
     br.wait_css("#add-contact").await;
