@@ -3,13 +3,13 @@
 //! function's message on the page.
 
 use super::i18n::Lang;
-use super::pages::{CampaignItem, text_analysis};
-use super::{CONFIRM_NAME_ABOVE, Layout, Web, WebError, WebForm, WebResult, html, redirect};
+use super::pages::CampaignItem;
+use super::{CONFIRM_NAME_ABOVE, Layout, Web, WebError, WebForm, WebResult, chart, html, redirect};
 use crate::domain::Error;
-use crate::domain::campaign::{Audience, Priority};
+use crate::domain::campaign::Audience;
 use crate::http::AppState;
-use crate::store::campaigns::{self, CampaignFilter, CampaignInput, CampaignRow};
-use crate::store::{Db, StoreId, operations, queue, segments};
+use crate::store::campaigns::{self, CampaignFilter, CampaignRow};
+use crate::store::{Db, StoreId, operations, queue};
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -36,7 +36,7 @@ pub async fn rows(
     Ok((out, page["next_cursor"].as_str().map(str::to_string)))
 }
 
-fn query<T: for<'de> Deserialize<'de> + Default>(q: Option<String>) -> T {
+pub fn query<T: for<'de> Deserialize<'de> + Default>(q: Option<String>) -> T {
     serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default()
 }
 
@@ -78,7 +78,7 @@ pub async fn list(State(state): State<Arc<AppState>>, web: Web, RawQuery(q): Raw
         l: web.layout(web.t().campaigns_title, "campaigns"),
         statuses,
         filtered: status.is_some(),
-        campaigns: rows.iter().map(|c| CampaignItem::new(web.lang, c)).collect(),
+        campaigns: rows.iter().map(|c| CampaignItem::new(&web, c)).collect(),
         next,
     };
     Ok(html(StatusCode::OK, &page))
@@ -110,6 +110,30 @@ pub struct Retry {
     pub confirm: String,
 }
 
+/// What a started campaign achieved (`GET /api/campaigns/{id}/report`'s numbers) and its chart.
+pub struct Report {
+    pub numbers: Vec<Counter>,
+    pub chart: Option<String>,
+}
+
+async fn results(state: &AppState, web: &Web, c: &CampaignRow) -> Result<Report, Error> {
+    let (lang, t) = (web.lang, web.t());
+    let r = crate::store::report::campaign_report(&state.db, web.p.store, c.id).await?;
+    let n = |k: &str| r[k].as_i64().unwrap_or(0);
+    let pct = |k: &str| format!("{} %", lang.dec1(r[k].as_f64().unwrap_or(0.0)));
+    let numbers = vec![
+        Counter { key: "delivered", label: t.delivered, value: lang.int(n("delivered")) },
+        Counter { key: "delivery_rate", label: t.delivery_rate, value: pct("delivery_rate") },
+        Counter { key: "clicks_unique", label: t.clicks, value: lang.int(n("clicks_unique")) },
+        Counter { key: "click_through_rate", label: t.click_rate, value: pct("click_through_rate") },
+        Counter { key: "unsubscribes", label: t.unsubscribes, value: lang.int(n("unsubscribes")) },
+        Counter { key: "credits_charged", label: t.charged, value: lang.int(n("credits_charged")) },
+    ];
+    let words = chart::Labels { title: t.chart_title, sends: t.sent, deliveries: t.delivered, clicks: t.clicks };
+    let chart = chart::svg(&chart::buckets(&r["series"]), &web.zone, &words, |v| lang.int(v));
+    Ok(Report { numbers, chart })
+}
+
 #[derive(Template)]
 #[template(path = "campaign.html")]
 struct CampaignPage {
@@ -131,6 +155,10 @@ struct CampaignPage {
     history: Vec<HistoryItem>,
     failures: Vec<FailureItem>,
     retry: Option<Retry>,
+    resend: Option<Retry>,
+    report: Option<Report>,
+    /// Delivery reports are still expected: the page keeps asking after the run ends.
+    poll_reports: bool,
     confirm_above: i64,
     priority: &'static str,
     audience: String,
@@ -149,6 +177,27 @@ fn actor_label(actor: &str) -> String {
     actor.replace(':', " #")
 }
 
+/// "Retry failed (N)", or "Send again anyway (N)" for messages whose outcome is unknown (they may
+/// have arrived): offered only after the run, and only when it would send something.
+async fn requeue_offer(
+    state: &AppState,
+    web: &Web,
+    c: &CampaignRow,
+    which: operations::Requeue,
+    counted: i64,
+) -> Result<Option<Retry>, Error> {
+    if counted == 0 || !matches!(c.status.as_str(), "sent" | "failed") {
+        return Ok(None);
+    }
+    let r = operations::requeue_preview(&state.db, web.p.store, c.id, which).await?;
+    let (n, cost) = (r["messages"].as_i64().unwrap_or(0), r["estimated_cost"].as_i64().unwrap_or(0));
+    let lang = web.lang;
+    Ok((n > 0).then(|| match which {
+        operations::Requeue::Failed => Retry { label: lang.retry_failed(n), confirm: lang.retry_confirm(n, cost) },
+        operations::Requeue::Unknown => Retry { label: lang.resend_unknown(n), confirm: lang.resend_confirm(n, cost) },
+    }))
+}
+
 /// The campaign page, with an optional message from the action that led here.
 async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<String>, error: Option<(StatusCode, String)>) -> WebResult {
     let lang = web.lang;
@@ -156,14 +205,19 @@ async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<Strin
     let c = campaigns::get(&state.db, web.p.store, id).await?;
     let now = state.clock.now_ms();
     let p = queue::Progress::of(&c, now);
+    // Sent counts what the provider accepted; of that, what is delivered, undelivered, and still
+    // awaiting its delivery report.
+    let awaiting = (p.sent - p.delivered - p.undelivered).max(0);
     let counters = [
-        ("sent", t.sent, p.sent),
         ("pending", t.pending, p.pending),
         ("sending", t.sending, p.sending),
+        ("sent", t.sent, p.sent),
+        ("delivered", t.delivered, p.delivered),
+        ("awaiting", t.awaiting, awaiting),
+        ("undelivered", t.undelivered, p.undelivered),
         ("failed", t.failed, p.failed),
         ("unknown", t.unknown, p.unknown),
         ("cancelled", t.cancelled, p.cancelled),
-        ("delivered", t.delivered, p.delivered),
         ("total", t.total, p.total),
     ]
     .into_iter()
@@ -175,7 +229,7 @@ async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<Strin
         .into_iter()
         .flatten()
         .map(|h| HistoryItem {
-            at: h["at"].as_str().unwrap_or("").replace('T', " ").chars().take(19).collect(),
+            at: h["at"].as_str().and_then(crate::domain::time::parse_rfc3339).map(|t| web.zone.minute(t)).unwrap_or_default(),
             to: lang.status(h["to"].as_str().unwrap_or("")),
             to_raw: h["to"].as_str().unwrap_or("").to_string(),
             actor: actor_label(h["actor"].as_str().unwrap_or("")),
@@ -202,17 +256,9 @@ async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<Strin
     } else {
         Vec::new()
     };
-    // "Retry failed (N)" only when a retry would send something.
-    let retry = if matches!(c.status.as_str(), "sent" | "failed") && c.failed > 0 {
-        let r: Value = operations::retry_preview(&state.db, web.p.store, id).await?;
-        let count = r["messages"].as_i64().unwrap_or(0);
-        (count > 0).then(|| Retry {
-            label: lang.retry_failed(count),
-            confirm: lang.retry_confirm(count, r["estimated_cost"].as_i64().unwrap_or(0)),
-        })
-    } else {
-        None
-    };
+    let retry = requeue_offer(state, web, &c, operations::Requeue::Failed, c.failed).await?;
+    let resend = requeue_offer(state, web, &c, operations::Requeue::Unknown, c.unknown).await?;
+    let report = if c.started_at.is_some() { Some(results(state, web, &c).await?) } else { None };
     let status = c.status();
     let (status_code, error) = match error {
         Some((s, e)) => (s, Some(e)),
@@ -237,6 +283,10 @@ async fn campaign_page(state: &AppState, web: &Web, id: i64, flash: Option<Strin
         history,
         failures,
         retry,
+        resend,
+        report,
+        // A report also settles a message whose outcome is unknown.
+        poll_reports: awaiting + p.unknown > 0,
         confirm_above: CONFIRM_NAME_ABOVE,
         priority: lang.priority(&c.priority),
         audience: c.audience().map(|a| audience_label(lang, &a)).unwrap_or_default(),
@@ -260,6 +310,7 @@ pub async fn show(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<S
         "started" => Some(t.done_started),
         "retried" => Some(t.done_retried),
         "saved" => Some(t.done_saved),
+        "resent" => Some(t.done_resent),
         _ => None,
     });
     campaign_page(&state, &web, id, flash.map(str::to_string), None).await
@@ -391,183 +442,30 @@ pub async fn retry_failed(State(state): State<Arc<AppState>>, web: Web, Path(id)
     .await
 }
 
-/// The editor's fields as the form sends them.
-#[derive(Deserialize, Default, Clone)]
-pub struct EditorForm {
+#[derive(Deserialize, Default)]
+pub struct ResendForm {
     #[serde(default)]
-    name: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    audience: String,
-    #[serde(default)]
-    tags: String,
-    #[serde(default)]
-    segment: String,
-    #[serde(default)]
-    priority: String,
-    #[serde(default)]
-    schedule_at: String,
-    #[serde(default)]
-    discount_code: String,
-    #[serde(default)]
-    greek_gsm: Option<String>,
+    confirm_duplicates: String,
 }
 
-impl EditorForm {
-    fn from_row(c: &CampaignRow) -> EditorForm {
-        let (audience, tags, segment) = match c.audience() {
-            Ok(Audience::Tags { any, all }) => {
-                ("tags".to_string(), any.iter().chain(&all).cloned().collect::<Vec<_>>().join(", "), String::new())
-            }
-            Ok(Audience::Segment { id }) => ("segment".to_string(), String::new(), id.to_string()),
-            _ => ("all".to_string(), String::new(), String::new()),
-        };
-        EditorForm {
-            name: c.name.clone(),
-            message: c.message.clone(),
-            audience,
-            tags,
-            segment,
-            priority: c.priority.clone(),
-            // datetime-local shows minutes, in UTC (the label says so).
-            schedule_at: c.schedule_at.map(|t| crate::domain::time::rfc3339(t)[..16].to_string()).unwrap_or_default(),
-            discount_code: c.discount_code.clone().unwrap_or_default(),
-            greek_gsm: c.greek_gsm.then(|| "on".into()),
+/// "Send again anyway": the same requeue as `POST /api/campaigns/{id}/resend-unknown`, which
+/// also wants the store owner's explicit acceptance of duplicates.
+pub async fn resend_unknown(
+    State(state): State<Arc<AppState>>,
+    web: Web,
+    Path(id): Path<String>,
+    WebForm(f): WebForm<ResendForm>,
+) -> WebResult {
+    let actor = web.p.actor.label();
+    act(&state, &web, &id, "resent", async |id| {
+        if f.confirm_duplicates.is_empty() {
+            // Found first, so another store's campaign is still a 404.
+            campaigns::get(&state.db, web.p.store, id).await?;
+            return Err(Error::new(crate::domain::Kind::BadRequest, "confirmation_required", web.t().resend_must_accept)
+                .with_details(serde_json::json!({"field": "confirm_duplicates"})));
         }
-    }
-
-    fn input(&self) -> Result<CampaignInput, Error> {
-        let audience = match self.audience.as_str() {
-            "tags" => {
-                Audience::Tags { any: self.tags.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(), all: vec![] }
-            }
-            "segment" => Audience::Segment {
-                id: self.segment.parse().map_err(|_| {
-                    Error::invalid("invalid_audience", "Choose a segment.").with_details(serde_json::json!({"field": "audience"}))
-                })?,
-            },
-            _ => Audience::All,
-        };
-        let schedule = self.schedule_at.trim();
-        Ok(CampaignInput {
-            name: Some(self.name.clone()),
-            message: Some(self.message.replace("\r\n", "\n")),
-            audience: Some(audience),
-            priority: Some(Priority::parse(&self.priority).unwrap_or_default()),
-            schedule_at: Some(
-                (!schedule.is_empty()).then(|| if schedule.len() == 16 { format!("{schedule}:00Z") } else { format!("{schedule}Z") }),
-            ),
-            sender: None,
-            discount_code: Some(Some(self.discount_code.trim().to_string()).filter(|s| !s.is_empty())),
-            greek_gsm: Some(self.greek_gsm.is_some()),
-        })
-    }
-}
-
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
-}
-
-#[derive(Template)]
-#[template(path = "editor.html")]
-struct EditorPage {
-    l: Layout,
-    action: String,
-    cancel_href: String,
-    f: EditorForm,
-    priorities: Vec<Choice>,
-    segments: Vec<Choice>,
-    /// The field the error is about, to mark it.
-    bad_field: String,
-    chars: String,
-    segments_count: String,
-    encoding: String,
-    encoding_label: &'static str,
-    ucs2_chars: String,
-    greek_segments: Option<String>,
-}
-
-async fn editor(state: &AppState, web: &Web, id: Option<i64>, f: EditorForm, error: Option<&Error>) -> WebResult {
-    let t = web.t();
-    let lang = web.lang;
-    let priorities = Priority::ALL
-        .iter()
-        .map(|p| Choice {
-            value: p.as_str().into(),
-            label: lang.priority(p.as_str()).into(),
-            selected: f.priority == p.as_str() || (f.priority.is_empty() && *p == Priority::Normal),
-        })
-        .collect();
-    let segs = segments::list(&state.db, web.p.store).await?;
-    let segments = segs["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            let v = s["id"].as_i64().unwrap_or(0).to_string();
-            Choice { selected: v == f.segment, value: v, label: s["name"].as_str().unwrap_or("").to_string() }
-        })
-        .collect();
-    let a = text_analysis(state, web.p.store, &f.message).await?;
-    let enc = a["with_footer"]["encoding"].as_str().unwrap_or("gsm7").to_string();
-    let status = error.map(|e| crate::http::error::status_of(e.kind)).unwrap_or(StatusCode::OK);
-    let title = if id.is_some() { t.editor_edit } else { t.editor_new };
-    let page = EditorPage {
-        l: Layout { error: error.map(|e| e.message.clone()), ..web.layout(title, "campaigns") },
-        action: id.map(|i| format!("/campaigns/{i}/edit")).unwrap_or_else(|| "/campaigns/new".into()),
-        cancel_href: id.map(|i| format!("/campaigns/{i}")).unwrap_or_else(|| "/campaigns".into()),
-        priorities,
-        segments,
-        bad_field: error.and_then(|e| e.details["field"].as_str()).unwrap_or("").to_string(),
-        chars: lang.int(a["characters"].as_i64().unwrap_or(0)),
-        segments_count: lang.int(a["with_footer"]["segments"].as_i64().unwrap_or(0)),
-        encoding_label: if enc == "ucs2" { t.ucs2 } else { t.gsm7 },
-        encoding: enc,
-        ucs2_chars: a["ucs2_chars"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
-        greek_segments: a["greek_gsm"]["segments"].as_i64().map(|s| lang.int(s)),
-        f,
-    };
-    Ok(html(status, &page))
-}
-
-pub async fn new_form(State(state): State<Arc<AppState>>, web: Web) -> WebResult {
-    let f = EditorForm { audience: "all".into(), priority: "normal".into(), ..Default::default() };
-    editor(&state, &web, None, f, None).await
-}
-
-pub async fn edit_form(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>) -> WebResult {
-    let id: i64 = id.parse().map_err(|_| Error::not_found("campaign"))?;
-    let c = campaigns::get(&state.db, web.p.store, id).await?;
-    if !c.status().editable() {
-        return Ok(redirect(&format!("/campaigns/{id}")));
-    }
-    editor(&state, &web, Some(id), EditorForm::from_row(&c), None).await
-}
-
-pub async fn create(State(state): State<Arc<AppState>>, web: Web, WebForm(f): WebForm<EditorForm>) -> WebResult {
-    let made = match f.input() {
-        Ok(input) => campaigns::create(&state.db, web.p.store, &web.p.actor, input, state.clock.now_ms()).await,
-        Err(e) => Err(e),
-    };
-    match made {
-        Ok(c) => Ok(redirect(&format!("/campaigns/{}?done=saved", c.id))),
-        Err(e) if e.kind == crate::domain::Kind::Internal => Err(WebError(e)),
-        Err(e) => editor(&state, &web, None, f, Some(&e)).await,
-    }
-}
-
-pub async fn update(State(state): State<Arc<AppState>>, web: Web, Path(id): Path<String>, WebForm(f): WebForm<EditorForm>) -> WebResult {
-    let id: i64 = id.parse().map_err(|_| Error::not_found("campaign"))?;
-    let saved = match f.input() {
-        Ok(input) => campaigns::update(&state.db, web.p.store, &web.p.actor, id, input, state.clock.now_ms()).await,
-        Err(e) => Err(e),
-    };
-    match saved {
-        Ok(c) => Ok(redirect(&format!("/campaigns/{}?done=saved", c.id))),
-        Err(e) if matches!(e.kind, crate::domain::Kind::Internal | crate::domain::Kind::NotFound) => Err(WebError(e)),
-        Err(e) => editor(&state, &web, Some(id), f, Some(&e)).await,
-    }
+        let hold_ttl = state.settings.send.hold_ttl_ms;
+        operations::requeue(&state.db, web.p.store, id, operations::Requeue::Unknown, &actor, hold_ttl, state.clock.now_ms()).await
+    })
+    .await
 }

@@ -291,7 +291,7 @@ async fn contact_page(state: &AppState, web: &Web, id: i64, form: Option<Contact
         .map(|e| {
             let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
             ConsentLine {
-                at: s("at").get(..16).map(|d| d.replace('T', " ")).unwrap_or_default(),
+                at: crate::domain::time::parse_rfc3339(&s("at")).map(|t| web.zone.minute(t)).unwrap_or_default(),
                 from: e["from"].as_str().map_or("—", |f| web.lang.consent(f)),
                 to: web.lang.consent(&s("to")),
                 to_code: s("to"),

@@ -160,6 +160,20 @@ impl Lang {
         }
     }
 
+    pub fn resend_unknown(self, n: i64) -> String {
+        match self {
+            Lang::En => format!("Send again anyway ({})", self.int(n)),
+            Lang::El => format!("Αποστολή ξανά παρ' όλα αυτά ({})", self.int(n)),
+        }
+    }
+
+    pub fn resend_confirm(self, n: i64, cost: i64) -> String {
+        match self {
+            Lang::En => format!("Send {} messages whose outcome is unknown again, for {} credits?", self.int(n), self.int(cost)),
+            Lang::El => format!("Να σταλούν ξανά {} μηνύματα με άγνωστη έκβαση, με {} μονάδες;", self.int(n), self.int(cost)),
+        }
+    }
+
     pub fn page_of(self, shown: usize) -> String {
         match self {
             Lang::En => format!("{shown} shown"),
@@ -413,6 +427,28 @@ pub struct Msgs {
     pub op_no_rates: &'static str,
     pub op_rate_add: &'static str,
     pub op_rate_saved: &'static str,
+    pub undelivered: &'static str,
+    pub awaiting: &'static str,
+    pub awaiting_hint: &'static str,
+    pub report_title: &'static str,
+    pub clicks: &'static str,
+    pub click_rate: &'static str,
+    pub unsubscribes: &'static str,
+    pub charged: &'static str,
+    pub chart_title: &'static str,
+    pub times_in: &'static str,
+    pub duplicate_warning: &'static str,
+    pub resend_accept: &'static str,
+    pub resend_must_accept: &'static str,
+    pub done_resent: &'static str,
+    pub links_short: &'static str,
+    pub sample_for: &'static str,
+    pub aud_none: &'static str,
+    pub aud_hint: &'static str,
+    pub aud_segment: &'static str,
+    pub segment: &'static str,
+    pub uploading: &'static str,
+    pub importing: &'static str,
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@
 mod admin;
 pub mod assets;
 mod campaigns;
+mod chart;
 mod contacts;
+mod editor;
 pub mod i18n;
 mod pages;
 mod settings;
+pub mod tz;
 
 use super::AppState;
 use crate::domain::{Error, Kind};
@@ -42,15 +45,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/lang", post(pages::set_lang))
         .route("/dashboard", get(pages::dashboard))
         .route("/campaigns", get(campaigns::list))
-        .route("/campaigns/new", get(campaigns::new_form).post(campaigns::create))
+        .route("/campaigns/new", get(editor::new_form).post(editor::create))
         .route("/campaigns/{id}", get(campaigns::show))
-        .route("/campaigns/{id}/edit", get(campaigns::edit_form).post(campaigns::update))
+        .route("/campaigns/{id}/edit", get(editor::edit_form).post(editor::update))
         .route("/campaigns/{id}/review", get(campaigns::review))
         .route("/campaigns/{id}/send", post(campaigns::send))
         .route("/campaigns/{id}/cancel", post(campaigns::cancel))
         .route("/campaigns/{id}/pause", post(campaigns::pause))
         .route("/campaigns/{id}/resume", post(campaigns::resume))
         .route("/campaigns/{id}/retry-failed", post(campaigns::retry_failed))
+        .route("/campaigns/{id}/resend-unknown", post(campaigns::resend_unknown))
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route("/contacts/{id}", get(contacts::show).post(contacts::update))
         .route("/contacts/import", post(contacts::import).layer(axum::extract::DefaultBodyLimit::disable()))
@@ -68,6 +72,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/senders/{id}/reject", post(admin::reject))
         .route("/static/{file}", get(assets::serve))
         .route("/api/sms/analyze", post(pages::analyze))
+        .route("/api/audience/preview", post(editor::audience))
         .layer(axum::middleware::from_fn(error_pages))
 }
 
@@ -87,6 +92,8 @@ pub struct Layout {
     pub path: String,
     pub flash: Option<String>,
     pub error: Option<String>,
+    /// The store's time zone (the times on its pages are in it); empty on public pages.
+    pub zone: String,
 }
 
 impl Layout {
@@ -103,6 +110,7 @@ impl Layout {
             path: path.to_string(),
             flash: None,
             error: None,
+            zone: String::new(),
         }
     }
 }
@@ -113,11 +121,18 @@ pub struct Web {
     pub store: StoreRow,
     pub lang: Lang,
     pub path: String,
+    /// The store's time zone: pages show times, and read schedules, in it.
+    pub zone: Arc<tz::Zone>,
 }
 
 impl Web {
     pub fn layout(&self, title: &str, active: &'static str) -> Layout {
-        Layout { store: Some(self.store.name.clone()), active, ..Layout::public(self.lang, title, &self.path) }
+        Layout {
+            store: Some(self.store.name.clone()),
+            active,
+            zone: self.zone.name.clone(),
+            ..Layout::public(self.lang, title, &self.path)
+        }
     }
 
     pub fn t(&self) -> &'static Msgs {
@@ -159,7 +174,8 @@ impl FromRequestParts<Arc<AppState>> for Web {
         let store = stores::get(&state.db, p.store).await.map_err(|e| WebError(e).into_response())?;
         let lang = lang_of(&parts.headers, Some(&store));
         let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-        Ok(Web { p, store, lang, path })
+        let zone = tz::Zone::named(&store.timezone);
+        Ok(Web { p, store, lang, path, zone })
     }
 }
 

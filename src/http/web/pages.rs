@@ -2,6 +2,8 @@
 
 use super::i18n::{LANG_COOKIE, Lang};
 use super::{Layout, Web, WebForm, WebResult, html, lang_of, redirect};
+use crate::domain::links::LINK_CODE_LEN;
+use crate::domain::message::{Codes, Composer, preview_code};
 use crate::domain::render::{Language, unsubscribe_footer};
 use crate::domain::{Error, sms};
 use crate::http::AppState;
@@ -105,7 +107,8 @@ pub struct CampaignItem {
 }
 
 impl CampaignItem {
-    pub fn new(lang: Lang, c: &campaigns::CampaignRow) -> CampaignItem {
+    pub fn new(web: &Web, c: &campaigns::CampaignRow) -> CampaignItem {
+        let lang = web.lang;
         let processed = c.sent + c.failed + c.cancelled + c.unknown;
         let progress = (processed * 100).checked_div(c.total).unwrap_or(0);
         CampaignItem {
@@ -116,7 +119,7 @@ impl CampaignItem {
             progress,
             sent: lang.int(c.sent),
             total: lang.int(c.total),
-            created: crate::domain::time::rfc3339(c.created_at)[..10].to_string(),
+            created: web.zone.date(c.created_at),
         }
     }
 }
@@ -137,7 +140,9 @@ struct Dashboard {
 pub async fn dashboard(State(state): State<Arc<AppState>>, web: Web) -> WebResult {
     let lang = web.lang;
     let wallet = crate::store::ledger::wallet(&state.db, web.p.store).await?;
-    let totals = web_store::send_totals(&state.db, web.p.store, state.clock.now_ms()).await?;
+    // Today and this month are the store's own, in its time zone.
+    let (day, month) = web.zone.day_and_month_start(state.clock.now_ms());
+    let totals = web_store::send_totals(&state.db, web.p.store, day, month).await?;
     let (recent, _) = super::campaigns::rows(&state.db, web.p.store, None, 6, None).await?;
     let delivery_rate = (totals.delivered_all > 0 && totals.sent_all > 0)
         .then(|| format!("{} %", lang.dec1(totals.delivered_all as f64 * 100.0 / totals.sent_all as f64)));
@@ -148,7 +153,7 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, web: Web) -> WebResul
         sent_today: lang.int(totals.sent_today),
         sent_month: lang.int(totals.sent_month),
         delivery_rate,
-        campaigns: recent.iter().map(|c| CampaignItem::new(lang, c)).collect(),
+        campaigns: recent.iter().map(|c| CampaignItem::new(&web, c)).collect(),
     };
     Ok(html(StatusCode::OK, &page))
 }
@@ -157,6 +162,9 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, web: Web) -> WebResul
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeRequest {
     text: String,
+    /// The campaign's discount code, when the editor has one: `{{discount_code}}` counts as it.
+    #[serde(default)]
+    discount_code: Option<String>,
 }
 
 fn analysis(info: sms::SegmentInfo) -> Value {
@@ -164,33 +172,50 @@ fn analysis(info: sms::SegmentInfo) -> Value {
 }
 
 /// `POST /api/sms/analyze`: the editor's live counter, from the one GSM-7/UCS-2 implementation.
-/// `segments` counts the text as written; `with_footer` adds the store's unsubscribe line (what a
-/// recipient gets when the text has no merge tags); `greek_gsm` is the capitals-without-accents
-/// alternative, when the text has Greek letters.
+/// `segments` counts the text as written; `with_footer` is the text as it goes out (through the
+/// same composer as the send: links at their short-link length, the store's unsubscribe line;
+/// merge tags count as written, since names differ per recipient); `greek_gsm` is the
+/// capitals-without-accents alternative, when the text has Greek letters.
 pub async fn analyze(State(state): State<Arc<AppState>>, Auth(p): Auth, ApiJson(req): ApiJson<AnalyzeRequest>) -> ApiResult<Json<Value>> {
     if req.text.chars().count() > crate::domain::message::MAX_CHARS * 2 {
         return Err(Error::invalid("message_too_long", "The text is too long to analyse.").with_details(json!({"field": "text"})).into());
     }
-    Ok(Json(text_analysis(&state, p.store, &req.text).await?))
+    Ok(Json(text_analysis(&state, p.store, &req.text, req.discount_code.as_deref()).await?))
+}
+
+/// The text as one recipient gets it, with the merge tags left as written, and its analysis;
+/// `None` when the text is not a valid template (empty, or an unknown tag).
+fn as_sent(text: &str, greek_gsm: bool, discount: Option<&str>, lang: Language, public_url: &str) -> Option<(sms::SegmentInfo, usize)> {
+    let discount = discount.filter(|d| !d.trim().is_empty()).unwrap_or("{{discount_code}}");
+    let composer = Composer::new(text, greek_gsm, Some(discount), lang, public_url).ok()?;
+    let mut out = String::new();
+    let info = composer.compose(Some("{{first_name}}"), Some("{{last_name}}"), Codes::Preview, &mut out)?;
+    Some((info, composer.link_count()))
 }
 
 /// The analysis behind the endpoint and the editor's first render.
-pub async fn text_analysis(state: &AppState, store: StoreId, text: &str) -> Result<Value, Error> {
+pub async fn text_analysis(state: &AppState, store: StoreId, text: &str, discount: Option<&str>) -> Result<Value, Error> {
     let store = stores::get(&state.db, store).await?;
-    let footer = unsubscribe_footer(
-        Language::parse(&store.language).unwrap_or(Language::En),
-        &format!("{}/u/{}", state.settings.public_url.trim_end_matches('/'), crate::domain::message::preview_code()),
-    );
+    let lang = Language::parse(&store.language).unwrap_or(Language::En);
+    let public_url = &state.settings.public_url;
     let own = sms::analyze(text);
-    let full = sms::analyze(&format!("{text}{footer}"));
+    // Not a template yet (empty, an unclosed tag): the text as written with the footer.
+    let fallback = || {
+        let footer = unsubscribe_footer(lang, &format!("{}/u/{}", public_url.trim_end_matches('/'), preview_code()));
+        sms::analyze(&format!("{text}{footer}"))
+    };
+    let (full, links) = as_sent(text, false, discount, lang, public_url).unwrap_or_else(|| (fallback(), 0));
     let greek = sms::has_greek(text).then(|| {
         let mapped = sms::greek_to_gsm(text);
-        let alt = sms::analyze(&format!("{mapped}{footer}"));
+        let alt = as_sent(text, true, discount, lang, public_url).map(|(i, _)| i).unwrap_or_else(|| sms::analyze(&mapped));
         json!({"text": mapped, "encoding": alt.encoding.as_str(), "segments": alt.segments, "saving_segments": i64::from(full.segments) - i64::from(alt.segments)})
     });
     let mut body = analysis(own);
     body["ucs2_chars"] = json!(sms::non_gsm_chars(text).iter().map(char::to_string).collect::<Vec<_>>());
     body["with_footer"] = analysis(full);
     body["greek_gsm"] = greek.unwrap_or(Value::Null);
+    body["links"] = json!(links);
+    // `{public_url}/l/` and the code: what each tracked link costs in characters.
+    body["short_link_chars"] = json!(format!("{}/l/", public_url.trim_end_matches('/')).chars().count() + LINK_CODE_LEN);
     Ok(body)
 }

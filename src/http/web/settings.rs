@@ -2,7 +2,6 @@
 //! `/api/keys`; a new key is shown once, in the answer to the form that created it.
 
 use super::{Layout, Web, WebError, WebForm, WebResult, html, redirect};
-use crate::domain::time::rfc3339;
 use crate::domain::{Error, Kind};
 use crate::http::AppState;
 use crate::store::auth;
@@ -69,12 +68,12 @@ fn sender_notice(web: &Web, current: &str, r: Option<SenderRequest>) -> Option<S
     match r.status.as_str() {
         "pending" => Some(SenderNotice {
             pending: true,
-            text: fill(t.sender_pending).replace("{date}", &rfc3339(r.requested_at)[..10]),
+            text: fill(t.sender_pending).replace("{date}", &web.zone.date(r.requested_at)),
             reason: None,
         }),
         "rejected" => Some(SenderNotice {
             pending: false,
-            text: fill(t.sender_rejected).replace("{date}", &rfc3339(r.decided_at.unwrap_or(r.requested_at))[..10]),
+            text: fill(t.sender_rejected).replace("{date}", &web.zone.date(r.decided_at.unwrap_or(r.requested_at))),
             reason: r.reason.clone(),
         }),
         _ => None,
@@ -109,8 +108,8 @@ async fn page(state: &AppState, web: &Web, extra: Extra) -> WebResult {
             id: k.id,
             name: k.name,
             prefix: k.prefix,
-            created: rfc3339(k.created_at)[..10].to_string(),
-            last_used: k.last_used_at.map(|t| rfc3339(t)[..10].to_string()),
+            created: web.zone.date(k.created_at),
+            last_used: k.last_used_at.map(|t| web.zone.date(t)),
             active: k.revoked_at.is_none(),
         })
         .collect();
