@@ -106,8 +106,8 @@ pub struct ServeArgs {
     pub limits: crate::http::TenantLimits,
 }
 
-/// Who may scrape metrics besides an operator's admin key.
-#[derive(Args, Clone, Debug)]
+/// Who may scrape metrics besides an operator's admin key (no `Debug`: it holds secrets).
+#[derive(Args, Clone)]
 pub struct MetricsArgs {
     /// A token Prometheus may read `GET /metrics` with (`Authorization: Bearer …`), and nothing
     /// else; at least 16 characters, at most two (comma-separated in the environment) while
