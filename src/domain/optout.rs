@@ -42,10 +42,12 @@ const HELP: [&str; 1] = ["HELP"];
 /// letter upper case, combining accents dropped, inner whitespace collapsed, and the punctuation
 /// people add around a word ("Stop!", "stop.") trimmed.
 pub fn fold(text: &str) -> String {
-    let mapped = greek_to_gsm(text);
-    // Accents are dropped after upper-casing, which makes some ("ǰ" → "J̌"): so a folded word
-    // folds to itself (`classify` folds the first word of a folded text again).
-    let upper: String = mapped.chars().flat_map(char::to_uppercase).filter(|c| !('\u{0300}'..='\u{036F}').contains(c)).collect();
+    // Upper case first, then the Greek mapping, then accents dropped: upper-casing makes Greek
+    // ("ͅ" → "Ι") and accents ("ǰ" → "J̌"), so in any other order a folded word did not fold to
+    // itself (`classify` folds the first word of a folded text again). Braces are spaces: the
+    // mapping copies `{{…}}` as a merge tag, which a reply's "{{στοπ}}" is not.
+    let upper: String = text.chars().map(|c| if matches!(c, '{' | '}') { ' ' } else { c }).flat_map(char::to_uppercase).collect();
+    let upper: String = greek_to_gsm(&upper).chars().filter(|c| !('\u{0300}'..='\u{036F}').contains(c)).collect();
     let words: Vec<&str> = upper.split_whitespace().collect();
     let joined = words.join(" ");
     joined.trim_matches(|c: char| !c.is_alphanumeric()).to_string()
@@ -147,6 +149,9 @@ mod tests {
         let own = vec![(validate_keyword("ǰa", Action::OptOut).unwrap(), Action::OptOut)];
         assert_eq!(classify("ǰa", &own), Some(Action::OptOut));
         assert_eq!(classify("ǰa please", &own), Some(Action::OptOut));
+        let own = vec![(validate_keyword("x\u{345}", Action::OptOut).unwrap(), Action::OptOut)];
+        assert_eq!(classify("x\u{345} please", &own), Some(Action::OptOut));
+        assert_eq!(classify("{{στοπ}}", &[]), Some(Action::OptOut));
     }
 
     #[test]

@@ -92,7 +92,11 @@ fn parse_full(raw: &str, country: Id) -> Result<Phone, PhoneError> {
     if digits > 17 {
         return Err(PhoneError { reason: "too_long", message: format!("The phone number \"{trimmed}\" is too long.") });
     }
-    let parsed = phonenumber::parse(Some(country), trimmed)
+    // A number written with its country code is read without the store's country, so an E.164
+    // number reads back as itself whatever the store (libphonenumber's validity of short numbers
+    // otherwise depended on it).
+    let default = if trimmed.starts_with('+') { None } else { Some(country) };
+    let parsed = phonenumber::parse(default, trimmed)
         .map_err(|_| PhoneError { reason: "unparsable", message: format!("\"{trimmed}\" is not a phone number we can read.") })?;
     if !phonenumber::is_valid(&parsed) {
         return Err(PhoneError {
@@ -214,6 +218,15 @@ mod tests {
         assert_eq!(gr("").unwrap_err().reason, "empty");
         assert_eq!(gr("6912").unwrap_err().reason, "too_short");
         assert_eq!(gr("+30 12345678").unwrap_err().reason, "invalid_number");
+    }
+
+    /// Found by fuzzing: a short German number read in Germany did not read back in the US.
+    #[test]
+    fn an_e164_number_reads_alike_in_every_country() {
+        let p = parse("164000", Id::DE).unwrap();
+        for c in [Id::DE, Id::US, Id::GR] {
+            assert_eq!(parse(&p.e164, c), Ok(p.clone()), "{c:?}");
+        }
     }
 
     /// Found by fuzzing: libphonenumber calls this 16-digit German number valid; E.164 has 15.

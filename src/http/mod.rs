@@ -156,14 +156,22 @@ pub fn body_too_large(max: usize) -> Error {
 /// Refuses a body announced over its route's limit before any handler runs — on every route,
 /// those that never read their body too. A body streamed without a length is cut at the limit by
 /// whatever reads it (`DefaultBodyLimit`, the webhooks' own reads), also with a 413.
+///
+/// A refusal of a request that has a body says `Connection: close`: its body may not have been
+/// read (a 413, a 429 before an upload), so the connection cannot carry another request, and a
+/// client that reused it would see its next request fail.
 async fn body_limit(req: Request, next: Next) -> Response {
-    let announced = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let (Some(n), Some(max)) = (announced, body_limit_of(req.uri().path()))
-        && n > max as u64
-    {
-        return error::error_response(body_too_large(max));
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    let announced = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let has_body = announced.is_some_and(|n| n > 0) || req.headers().contains_key(TRANSFER_ENCODING);
+    let mut res = match (announced, body_limit_of(req.uri().path())) {
+        (Some(n), Some(max)) if n > max as u64 => error::error_response(body_too_large(max)),
+        _ => next.run(req).await,
+    };
+    if has_body && (res.status().is_client_error() || res.status().is_server_error()) {
+        res.headers_mut().insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
     }
-    next.run(req).await
+    res
 }
 
 /// Gives every request an id, visible in the `x-request-id` header and in every log line written
