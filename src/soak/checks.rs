@@ -42,6 +42,17 @@ macro_rules! rows {
     };
 }
 
+/// key, balance, version, Σ of its transfers, how many.
+type AccountSums = (String, i64, i64, i64, i64);
+/// hold, state, finalized (0/1), final transfers, their kind.
+type HoldFinals = (i64, String, i64, i64, Option<String>);
+/// campaign, charged, messages charged, cost of sent, sent.
+type CampaignCharges = (i64, i64, i64, i64, i64);
+/// campaign, its messages' cost, its first hold's reservation, that hold.
+type LaunchCost = (i64, i64, i64, Option<i64>);
+/// campaign, its status, hold, its state, its balance.
+type OpenHold = (i64, String, i64, String, i64);
+
 /// Immutable columns of every transfer: taken when the load stops, compared at the end (I13).
 pub type TransferSnap = Vec<(i64, String, String, i64, i64, i64)>;
 
@@ -207,7 +218,7 @@ async fn i2(db: &Db) -> Check {
 
 async fn i3(db: &Db) -> Check {
     const NAME: &str = "I3 balance and version = its transfers";
-    let r: Result<Vec<(String, i64, i64, i64, i64)>, _> = rows!(
+    let r: Result<Vec<AccountSums>, _> = rows!(
         db,
         "WITH moves AS (SELECT credit_account AS account, amount FROM transfers UNION ALL SELECT debit_account, -amount FROM transfers)
          SELECT a.key, a.balance, a.version, CAST(COALESCE(SUM(m.amount), 0) AS BIGINT), COUNT(m.account)
@@ -276,7 +287,7 @@ async fn i4(db: &Db) -> Check {
 
 async fn i5(db: &Db) -> Check {
     const NAME: &str = "I5 each hold finalized once";
-    let r: Result<Vec<(i64, String, i64, i64, Option<String>)>, _> = rows!(
+    let r: Result<Vec<HoldFinals>, _> = rows!(
         db,
         "SELECT h.id, h.state, CAST(CASE WHEN h.finalized_at IS NULL THEN 0 ELSE 1 END AS BIGINT), COUNT(t.id), MIN(t.kind)
          FROM holds h LEFT JOIN transfers t ON t.idem_key = 'release:' || CAST(h.id AS TEXT)
@@ -304,7 +315,7 @@ async fn i5(db: &Db) -> Check {
 
 async fn i6(db: &Db) -> Check {
     const NAME: &str = "I6 charges = cost of sent messages, per campaign";
-    let r: Result<Vec<(i64, i64, i64, i64, i64)>, _> = rows!(
+    let r: Result<Vec<CampaignCharges>, _> = rows!(
         db,
         "WITH ch AS (SELECT campaign_id, CAST(SUM(amount) AS BIGINT) AS amount, CAST(SUM(COALESCE(messages, 0)) AS BIGINT) AS n
                      FROM transfers WHERE kind = 'charge' AND campaign_id IS NOT NULL GROUP BY campaign_id),
@@ -416,7 +427,7 @@ async fn i10(db: &Db) -> Check {
 
 async fn i11(db: &Db, histories: &[History]) -> Check {
     const NAME: &str = "I11 each launch held exactly its messages' cost";
-    let r: Result<Vec<(i64, i64, i64, Option<i64>)>, _> = rows!(
+    let r: Result<Vec<LaunchCost>, _> = rows!(
         db,
         "WITH mc AS (SELECT campaign_id, CAST(SUM(cost) AS BIGINT) AS cost FROM messages WHERE NOT test GROUP BY campaign_id),
               fh AS (SELECT campaign_id, MIN(id) AS id FROM holds WHERE id NOT IN (SELECT hold_id FROM messages WHERE hold_id IS NOT NULL)
@@ -489,7 +500,7 @@ async fn i13(db: &Db, before: &TransferSnap) -> Check {
 
 async fn finished_holds_empty(db: &Db) -> Check {
     const NAME: &str = "every finished campaign's hold at 0";
-    let r: Result<Vec<(i64, String, i64, String, i64)>, _> = rows!(
+    let r: Result<Vec<OpenHold>, _> = rows!(
         db,
         "SELECT c.id, c.status, h.id, h.state, a.balance FROM campaigns c JOIN holds h ON h.campaign_id = c.id
          JOIN accounts a ON a.id = h.account_id
