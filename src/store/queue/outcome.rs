@@ -6,7 +6,7 @@ use crate::domain::Error;
 use crate::domain::failure::FailureCode;
 use crate::store::campaigns::{self, StatusChange};
 use crate::store::ledger::{self, TransferKind};
-use crate::store::{Db, StoreId, Tx, db_err, on_tx};
+use crate::store::{Db, StoreId, Tx, db_err, on_tx, sqlite_rows};
 
 /// What happened to one claimed message.
 #[derive(Debug, Clone)]
@@ -132,29 +132,41 @@ async fn update_outcomes(
             }
         }
         Tx::Sqlite(c) => {
-            // The outcomes as one JSON array of rows (id, status, provider id, code, message, next
-            // attempt), walked by `json_each`: SQLite joins that to the rows by id for a quarter of
-            // the instructions a `VALUES` list of 6,000 bound parameters took (BENCHMARKS.md).
-            let rows: Vec<(i64, &str, Option<&str>, Option<&str>, Option<&str>, i64)> = chunk
-                .iter()
-                .map(|(id, o)| match o {
-                    Outcome::Sent { provider_id } => (*id, "sent", Some(provider_id.as_str()), None, None, now),
-                    Outcome::Failed { code, message } => (*id, "failed", None, Some(code.as_str()), Some(message.as_str()), now),
-                    Outcome::Retry { at, code, message } => (*id, "pending", None, Some(code.as_str()), Some(message.as_str()), *at),
-                    Outcome::Unknown { message } => {
-                        (*id, "unknown", None, Some(FailureCode::UnknownOutcome.as_str()), Some(message.as_str()), now)
-                    }
-                })
-                .collect();
-            let rows = serde_json::to_string(&rows).map_err(Error::internal)?;
-            let sql = format!(
-                "UPDATE messages SET status = v.value ->> 1, provider_message_id = v.value ->> 2, error_code = v.value ->> 3,
-                     error_message = v.value ->> 4, next_attempt_at = v.value ->> 5, lease_owner = NULL, lease_until = NULL,
-                     sent_at = CASE WHEN v.value ->> 1 = 'sent' THEN $2 ELSE messages.sent_at END, updated_at = $2
-                 FROM json_each($1) v WHERE messages.id = v.value ->> 0 AND messages.status = 'sending' AND messages.lease_token = $3{}",
-                if read_back { RETURNING } else { "" }
+            // The outcomes first (a CTE), then `now` twice and the fencing token, as bound.
+            let mut sql = String::with_capacity(512 + chunk.len() * 16);
+            sql.push_str("WITH v (id, status, provider_message_id, error_code, error_message, next_attempt_at) AS (VALUES ");
+            sql.push_str(&sqlite_rows(chunk.len(), 6));
+            sql.push_str(") ");
+            sql.push_str(SET);
+            sql.push_str(
+                ", sent_at = CASE WHEN v.status = 'sent' THEN ? ELSE messages.sent_at END, updated_at = ?
+                 FROM v WHERE messages.id = v.id AND messages.status = 'sending' AND messages.lease_token = ?",
             );
-            let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows).bind(now).bind(token);
+            if read_back {
+                sql.push_str(RETURNING);
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, o) in chunk {
+                q = match o {
+                    Outcome::Sent { provider_id } => {
+                        q.bind(*id).bind("sent").bind(Some(provider_id.as_str())).bind(None::<&str>).bind(None::<&str>).bind(now)
+                    }
+                    Outcome::Failed { code, message } => {
+                        q.bind(*id).bind("failed").bind(None::<&str>).bind(Some(code.as_str())).bind(Some(message.as_str())).bind(now)
+                    }
+                    Outcome::Retry { at, code, message } => {
+                        q.bind(*id).bind("pending").bind(None::<&str>).bind(Some(code.as_str())).bind(Some(message.as_str())).bind(*at)
+                    }
+                    Outcome::Unknown { message } => q
+                        .bind(*id)
+                        .bind("unknown")
+                        .bind(None::<&str>)
+                        .bind(Some(FailureCode::UnknownOutcome.as_str()))
+                        .bind(Some(message.as_str()))
+                        .bind(now),
+                };
+            }
+            let q = q.bind(now).bind(now).bind(token);
             if read_back {
                 let rows = q.try_map(|r| <(i64, i64, bool, String) as sqlx::FromRow<_>>::from_row(&r)).fetch_all(&mut **c).await;
                 (0, rows.map_err(db_err)?)
