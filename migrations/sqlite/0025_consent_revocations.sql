@@ -1,5 +1,5 @@
 -- Claims check a message's consent again only when some contact of its store may have stopped
--- being opted in since the launch (BENCHMARKS.md, "Send engine, cheaper claims and outcomes"):
+-- being opted in since the launch (BENCHMARKS.md, "Send engine: claims and outcomes measured again"):
 -- every such change (opted in → anything else, or an opted-in contact deleted) leaves a row here,
 -- written by these triggers whichever code path made it. A launch notes the highest id at its
 -- start (`campaigns.consent_mark`; it holds the write lock, so every change is either before the
