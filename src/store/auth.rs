@@ -264,6 +264,38 @@ async fn locked_for(db: &Db, column: &'static str, value: &str, limit: i64, now:
     Ok(at.map(|(at,)| at + LOGIN_WINDOW_MS - now))
 }
 
+/// Counts an attempt as failed before its password is checked, in the same statement that checks
+/// both limits, so concurrent attempts cannot all pass a check made before any of them was
+/// counted. Returns the counted row (`None`: a limit is reached). On SQLite the transaction holds
+/// the write lock; on PostgreSQL, whose statements read what was committed when they began, the
+/// account's and the client's advisory locks (in that order, so two attempts never wait on each
+/// other in a cycle) make concurrent attempts on either take turns.
+async fn count_attempt(db: &Db, account: &str, client: &str, now: i64) -> Result<Option<i64>, Error> {
+    let mut tx = db.begin().await?;
+    if let Tx::Pg(c) = &mut tx {
+        for (class, key) in [(1, account), (2, client)] {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))").bind(class).bind(key).execute(&mut **c).await.map_err(db_err)?;
+        }
+    }
+    let id: Option<(i64,)> = on_tx!(&mut tx, |c| sqlx::query_as(
+        "INSERT INTO login_failures (account, client, at) SELECT $1, $2, $3
+         WHERE (SELECT COUNT(*) FROM login_failures WHERE account = $1 AND at > $4) < $5
+           AND (SELECT COUNT(*) FROM login_failures WHERE client = $2 AND at > $4) < $6
+         RETURNING id"
+    )
+    .bind(account)
+    .bind(client)
+    .bind(now)
+    .bind(now - LOGIN_WINDOW_MS)
+    .bind(LOGIN_FAILURES_PER_ACCOUNT)
+    .bind(LOGIN_FAILURES_PER_CLIENT)
+    .fetch_optional(c)
+    .await)
+    .map_err(db_err)?;
+    tx.commit().await?;
+    Ok(id.map(|(id,)| id))
+}
+
 fn too_many_attempts(wait_ms: i64, scope: &str) -> Error {
     let secs = (wait_ms.max(1) + 999) / 1000;
     let minutes = (secs + 59) / 60;
@@ -292,24 +324,37 @@ pub async fn login(
     let email = email.trim().to_lowercase();
     // Typed emails are not kept: the count is keyed by a hash.
     let account = secrets::sha256_hex(&email);
-    if let Some(wait) = locked_for(db, "account", &account, LOGIN_FAILURES_PER_ACCOUNT, now).await? {
-        return Err(too_many_attempts(wait, "account"));
-    }
-    if let Some(wait) = locked_for(db, "client", client, LOGIN_FAILURES_PER_CLIENT, now).await? {
+    let Some(attempt) = count_attempt(db, &account, client, now).await? else {
+        if let Some(wait) = locked_for(db, "account", &account, LOGIN_FAILURES_PER_ACCOUNT, now).await? {
+            return Err(too_many_attempts(wait, "account"));
+        }
+        // The window may have moved on since the count; then a second is soon enough.
+        let wait = locked_for(db, "client", client, LOGIN_FAILURES_PER_CLIENT, now).await?.unwrap_or(1_000);
         return Err(too_many_attempts(wait, "client"));
-    }
+    };
     let user: Option<(i64, i64, String)> = on_db!(db, |p| sqlx::query_as("SELECT id, store_id, password_hash FROM users WHERE email = $1")
         .bind(&email)
         .fetch_optional(p)
         .await)
     .map_err(db_err)?;
-    let permit = tokio::time::timeout(PASSWORD_CHECK_WAIT, guard.checks.clone().acquire_owned())
-        .await
-        .map_err(|_| {
-            Error::new(crate::domain::Kind::Unavailable, "login_busy", "Many log-ins are being checked right now; try again in a moment.")
-                .with_details(serde_json::json!({"retry_after": 1}))
-        })?
-        .map_err(Error::internal)?;
+    let permit = match tokio::time::timeout(PASSWORD_CHECK_WAIT, guard.checks.clone().acquire_owned()).await {
+        Ok(permit) => permit.map_err(Error::internal)?,
+        Err(_) => {
+            // Not checked, so not a failure: the attempt no longer counts.
+            on_db!(db, |p| sqlx::query("DELETE FROM login_failures WHERE id = $1")
+                .bind(attempt)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))
+            .map_err(db_err)?;
+            return Err(Error::new(
+                crate::domain::Kind::Unavailable,
+                "login_busy",
+                "Many log-ins are being checked right now; try again in a moment.",
+            )
+            .with_details(serde_json::json!({"retry_after": 1})));
+        }
+    };
     let (user, hash) = match user {
         Some((id, store, hash)) => (Some((id, store)), Some(hash)),
         None => (None, None),
@@ -323,16 +368,10 @@ pub async fn login(
     .await
     .map_err(Error::internal)?;
     let Some((user_id, store_id)) = user.filter(|_| verified) else {
-        on_db!(db, |p| sqlx::query("INSERT INTO login_failures (account, client, at) VALUES ($1, $2, $3)")
-            .bind(&account)
-            .bind(client)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(db_err)?;
+        // Counted already (`count_attempt`).
         return Ok(None);
     };
+    // The attempt counted above goes with the account's earlier failures.
     on_db!(db, |p| sqlx::query("DELETE FROM login_failures WHERE account = $1").bind(&account).execute(p).await.map(|r| r.rows_affected()))
         .map_err(db_err)?;
     let token = secrets::random_token(40);

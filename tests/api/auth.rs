@@ -249,4 +249,41 @@ async fn admin_creates_stores(b: Backend) {
     assert_error(st, &r, 401, "unauthorized");
 }
 
-dual!(api_key_lifecycle, bad_credentials_are_401, sessions_login_and_logout, admin_creates_stores);
+/// Wrong passwords sent at once, for one account from one address: no more of them get their
+/// password checked (and a 401) than the limit allows, however they interleave; the rest are
+/// refused with 429 before any check. Each round is a fresh account from a fresh address.
+async fn concurrent_failed_logins_stop_at_the_limit(b: Backend) {
+    use smscast::store::auth::{self, LOGIN_FAILURES_PER_ACCOUNT, LoginGuard};
+    let t = TestApp::start(b).await;
+    let db = t.db().clone();
+    // Enough password checks at once for every attempt, so none is turned away as busy.
+    let guard = std::sync::Arc::new(LoginGuard { checks: std::sync::Arc::new(tokio::sync::Semaphore::new(64)) });
+    let now = t.clock_now();
+    for round in 0..6 {
+        let email = format!("rushed{round}@example.test");
+        let client = format!("192.0.2.{round}");
+        let tries = (0..LOGIN_FAILURES_PER_ACCOUNT + 6).map(|i| {
+            let (db, guard, email, client) = (db.clone(), guard.clone(), email.clone(), client.clone());
+            tokio::spawn(async move { auth::login(&db, &guard, &email, &format!("guess-{i}"), &client, now, 60_000).await })
+        });
+        let mut checked = 0;
+        for r in futures_util::future::join_all(tries).await {
+            match r.unwrap() {
+                Ok(None) => checked += 1,
+                Err(e) => assert_eq!(e.code, "too_many_attempts", "round {round}: {e:?}"),
+                Ok(Some(_)) => panic!("round {round}: a wrong password logged in"),
+            }
+        }
+        assert_eq!(checked, LOGIN_FAILURES_PER_ACCOUNT, "round {round}: exactly the limit's worth were checked");
+        let err = auth::login(&db, &guard, &email, "one more", &client, now, 60_000).await.err();
+        assert_eq!(err.map(|e| e.code), Some("too_many_attempts".into()), "round {round}: the account is locked");
+    }
+}
+
+dual!(
+    api_key_lifecycle,
+    bad_credentials_are_401,
+    sessions_login_and_logout,
+    admin_creates_stores,
+    concurrent_failed_logins_stop_at_the_limit,
+);

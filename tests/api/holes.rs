@@ -176,6 +176,58 @@ async fn opt_outs_during_a_send_are_skipped(b: Backend) {
     assert_ledger_balanced(&t, &s, id, 1_000).await;
 }
 
+/// Every way a contact stops being opted in while campaigns send — an import saying `opted_out`,
+/// deleting the contact, the API — skips its messages in each of the store's runs, those launched
+/// before the change and those launched after it (claims check consent only when a contact of the
+/// store changed since the launch). Another store's run is untouched.
+async fn opt_outs_by_any_path_during_a_send_are_skipped(b: Backend) {
+    use smscast::store::queue::{self, Outcome};
+    let t = TestApp::start(b).await;
+    let (s, other) = (t.store("Paths").await, t.store("Untouched").await);
+    seed(&t, &s, 10, 1_000).await;
+    seed(&t, &other, 10, 1_000).await;
+    let send = |key: String, id: i64| {
+        let t = &t;
+        async move {
+            let (st, r) = t.post(&format!("/api/campaigns/{id}/send"), &key, json!({})).await;
+            assert_eq!(st, 202, "{r}");
+        }
+    };
+    let before = campaign(&t, &s, "Before").await;
+    send(s.key.clone(), before).await;
+    let untouched = campaign(&t, &other, "Untouched").await;
+    send(other.key.clone(), untouched).await;
+    let listed = messages(&t, &s.key, before).await;
+    let (phone, deleted, patched) = (
+        listed[0]["phone"].as_str().unwrap().to_string(),
+        listed[1]["contact_id"].as_i64().unwrap(),
+        listed[2]["contact_id"].as_i64().unwrap(),
+    );
+    let (st, r) = t.import_csv(&s.key, &format!("phone,consent\n{phone},opted_out\n")).await;
+    assert_eq!(st, 200, "{r}");
+    let (st, r) = t.delete(&format!("/api/contacts/{deleted}"), &s.key).await;
+    assert!(st.is_success(), "{r}");
+    // A run launched now has only the 8 contacts still opted in; the third opts out after it.
+    let after = campaign(&t, &s, "After").await;
+    send(s.key.clone(), after).await;
+    let (st, r) = t.patch(&format!("/api/contacts/{patched}"), &s.key, json!({"consent": "opted_out"})).await;
+    assert_eq!(st, 200, "{r}");
+    let db = t.db();
+    let cursor = Default::default();
+    while let Some(batch) = queue::claim(db, "w", 4, 60_000, t.clock_now(), &cursor).await.unwrap() {
+        let sent: Vec<_> = batch.messages.iter().map(|m| (m.id, Outcome::Sent { provider_id: format!("p{}", m.id) })).collect();
+        queue::record(db, &batch, &sent, t.clock_now() + 1).await.unwrap();
+    }
+    for (key, id, sent, skipped) in [(&s.key, before, 7, 3), (&s.key, after, 7, 1), (&other.key, untouched, 10, 0)] {
+        let (_, p) = t.get(&format!("/api/campaigns/{id}/progress"), key).await;
+        assert_eq!(
+            (p["status"].as_str(), p["sent"].as_i64(), p["skipped_opted_out"].as_i64()),
+            (Some("sent"), Some(sent), Some(skipped)),
+            "campaign {id}: {p}"
+        );
+    }
+}
+
 /// The answer to a send under an Idempotency-Key is stored with the launch: when storing it
 /// fails, the launch does not happen either, so a replay never finds a started campaign without
 /// its answer (it used to get 409).
@@ -208,6 +260,43 @@ async fn an_idempotent_send_and_its_answer_commit_together(b: Backend) {
     assert_eq!(starts, 1, "{h}");
     let (st, e) = t.post(&format!("/api/campaigns/{id}/send"), &s.key, json!({})).await;
     assert_error(st, &e, 409, "invalid_state");
+}
+
+/// One Idempotency-Key sent with two different campaigns at once: one launch wins and the other is
+/// told the key belongs to another request (409), never a 500, and its campaign stays a draft.
+async fn one_idempotency_key_on_two_campaigns_at_once(b: Backend) {
+    let t = TestApp::start(b).await;
+    let s = t.store("Twins").await;
+    seed(&t, &s, 3, 100_000).await;
+    let send = |id: i64, key: String| {
+        let t = &t;
+        let s = &s;
+        async move {
+            let res = t
+                .client
+                .post(format!("{}/api/campaigns/{id}/send", t.url))
+                .bearer_auth(&s.key)
+                .header("idempotency-key", key)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    };
+    for round in 0..12 {
+        let (a, c) = (campaign(&t, &s, &format!("A{round}")).await, campaign(&t, &s, &format!("C{round}")).await);
+        let key = format!("twin-{round}-{}", smscast::secrets::random_token(10));
+        let (ra, rc) = tokio::join!(send(a, key.clone()), send(c, key.clone()));
+        let ((won, w), (lost, l)) = if ra.0 == 202 { ((a, ra), (c, rc)) } else { ((c, rc), (a, ra)) };
+        assert_eq!(w.0, 202, "round {round}: one launch wins: {w:?} / {l:?}");
+        assert_eq!(w.1["campaign_id"], won, "round {round}");
+        assert_error(l.0, &l.1, 409, "idempotency_key_reused");
+        let (_, c) = t.get(&format!("/api/campaigns/{lost}"), &s.key).await;
+        assert_eq!(c["status"], "draft", "round {round}: the refused campaign did not start: {c}");
+        // A replay of the winner still gets its answer.
+        let again = send(won, key).await;
+        assert_eq!((again.0.as_u16(), &again.1), (202, &w.1), "round {round}");
+    }
 }
 
 /// The provider accepts some batches but answers too late (the client times out): those end
@@ -272,5 +361,7 @@ dual!(
     a_failed_outcome_write_is_retried,
     double_retry_failed_has_one_winner,
     opt_outs_during_a_send_are_skipped,
+    opt_outs_by_any_path_during_a_send_are_skipped,
     an_idempotent_send_and_its_answer_commit_together,
+    one_idempotency_key_on_two_campaigns_at_once,
 );

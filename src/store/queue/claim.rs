@@ -244,6 +244,20 @@ async fn skip_opted_out(tx: &mut Tx<'_>, rows: &[ClaimedRow], now: i64) -> Resul
     Ok(())
 }
 
+/// True when no contact of the campaign's (`$1`) store has stopped being opted in since its launch
+/// took its consent mark (migration 0025), so every claimed recipient is still opted in and the
+/// claim need not look each one up; false (ask each) otherwise, or with no mark. Refers to no
+/// claimed row, so a claim evaluates it once. On PostgreSQL the mark is the launch's snapshot: a
+/// revocation counts unless that snapshot saw its transaction (those before the snapshot's xmin
+/// all did; the index walk starts there).
+const UNCHANGED_PG: &str = "(SELECT c.consent_mark IS NOT NULL AND NOT EXISTS (SELECT 1 FROM consent_revocations r WHERE r.store_id = c.store_id
+        AND r.xact >= pg_snapshot_xmin(CAST(c.consent_mark AS pg_snapshot)) AND NOT pg_visible_in_snapshot(r.xact, CAST(c.consent_mark AS pg_snapshot)))
+    FROM campaigns c WHERE c.id = $1)";
+/// `UNCHANGED_PG` on SQLite, where the mark is the highest revocation id when the launch (holding
+/// the write lock) began.
+const UNCHANGED_SQLITE: &str = "(SELECT c.consent_mark IS NOT NULL AND NOT EXISTS (SELECT 1 FROM consent_revocations r WHERE r.store_id = c.store_id AND r.id > c.consent_mark)
+    FROM campaigns c WHERE c.id = $1)";
+
 /// What a claim asks for: up to `limit` rows due at `now`, leased to `worker` until `until` under
 /// the fencing `token`.
 struct Lease<'a> {
@@ -257,6 +271,9 @@ struct Lease<'a> {
 /// The claim on PostgreSQL: `SKIP LOCKED`, so concurrent claims (any number of processes) take
 /// disjoint rows; `OF m` locks only the message rows (locking the joined campaign row too made a
 /// claim skip every row while another claim or outcome, which both update its counters, held it).
+/// A contact's consent, when it must be asked, is a scalar subquery (one probe of the contact's
+/// primary key per row): as `EXISTS`, the planner hashed every opted-in contact of the table for
+/// each claim (BENCHMARKS.md).
 async fn claim_pg(
     c: &mut sqlx::PgConnection,
     campaign_id: i64,
@@ -271,7 +288,8 @@ async fn claim_pg(
                       WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $5 {hint} AND (c.status = 'sending' OR m.test)
                       ORDER BY m.next_attempt_at, m.id LIMIT $6 FOR UPDATE OF m SKIP LOCKED)
          RETURNING id, store_id, campaign_id, phone, text, first_name, last_name, cost, attempts, test, next_attempt_at,
-                   test OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = messages.contact_id AND k.consent = 'opted_in') AS consented"
+                   CASE WHEN test OR {UNCHANGED_PG} THEN TRUE
+                        ELSE COALESCE((SELECT k.consent = 'opted_in' FROM contacts k WHERE k.id = messages.contact_id), FALSE) END AS consented"
     )))
     .bind(campaign_id)
     .bind(t.worker)
@@ -293,14 +311,15 @@ async fn claim_pg(
 /// `INDEXED BY` pins the partial index of pending rows: with statistics from an `ANALYZE` run at
 /// the wrong moment, SQLite's planner can prefer another index and claims get many times slower.
 async fn claim_sqlite(c: &mut sqlx::SqliteConnection, campaign_id: i64, t: &Lease<'_>) -> Result<Vec<ClaimedRow>, Error> {
-    let page: String = sqlx::query_scalar(
+    let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT json_group_array(json_array(m.id, m.store_id, m.campaign_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts + 1, m.test, m.next_attempt_at,
-                                           m.test OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = m.contact_id AND k.consent = 'opted_in')))
+                                           CASE WHEN m.test OR {UNCHANGED_SQLITE} THEN 1
+                                                ELSE EXISTS (SELECT 1 FROM contacts k WHERE k.id = m.contact_id AND k.consent = 'opted_in') END))
          FROM (SELECT m.id, m.store_id, m.campaign_id, m.contact_id, m.phone, m.text, m.first_name, m.last_name, m.cost, m.attempts, m.test, m.next_attempt_at
                FROM messages m INDEXED BY messages_campaign_ready JOIN campaigns c ON c.id = m.campaign_id
                WHERE m.campaign_id = $1 AND m.status = 'pending' AND m.next_attempt_at <= $2 AND (c.status = 'sending' OR m.test)
-               ORDER BY m.next_attempt_at, m.id LIMIT $3) m",
-    )
+               ORDER BY m.next_attempt_at, m.id LIMIT $3) m"
+    )))
     .bind(campaign_id)
     .bind(t.now)
     .bind(t.limit)

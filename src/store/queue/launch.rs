@@ -3,7 +3,6 @@
 use super::{INSERT_BATCH, Ids};
 use crate::domain::Error;
 use crate::domain::campaign::{Priority, invalid_state};
-use crate::domain::error::code;
 use crate::domain::message::Codes;
 use crate::store::audience;
 use crate::store::campaigns::{self, CampaignRow, Decision, SendSettings, StatusChange};
@@ -110,9 +109,13 @@ async fn start_tx(
     answer: Option<Answer<'_>>,
 ) -> Result<Value, Error> {
     let mut tx = db.begin().await?;
-    let won = on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE campaigns SET status = 'sending', started_at = $3, finished_at = NULL, updated_at = $3 WHERE id = $1 AND store_id = $2 AND status IN ('draft', 'scheduled')"
-    )
+    // The consent mark is taken here, before the audience is read (claims check consent again only
+    // if a contact of the store stopped being opted in after it; migration 0025).
+    let mark = if db.is_postgres() { "pg_current_snapshot()::text" } else { "(SELECT COALESCE(MAX(id), 0) FROM consent_revocations)" };
+    let won = on_tx!(&mut tx, |conn| sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE campaigns SET status = 'sending', started_at = $3, finished_at = NULL, updated_at = $3, consent_mark = {mark}
+         WHERE id = $1 AND store_id = $2 AND status IN ('draft', 'scheduled')"
+    )))
     .bind(id)
     .bind(store.0)
     .bind(now)
@@ -254,7 +257,8 @@ async fn start_tx(
 /// behalf (the API, the web form): a replay answers what the first start answered (202 and its
 /// body). The answer is stored in the launch's own transaction, so there is no moment when the
 /// campaign has started and its answer is missing: a second start under the same key either waits
-/// for the first and finds its answer, or fails with `invalid_state` and then finds it.
+/// for the first and finds its answer, or fails with `invalid_state` and then finds it. The same key
+/// on another campaign is refused (409 `idempotency_key_reused`), even when both race.
 pub async fn start_with_key(
     db: &Db,
     store: StoreId,
@@ -274,7 +278,10 @@ pub async fn start_with_key(
     let answer = key.map(|k| (scope.as_str(), k, &request));
     match (start_tx(db, store, id, actor, "started", settings, now, answer).await, key) {
         (Ok(body), _) => Ok(Stored { status: 202, body }),
-        (Err(e), Some(k)) if e.is(code::INVALID_STATE) => idempotency::lookup(db, &scope, k, &request).await?.ok_or(e),
-        (Err(e), _) => Err(e),
+        // A concurrent request under the same key won: the same send answers what it answered
+        // (this one found the campaign started), another campaign's send is told the key is taken
+        // (this one failed to save its answer on the key's primary key).
+        (Err(e), Some(k)) => idempotency::lookup(db, &scope, k, &request).await?.ok_or(e),
+        (Err(e), None) => Err(e),
     }
 }
