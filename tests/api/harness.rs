@@ -111,7 +111,9 @@ impl TestApp {
             api_key: "test-key".into(),
             traffic_account_id: "test-account".into(),
             bulk_size,
-            timeout: std::time::Duration::from_millis(500),
+            // Long enough that a loaded CI machine does not turn slow batches into unknown outcomes;
+            // the timeout tests hang the simulator for longer (1.5 s and up).
+            timeout: std::time::Duration::from_millis(1_000),
         })
         .expect("mitto client");
         let t = Self::start_with(backend, |cfg| {

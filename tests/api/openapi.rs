@@ -171,8 +171,8 @@ fn document_is_valid_openapi_3_1() {
         for (status, r) in op.responses.as_ref().unwrap_or_else(|| panic!("{at}: no responses")) {
             let r = r.resolve(&spec).unwrap_or_else(|e| panic!("{at} {status}: {e}"));
             for media in r.content.values() {
-                if let Some(oas3::spec::Schema::Object(s)) = &media.schema {
-                    s.resolve(&spec).unwrap_or_else(|e| panic!("{at} {status}: schema: {e}"));
+                if let Some(schema) = &media.schema {
+                    schema.resolve(&spec).unwrap_or_else(|e| panic!("{at} {status}: schema: {e}"));
                 }
             }
         }
@@ -222,8 +222,14 @@ fn document_is_valid_openapi_3_1() {
         }
         // What every operation can answer, by what it takes.
         assert!(has("500"), "{at}: no 500");
-        let security: BTreeSet<&str> =
-            op["security"].as_array().into_iter().flatten().filter_map(Value::as_object).flat_map(|o| o.keys()).map(String::as_str).collect();
+        let security: BTreeSet<&str> = op["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+            .flat_map(|o| o.keys())
+            .map(String::as_str)
+            .collect();
         if security.iter().any(|s| ["api_key", "admin_key", "webhook_secret"].contains(s)) {
             assert!(has("401"), "{at}: authenticated but no 401");
         }
@@ -254,7 +260,10 @@ fn document_is_valid_openapi_3_1() {
             if body["content"].get("application/json").is_some() {
                 assert!(has("400"), "{at}: takes JSON but no 400");
             }
-            assert!(has("413") || path.contains("/reject"), "{at}: takes a body but no 413");
+            // The one exception: the optional reason of a rejection is read as raw bytes, and an
+            // over-limit body there gets axum's own plain-text 413, not the error shape (reported
+            // to the hardening work, which owns body limits).
+            assert!(has("413") || path == "/api/admin/senders/{id}/reject", "{at}: takes a body but no 413");
         }
     }
     assert!(ids.len() >= 70, "{} operations", ids.len());
@@ -389,8 +398,15 @@ async fn answers_match_the_documented_schemas(b: Backend) {
 
     c.call(Method::GET, "/healthz", "/healthz", None, None).await;
     c.call(Method::GET, "/readyz", "/readyz", None, None).await;
-    let (st, created) =
-        c.call(Method::POST, "/api/admin/stores", "/api/admin/stores", Some(admin), Some(json!({"name": "Shop", "email": "shop@example.test"}))).await;
+    let (st, created) = c
+        .call(
+            Method::POST,
+            "/api/admin/stores",
+            "/api/admin/stores",
+            Some(admin),
+            Some(json!({"name": "Shop", "email": "shop@example.test"})),
+        )
+        .await;
     assert_eq!(st, 201, "{created}");
     let (store, key) = (created["store"]["id"].as_i64().unwrap(), created["api_key"].as_str().unwrap().to_string());
     let key = key.as_str();
@@ -429,9 +445,8 @@ async fn answers_match_the_documented_schemas(b: Backend) {
         .await;
     assert_eq!(st, 201, "{seg}");
     c.get("/api/segments", "/api/segments", key).await;
-    let (st, a) = c
-        .call(Method::POST, "/api/sms/analyze", "/api/sms/analyze", Some(key), Some(json!({"text": "Καλημέρα {{first_name}}"})))
-        .await;
+    let (st, a) =
+        c.call(Method::POST, "/api/sms/analyze", "/api/sms/analyze", Some(key), Some(json!({"text": "Καλημέρα {{first_name}}"}))).await;
     assert_eq!(st, 200, "{a}");
 
     // A campaign from preview to report.
@@ -453,6 +468,22 @@ async fn answers_match_the_documented_schemas(b: Backend) {
     t.wait_finished(key, id).await;
     let progress = c.get("/api/campaigns/{id}/progress", &format!("/api/campaigns/{id}/progress"), key).await;
     assert_eq!(progress["sent"], 3, "{progress}");
+    // The check itself refuses what the document does not say: an extra field, a missing one, a
+    // wrong type.
+    let schema = &c.doc["paths"]["/api/campaigns/{id}/progress"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    for (change, want) in
+        [("extra", "field bogus is not documented"), ("missing", "missing required field sent"), ("type", "is not of type")]
+    {
+        let mut bad = progress.clone();
+        match change {
+            "extra" => bad["bogus"] = json!(1),
+            "missing" => drop(bad.as_object_mut().unwrap().remove("sent")),
+            _ => bad["status"] = json!(7),
+        }
+        let mut errs = Vec::new();
+        check(&c.doc, schema, &bad, "answer", &mut errs);
+        assert!(errs.iter().any(|e| e.contains(want)), "{change}: {errs:?}");
+    }
     for tail in ["", "/history", "/report", "/links", "/failures", "/messages", "/retry-failed/preview", "/resend-unknown/preview"] {
         c.get(&format!("/api/campaigns/{{id}}{tail}"), &format!("/api/campaigns/{id}{tail}"), key).await;
     }
@@ -477,9 +508,8 @@ async fn answers_match_the_documented_schemas(b: Backend) {
     }
 
     // Provider webhooks.
-    let hook = |path: &str, body: Value| {
-        t.client.post(format!("{}{path}", t.url)).header("x-webhook-secret", WEBHOOK_SECRET).json(&body).send()
-    };
+    let hook =
+        |path: &str, body: Value| t.client.post(format!("{}{path}", t.url)).header("x-webhook-secret", WEBHOOK_SECRET).json(&body).send();
     let res = hook("/webhooks/mitto/dlr", json!({"messageId": "nobody-knows", "deliveryStatus": "Delivered"})).await.unwrap();
     let st = res.status();
     c.verify("POST", "/webhooks/mitto/dlr", st, &res.json().await.unwrap());

@@ -267,8 +267,7 @@ pub async fn update_segment(
         (status = 204, description = "Deleted."),
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
-        (status = 404, response = crate::http::api::openapi::NotFound),
-        (status = 409, response = crate::http::api::openapi::Conflict)
+        (status = 404, response = crate::http::api::openapi::NotFound)
     )
 )]
 pub async fn delete_segment(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) -> ApiResult<StatusCode> {

@@ -38,7 +38,6 @@ pub async fn get_keywords(State(state): State<Arc<AppState>>, Auth(p): Auth) -> 
         (status = 400, response = crate::http::api::openapi::BadRequest),
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
-        (status = 409, response = crate::http::api::openapi::Conflict),
         (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
         (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)

@@ -258,7 +258,7 @@ pub async fn document() -> impl IntoResponse {
 /// Revokes a store API key (the same as `DELETE /api/keys/{id}`, for clients that cannot send DELETE).
 #[utoipa::path(post, path = "/api/keys/{id}/revoke", tag = "store", operation_id = "revoke_key_post",
     security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "The key's id.")),
-    responses((status = 200, body = api::shapes::KeyJson), (status = 401, response = Unauthorized),
+    responses((status = 200, description = "Revoked.", body = api::shapes::KeyJson), (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 #[allow(dead_code)] // documentation only: the route calls `store::revoke_key`
 fn revoke_key_post() {}
@@ -266,7 +266,7 @@ fn revoke_key_post() {}
 /// Revokes an operator key (the same as `DELETE /api/admin/keys/{id}`).
 #[utoipa::path(post, path = "/api/admin/keys/{id}/revoke", tag = "admin", operation_id = "revoke_admin_key_post",
     security(("admin_key" = [])), params(("id" = i64, Path, description = "The key's id.")),
-    responses((status = 200, body = api::shapes::AdminKeyJson), (status = 401, response = Unauthorized),
+    responses((status = 200, description = "Revoked.", body = api::shapes::AdminKeyJson), (status = 401, response = Unauthorized),
         (status = 404, response = NotFound)))]
 #[allow(dead_code)] // documentation only: the route calls `admin::revoke_admin_key`
 fn revoke_admin_key_post() {}
@@ -276,7 +276,7 @@ fn revoke_admin_key_post() {}
     security(("api_key" = []), ("session" = [])),
     params(("id" = i64, Path, description = "The campaign's id."),
         ("Idempotency-Key" = Option<String>, Header, description = "A replay with the same key answers the first answer and sends nothing.")),
-    responses((status = 202, body = api::shapes::SendResult), (status = 400, response = BadRequest),
+    responses((status = 202, description = "Sending: the messages are queued and their credits held.", body = api::shapes::SendResult), (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized), (status = 402, response = PaymentRequired),
         (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 422, response = Unprocessable)))]
@@ -287,7 +287,7 @@ fn enqueue() {}
 #[utoipa::path(patch, path = "/api/segments/{id}", tag = "segments", operation_id = "patch_segment",
     security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "The segment's id.")),
     request_body = crate::store::segments::SegmentInput,
-    responses((status = 200, body = api::shapes::Segment), (status = 400, response = BadRequest),
+    responses((status = 200, description = "Changed.", body = api::shapes::Segment), (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 404, response = NotFound), (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
@@ -299,7 +299,7 @@ fn patch_segment() {}
 /// without the store's unsubscribe line. (The handler lives with the web pages, which call it.)
 #[utoipa::path(post, path = "/api/sms/analyze", tag = "campaigns", operation_id = "analyze_sms",
     security(("api_key" = []), ("session" = [])), request_body = api::shapes::AnalyzeText,
-    responses((status = 200, body = api::shapes::Analysis), (status = 400, response = BadRequest),
+    responses((status = 200, description = "The analysis.", body = api::shapes::Analysis), (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable)))]
