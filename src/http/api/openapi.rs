@@ -233,6 +233,7 @@ impl Modify for Common {
         patch_segment,
         api::campaigns::delete_segment,
         analyze,
+        audience_preview,
         crate::http::webhooks::mitto_dlr,
         crate::http::inbound::receive,
     )
@@ -305,3 +306,14 @@ fn patch_segment() {}
         (status = 422, response = Unprocessable)))]
 #[allow(dead_code)] // documentation only: the route calls `web::pages::analyze`
 fn analyze() {}
+
+/// The editor's audience box: recipients, exclusions, parts and cost of an audience and text that
+/// are not saved yet, counted as a send would, and the first recipients' exact texts.
+#[utoipa::path(post, path = "/api/audience/preview", tag = "campaigns", operation_id = "audience_preview",
+    security(("api_key" = []), ("session" = [])), request_body = api::shapes::AudiencePreviewRequest,
+    responses((status = 200, description = "The count and the samples.", body = api::shapes::AudiencePreview),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable)))]
+#[allow(dead_code)] // documentation only: the route calls `web::editor::audience`
+fn audience_preview() {}

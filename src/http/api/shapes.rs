@@ -509,6 +509,43 @@ pub struct SegmentList {
     pub items: Vec<Segment>,
 }
 
+/// An audience and text to count (`POST /api/audience/preview`).
+#[derive(ToSchema)]
+pub struct AudiencePreviewRequest {
+    pub audience: crate::domain::campaign::Audience,
+    /// Empty: the audience is counted without parts, cost or samples.
+    pub message: Option<String>,
+    pub discount_code: Option<String>,
+    pub greek_gsm: Option<bool>,
+}
+
+/// One recipient's exact text in the editor's audience box.
+#[derive(ToSchema)]
+pub struct AudienceSample {
+    pub contact_id: i64,
+    pub name: String,
+    pub phone: String,
+    pub text: String,
+    pub encoding: String,
+    pub segments: i64,
+    pub cost: i64,
+}
+
+/// The editor's audience box.
+#[derive(ToSchema)]
+pub struct AudiencePreview {
+    pub recipients: i64,
+    /// Contacts left out, by reason.
+    pub excluded: crate::store::campaigns::Excluded,
+    /// Recipients whose text would be longer than a message may be.
+    pub too_long: i64,
+    /// Null until the text is written.
+    pub segments: Option<i64>,
+    /// Null until the text is written.
+    pub estimated_cost: Option<i64>,
+    pub samples: Vec<AudienceSample>,
+}
+
 /// A text to analyse (`POST /api/sms/analyze`).
 #[derive(ToSchema)]
 pub struct AnalyzeText {
