@@ -582,6 +582,10 @@ pub struct Analysis {
     pub with_footer: TextInfo,
     /// Null when the text has no Greek letters.
     pub greek_gsm: Option<GreekAlternative>,
+    /// Links in the text: each is sent as a tracked short link.
+    pub links: i64,
+    /// The length of one tracked short link, as the counts above take it.
+    pub short_link_chars: i64,
 }
 
 /// Delivery reports taken in.
