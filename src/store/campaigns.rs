@@ -14,7 +14,8 @@ use crate::domain::{Error, tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// `Default` is an unsaved draft with no id, for counting one as a send would (the editor's box).
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct CampaignRow {
     pub id: i64,
     pub store_id: i64,

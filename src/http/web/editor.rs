@@ -52,38 +52,15 @@ pub async fn audience_preview(state: &AppState, store: StoreId, req: AudienceReq
     let written = !req.message.trim().is_empty();
     let discount = Some(req.discount_code.trim().to_string()).filter(|d| !d.is_empty());
     let row = CampaignRow {
-        id: 0,
         store_id: store.0,
-        name: String::new(),
         message: if written { req.message.replace("\r\n", "\n") } else { ".".into() },
         audience,
         priority: Priority::Normal.as_str().into(),
-        schedule_at: None,
-        sender: None,
         discount_code: discount,
         greek_gsm: req.greek_gsm,
         status: "draft".into(),
-        total: 0,
-        pending: 0,
-        sending: 0,
-        sent: 0,
-        failed: 0,
-        cancelled: 0,
-        unknown: 0,
-        skipped_opted_out: 0,
-        delivered: 0,
-        undelivered: 0,
-        unsubscribed: 0,
-        clicks: 0,
-        unique_clicks: 0,
         track_links: true,
-        hold_id: None,
-        launch_language: None,
-        launch_public_url: None,
-        started_at: None,
-        finished_at: None,
-        created_at: 0,
-        updated_at: 0,
+        ..CampaignRow::default()
     };
     let mut samples = Vec::new();
     let tally = campaigns::tally(&state.db, store, &row, &store_row.language, &state.settings.send, |m, text, info, cost| {
