@@ -410,7 +410,7 @@ pub const STORE_QUEUE_SQL: [&str; 3] = [
 ];
 
 /// The operator's figures: the same over every store's campaigns (`$1 = $1` stands in for the
-/// store), and throughput from the sent-at index (every store's sends of the last five minutes).
+/// store), and throughput from every store's charges of the last five minutes.
 const ALL_QUEUE_SQL: [&str; 3] = [
     "SELECT priority, CAST(SUM(pending) AS BIGINT), CAST(SUM(sending) AS BIGINT), CAST(SUM(sent) AS BIGINT), CAST(SUM(failed) AS BIGINT),
             CAST(SUM(cancelled) AS BIGINT), CAST(SUM(unknown) AS BIGINT)
@@ -419,8 +419,8 @@ const ALL_QUEUE_SQL: [&str; 3] = [
             (SELECT COUNT(*) FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending' AND m.next_attempt_at > $2),
             (SELECT MIN(m.next_attempt_at) FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending')
      FROM campaigns c WHERE $1 = $1 AND c.pending > 0",
-    "SELECT (SELECT COUNT(*) FROM messages WHERE status = 'sent' AND sent_at > $2 - 60000 AND $1 = $1),
-            (SELECT COUNT(*) FROM messages WHERE status = 'sent' AND sent_at > $2 - 300000)",
+    "SELECT CAST(SUM(CASE WHEN created_at > $2 - 60000 THEN messages ELSE 0 END) AS BIGINT), CAST(SUM(messages) AS BIGINT)
+     FROM transfers WHERE $1 = $1 AND kind = 'charge' AND created_at > $2 - 300000",
 ];
 
 /// Queue statistics, across all stores (`store = None`, with worker hosts) or for one store.
