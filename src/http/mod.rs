@@ -164,10 +164,18 @@ async fn body_limit(req: Request, next: Next) -> Response {
     use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
     let announced = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let has_body = announced.is_some_and(|n| n > 0) || req.headers().contains_key(TRANSFER_ENCODING);
-    let mut res = match (announced, body_limit_of(req.uri().path())) {
+    let limit = body_limit_of(req.uri().path());
+    let mut res = match (announced, limit) {
         (Some(n), Some(max)) if n > max as u64 => error::error_response(body_too_large(max)),
         _ => next.run(req).await,
     };
+    // A streamed body cut by an extractor that answers for itself (`Bytes`: plain text).
+    if let Some(max) = limit
+        && res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        && res.headers().get(axum::http::header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
+    {
+        res = error::error_response(body_too_large(max));
+    }
     if has_body && (res.status().is_client_error() || res.status().is_server_error()) {
         res.headers_mut().insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
     }

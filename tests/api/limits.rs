@@ -247,6 +247,10 @@ async fn bodies_over_the_limit_get_413_on_every_route(b: Backend) {
         assert_error(st, &e, 413, "payload_too_large");
         assert_eq!(e["details"]["max_bytes"], MAX_BODY, "{path}");
     }
+    // A route that reads its body as bytes (an optional JSON reason) is cut the same way.
+    let (st, e) = t.raw_post("/api/admin/senders/1/reject", &t.admin_key, "application/json", None, big_json.as_bytes()).await;
+    assert_error(st, &e, 413, "payload_too_large");
+    assert_eq!(e["details"]["max_bytes"], MAX_BODY, "{e}");
     let after = (list_all(&t, &s.key, "", 500).await, t.get(&format!("/api/campaigns/{id}"), &s.key).await.1);
     assert_eq!(after, before, "nothing changed");
     // Under the limit, the same routes work as ever.
