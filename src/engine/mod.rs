@@ -460,7 +460,7 @@ impl Engine {
                     .collect();
                 (out, retry_after.unwrap_or(Duration::ZERO))
             }
-            Err(BatchError::Unknown { message }) => {
+            Err(BatchError::Unknown { message, .. }) => {
                 // The provider may have the messages: held out of every retry path, not charged.
                 tracing::warn!(campaign = batch.campaign_id, %message, "provider outcome unknown; the batch is not resent");
                 let out = batch.messages.iter().map(|m| (m.id, Outcome::Unknown { message: message.clone() })).collect();

@@ -206,7 +206,7 @@ impl MittoClient {
         let body = match resp.bytes().await {
             Ok(body) => body,
             // A 2xx whose body was lost: the messages may well be accepted.
-            Err(e) if status.is_success() => return Err(BatchError::Unknown { message: error_chain(&e) }),
+            Err(e) if status.is_success() => return Err(BatchError::Unknown { message: error_chain(&e), timed_out: e.is_timeout() }),
             Err(_) => Default::default(),
         };
         if !status.is_success() {
@@ -313,7 +313,7 @@ struct ErrorBody {
 /// results, or echoing a reference that is not the one sent at that position — makes the whole
 /// batch `BatchError::Unknown`: Mitto may have accepted any of it, so none of it is sent again.
 fn map_bulk_response(batch: &[OutboundSms], body: &[u8]) -> Result<Vec<SubmitOutcome>, BatchError> {
-    let unknown = |why: String| BatchError::Unknown { message: format!("unmatchable 2xx answer from mitto: {why}") };
+    let unknown = |why: String| BatchError::Unknown { message: format!("unmatchable 2xx answer from mitto: {why}"), timed_out: false };
     let parsed: BulkResponse = serde_json::from_slice(body).map_err(|e| unknown(format!("{e}; body: {}", snippet(body))))?;
     let Some(items) = parsed.messages else {
         return Err(unknown(format!("no messages array; body: {}", snippet(body))));
@@ -361,7 +361,7 @@ fn map_reqwest_error(e: reqwest::Error) -> BatchError {
     }
     // A response timeout, a reset or a truncated answer after the request
     // was (perhaps) written: the provider may have accepted it.
-    BatchError::Unknown { message: error_chain(&e) }
+    BatchError::Unknown { message: error_chain(&e), timed_out: e.is_timeout() }
 }
 
 /// reqwest's Display omits the cause ("error sending request"); the chain
@@ -566,11 +566,11 @@ mod tests {
         let (sim, url) = start(SimulatorConfig { timeout_rate: 1.0, timeout_hang_ms: 2000, ..Default::default() }).await;
         let c = client(&url, "key", Duration::from_millis(200));
         let r = c.send_batch(&[sms("a", "+306912345678")]).await;
-        assert!(matches!(r, Err(BatchError::Unknown { .. })), "{r:?}");
+        assert!(matches!(r, Err(BatchError::Unknown { timed_out: true, .. })), "{r:?}");
         assert_eq!(sim.stats(), Stats::default());
         sim.set_config(SimulatorConfig { accept_then_timeout_rate: 1.0, timeout_hang_ms: 2000, ..Default::default() });
         let r = c.send_batch(&[sms("b", "+306912345678")]).await;
-        assert!(matches!(r, Err(BatchError::Unknown { .. })), "{r:?}");
+        assert!(matches!(r, Err(BatchError::Unknown { timed_out: true, .. })), "{r:?}");
         assert_eq!(sim.stats().accepted, 1, "accepted, though the client never heard");
     }
 

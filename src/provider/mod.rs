@@ -65,7 +65,12 @@ pub enum BatchError {
     /// messages may have been accepted: never retried automatically, never
     /// charged (DESIGN.md §4).
     #[error("provider outcome unknown: {message}")]
-    Unknown { message: String },
+    Unknown {
+        message: String,
+        /// No answer in time (the HTTP client's timeout), rather than a broken connection or an
+        /// answer that could not be matched: only the metrics' error class tells them apart.
+        timed_out: bool,
+    },
 }
 
 /// Only failures where the request certainly did not reach the provider, or
