@@ -221,6 +221,11 @@
       document.getElementById('stat-available').textContent = fmt(w.available);
       document.getElementById('stat-held').textContent = fmt(w.held);
     });
+    source.addEventListener('totals', function (ev) {
+      var t = JSON.parse(ev.data);
+      document.getElementById('stat-today').textContent = fmt(t.sent_today);
+      document.getElementById('stat-month').textContent = fmt(t.sent_month);
+    });
     source.addEventListener('campaigns', function (ev) {
       if (!rows) return;
       JSON.parse(ev.data).forEach(function (c) { rows.status(c.id, c.status); });

@@ -45,6 +45,8 @@ struct Dashboard {
     wallet: Option<Value>,
     campaigns: Option<Value>,
     queue: Option<Value>,
+    /// Sent today and this month, in the store's time zone.
+    totals: Option<Value>,
 }
 
 /// One store's live streams on this node, fed by one poller.
@@ -198,7 +200,15 @@ async fn poll_store(state: Arc<AppState>, store: i64) {
         if dashboard && (fresh || tick % DASHBOARD_EVERY == 0) {
             let mut next = with_feed(&state, store, |f| f.dashboard.borrow().clone()).unwrap_or_default();
             if let Ok(w) = crate::store::ledger::wallet(&state.db, sid).await {
-                next.wallet = Some(json!(w));
+                let w = json!(w);
+                // Every charge moves the wallet, so the totals are read again when it moved (and
+                // now and then, for the store's midnight).
+                if (fresh || tick % QUEUE_EVERY == 0 || next.wallet.as_ref() != Some(&w))
+                    && let Ok(t) = send_totals(&state, sid).await
+                {
+                    next.totals = Some(t);
+                }
+                next.wallet = Some(w);
             }
             let recent = campaigns::CampaignFilter { status: None, limit: Some(50), cursor: None };
             if let Ok(c) = campaigns::list(&state.db, sid, recent).await {
@@ -224,6 +234,14 @@ async fn poll_store(state: Arc<AppState>, store: i64) {
             }
         }
     }
+}
+
+/// The dashboard's "sent today" and "sent this month", from the store's midnights.
+async fn send_totals(state: &AppState, sid: crate::store::StoreId) -> Result<Value, crate::domain::Error> {
+    let store = crate::store::stores::get(&state.db, sid).await?;
+    let (day, month) = crate::http::web::tz::Zone::named(&store.timezone).day_and_month_start(state.clock.now_ms());
+    let t = crate::store::web::send_totals(&state.db, sid, day, month).await?;
+    Ok(json!({"sent_today": t.sent_today, "sent_month": t.sent_month}))
 }
 
 fn with_feed<T>(state: &AppState, store: i64, f: impl FnOnce(&mut Feed) -> T) -> Option<T> {
@@ -387,7 +405,7 @@ pub async fn campaign_events(
     summary = "The store's dashboard, live",
     security(("api_key" = []), ("session" = [])),
     responses(
-        (status = 200, description = "A stream of `wallet`, `campaigns` and `queue` events, each carrying the new value as JSON.", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "A stream of `wallet`, `campaigns`, `queue` and `totals` (`sent_today`, `sent_month`) events, each carrying the new value as JSON.", body = String, content_type = "text/event-stream"),
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 429, response = crate::http::api::openapi::TooManyRequests)
     )
@@ -417,6 +435,7 @@ pub async fn store_events(
                     ("wallet", &now.wallet, &mut seen.wallet),
                     ("campaigns", &now.campaigns, &mut seen.campaigns),
                     ("queue", &now.queue, &mut seen.queue),
+                    ("totals", &now.totals, &mut seen.totals),
                 ] {
                     if let Some(v) = new
                         && old.as_ref() != Some(v)
