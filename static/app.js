@@ -25,9 +25,9 @@
     return m ? m + ' min ' + s + ' s' : s + ' s';
   }
 
-  function postJson(url, body) {
+  function postJson(url, body, signal) {
     return fetch(url, {
-      method: 'POST', credentials: 'same-origin',
+      method: 'POST', credentials: 'same-origin', signal: signal,
       headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
       body: JSON.stringify(body)
     }).then(function (r) { return r.json(); });
@@ -245,7 +245,7 @@
     var greekBox = document.getElementById('greek_gsm');
     var discount = document.getElementById('discount_code');
     var form = document.getElementById('editor');
-    var last = null, timer = null, seq = 0, audTimer = null, audSeq = 0;
+    var last = null, timer = null, seq = 0, audTimer = null, audSeq = 0, audAbort = null;
 
     // The counter shows the text as it goes out: in Greek capitals when that option is on.
     function counter() {
@@ -300,9 +300,13 @@
     function audience() {
       var mine = ++audSeq;
       box.dataset.ready = '0';
+      // A count still running for an older text is dropped: on a big store each one walks the
+      // whole audience, and the server drops the work when its connection closes.
+      if (audAbort) audAbort.abort();
+      audAbort = window.AbortController ? new AbortController() : null;
       postJson(area.dataset.audience, {
         audience: audienceOf(), message: area.value, discount_code: discount.value, greek_gsm: greekBox.checked
-      }).then(function (r) {
+      }, audAbort && audAbort.signal).then(function (r) {
         if (mine !== audSeq || !r) return;
         var err = document.getElementById('aud-error');
         err.hidden = r.ok !== false;
