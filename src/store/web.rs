@@ -24,8 +24,9 @@ pub fn day_and_month_start(now: i64) -> (i64, i64) {
 
 /// Sent today and this month (from `day` and `month`, the store's local midnights) are the
 /// messages of the store's charges: one charge per accepted batch, carrying its message count,
-/// read through the store's own transfers — not every store's sent messages of the month. (A message confirmed by a late delivery report after its
-/// hold closed, and which the wallet could no longer cover, is not charged and so not counted.)
+/// read through the store's own transfers — not every store's sent messages of the month. (A
+/// message confirmed by a late delivery report after its hold closed, and which the wallet could
+/// no longer cover, is not charged and so not counted.)
 /// The totals come from the campaigns' counters.
 pub async fn send_totals(db: &Db, store: StoreId, day: i64, month: i64) -> Result<SendTotals, Error> {
     let (today, this_month): (Option<i64>, Option<i64>) = on_db!(db, |p| sqlx::query_as(
