@@ -225,6 +225,13 @@
       var t = JSON.parse(ev.data);
       document.getElementById('stat-today').textContent = fmt(t.sent_today);
       document.getElementById('stat-month').textContent = fmt(t.sent_month);
+      // As the page renders it: no rate until some report has arrived (0 % would be a lie).
+      if (t.delivered_all > 0 && t.sent_all > 0) {
+        var rate = document.getElementById('stat-delivery');
+        rate.textContent = dec1(t.delivered_all * 100 / t.sent_all) + ' %';
+        rate.classList.remove('muted');
+        document.getElementById('stat-delivery-none').hidden = true;
+      }
     });
     source.addEventListener('campaigns', function (ev) {
       if (!rows) return;

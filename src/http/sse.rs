@@ -236,12 +236,13 @@ async fn poll_store(state: Arc<AppState>, store: i64) {
     }
 }
 
-/// The dashboard's "sent today" and "sent this month", from the store's midnights.
+/// The dashboard's "sent today" and "sent this month" (from the store's midnights), and all its
+/// sent and delivered messages (its delivery rate).
 async fn send_totals(state: &AppState, sid: crate::store::StoreId) -> Result<Value, crate::domain::Error> {
     let store = crate::store::stores::get(&state.db, sid).await?;
     let (day, month) = crate::http::web::tz::Zone::named(&store.timezone).day_and_month_start(state.clock.now_ms());
     let t = crate::store::web::send_totals(&state.db, sid, day, month).await?;
-    Ok(json!({"sent_today": t.sent_today, "sent_month": t.sent_month}))
+    Ok(json!({"sent_today": t.sent_today, "sent_month": t.sent_month, "sent_all": t.sent_all, "delivered_all": t.delivered_all}))
 }
 
 fn with_feed<T>(state: &AppState, store: i64, f: impl FnOnce(&mut Feed) -> T) -> Option<T> {
@@ -405,7 +406,7 @@ pub async fn campaign_events(
     summary = "The store's dashboard, live",
     security(("api_key" = []), ("session" = [])),
     responses(
-        (status = 200, description = "A stream of `wallet`, `campaigns`, `queue` and `totals` (`sent_today`, `sent_month`) events, each carrying the new value as JSON.", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "A stream of `wallet`, `campaigns`, `queue` and `totals` (`sent_today`, `sent_month`, `sent_all`, `delivered_all`) events, each carrying the new value as JSON.", body = String, content_type = "text/event-stream"),
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 429, response = crate::http::api::openapi::TooManyRequests)
     )

@@ -89,7 +89,7 @@ async fn dashboard_events_show_the_wallet(b: Backend) {
     let wallet = events.iter().find(|e| e.event == "wallet").expect("a wallet event");
     assert_eq!(wallet.data, json!({"balance": 0, "held": 0, "available": 0}));
     let totals = events.iter().find(|e| e.event == "totals").expect("a totals event");
-    assert_eq!(totals.data, json!({"sent_today": 0, "sent_month": 0}));
+    assert_eq!(totals.data, json!({"sent_today": 0, "sent_month": 0, "sent_all": 0, "delivered_all": 0}));
     let (st, e) = t.call(reqwest::Method::GET, "/api/events", None, None).await;
     assert_error(st, &e, 401, "unauthorized");
 }

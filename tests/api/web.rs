@@ -1037,13 +1037,22 @@ async fn send_totals_equal_the_sent_messages(b: Backend) {
 
 dual!(send_totals_equal_the_sent_messages);
 
-/// The dashboard's "sent today" and "sent this month" follow a send as it goes, without a reload.
+/// The dashboard's "sent today", "sent this month" and delivery rate follow a send as it goes,
+/// without a reload.
 async fn dashboard_totals_follow_a_send(b: Backend) {
-    let (t, _sim) = TestApp::start_sending(b, SimulatorConfig::default(), 7, 1).await;
+    let (t, sim) = TestApp::start_sending(b, SimulatorConfig::default(), 7, 1).await;
+    sim.set_config(SimulatorConfig {
+        dlr_url: Some(format!("{}/webhooks/mitto/dlr", t.url)),
+        dlr_secret: Some(WEBHOOK_SECRET.into()),
+        ..SimulatorConfig::default()
+    });
     let s = t.store("Live Totals").await;
     seed(&t, &s, 25, 1_000).await;
     let br = store_browser(&t, &s, &format!("live-totals-{b:?}")).await;
     assert_eq!((number(&br.text("#stat-today").await), number(&br.text("#stat-month").await)), (0, 0));
+    let hint_shown = "return !document.getElementById('stat-delivery-none').hidden";
+    assert_eq!(br.text("#stat-delivery").await, "—");
+    assert_eq!(br.js(hint_shown, json!([])).await, json!(true), "no reports yet, and the card says so");
     br.js("window.sameDocument = true", json!([])).await;
     let zone = smscast::http::web::tz::Zone::named("Europe/Athens");
     let day_of_send = zone.date(t.clock_now());
@@ -1053,6 +1062,8 @@ async fn dashboard_totals_follow_a_send(b: Backend) {
     t.wait_finished(&s.key, id).await;
     br.wait_for("return document.getElementById('stat-month').textContent === '25' && window.sameDocument", "this month's sends, live")
         .await;
+    br.wait_for("return document.getElementById('stat-delivery').textContent === '100.0 %' && window.sameDocument", "the rate, live").await;
+    assert_eq!(br.js(hint_shown, json!([])).await, json!(false));
     // Today's count is this month's unless the store's midnight passed during the send.
     if zone.date(t.clock_now()) == day_of_send {
         assert_eq!(number(&br.text("#stat-today").await), 25);
