@@ -153,6 +153,21 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
         queue_ms.push(at.elapsed().as_secs_f64() * 1000.0);
     }
     queue_ms.sort_by(f64::total_cmp);
+    // The dashboard's sent today and this month (the store's charges) and the operator's queue
+    // figures (every store's campaigns and charges): neither reads the message table either.
+    let (mut totals_ms, mut operator_ms) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let now = SystemClock.now_ms();
+        let (day, month) = crate::store::web::day_and_month_start(now);
+        let at = Instant::now();
+        crate::store::web::send_totals(&db, stores[0].0, day, month).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        totals_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+        let at = Instant::now();
+        crate::store::operations::queue(&db, None, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        operator_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    totals_ms.sort_by(f64::total_cmp);
+    operator_ms.sort_by(f64::total_cmp);
     let table: i64 = on_db!(&db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(p).await).context("count messages")?;
     running.stop().await;
     let _ = simulator.kill().await;
@@ -182,6 +197,12 @@ pub async fn run(args: BenchSseArgs) -> anyhow::Result<()> {
         percentile(&queue_ms, 50.0),
         queue_ms.last().copied().unwrap_or(f64::NAN)
     );
+    for (what, v) in [
+        ("dashboard totals:  a store's sent today and this month", &totals_ms),
+        ("operator queue:    every store's queue figures", &operator_ms),
+    ] {
+        println!("{what}, in process: p50 {:.2} ms, max {:.2} ms (20 calls)", percentile(v, 50.0), v.last().copied().unwrap_or(f64::NAN));
+    }
     println!(
         "events received:   {} ({} progress, {} status; per client {}–{}; {} not matched to a sample), not counting the status each client gets on connecting",
         result["events"],
