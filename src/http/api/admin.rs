@@ -59,11 +59,9 @@ pub struct Weight {
     request_body = Weight,
     responses(
         (status = 200, description = "OK", body = crate::http::api::shapes::WeightJson),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 404, response = crate::http::api::openapi::NotFound),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -97,11 +95,9 @@ pub struct NewStore {
     request_body = NewStore,
     responses(
         (status = 201, description = "Created; the password and the API key are in this answer only.", body = crate::http::api::shapes::CreatedStore),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]

@@ -22,12 +22,10 @@ use std::sync::Arc;
     request_body = CampaignInput,
     responses(
         (status = 201, description = "Created.", body = crate::http::api::shapes::Campaign),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -69,13 +67,11 @@ pub async fn get(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) 
     request_body = CampaignInput,
     responses(
         (status = 200, description = "OK", body = crate::http::api::shapes::Campaign),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 404, response = crate::http::api::openapi::NotFound),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -174,12 +170,10 @@ pub async fn history(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): 
     request_body = SegmentInput,
     responses(
         (status = 201, description = "Created.", body = crate::http::api::shapes::Segment),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -236,13 +230,11 @@ pub async fn get_segment(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(i
     request_body = SegmentInput,
     responses(
         (status = 200, description = "OK", body = crate::http::api::shapes::Segment),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 404, response = crate::http::api::openapi::NotFound),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -362,13 +354,11 @@ pub async fn list_messages(
     request_body = queue::TestSend,
     responses(
         (status = 202, description = "Queued.", body = crate::http::api::shapes::TestSendResult),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 402, response = crate::http::api::openapi::PaymentRequired),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 404, response = crate::http::api::openapi::NotFound),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable),
         (status = 429, response = crate::http::api::openapi::TooManyRequests)
     )
@@ -562,14 +552,12 @@ pub struct ResendUnknown {
     request_body = ResendUnknown,
     responses(
         (status = 202, description = "Queued again.", body = crate::http::api::shapes::RequeueResult),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 402, response = crate::http::api::openapi::PaymentRequired),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 404, response = crate::http::api::openapi::NotFound),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]

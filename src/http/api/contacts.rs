@@ -31,12 +31,10 @@ pub async fn country(state: &AppState, store: StoreId) -> Result<phonenumber::co
     request_body = NewContact,
     responses(
         (status = 201, description = "Created.", body = ContactJson),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -78,13 +76,11 @@ pub async fn get(State(state): State<Arc<AppState>>, Auth(p): Auth, Id(id): Id) 
     request_body = ContactPatch,
     responses(
         (status = 200, description = "OK", body = ContactJson),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
         (status = 404, response = crate::http::api::openapi::NotFound),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -150,11 +146,9 @@ pub async fn list(
     request_body = BulkTags,
     responses(
         (status = 200, description = "OK", body = crate::http::api::shapes::BulkTagsResult),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -223,11 +217,9 @@ async fn spool_chunk(out: &mut BufWriter<tokio::fs::File>, total: &mut u64, limi
     request_body(description = "The CSV file, as the raw body or as a multipart file field (named `file`, or any field with a file name). Columns: phone (required), first_name, last_name, email, tags, consent.", content(("text/csv"), ("multipart/form-data"))),
     responses(
         (status = 200, description = "OK", body = ImportReport),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable),
         (status = 429, response = crate::http::api::openapi::TooManyRequests)
     )

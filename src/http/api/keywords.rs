@@ -35,11 +35,9 @@ pub async fn get_keywords(State(state): State<Arc<AppState>>, Auth(p): Auth) -> 
     request_body = crate::store::optout::KeywordsInput,
     responses(
         (status = 200, description = "OK", body = crate::http::api::shapes::Keywords),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]

@@ -78,6 +78,18 @@ pub struct Unavailable(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct Internal(pub ErrorBody);
 
+/// The refusals of every route that reads a JSON body: malformed (400), too large (413), not JSON
+/// (415). One name for the three, so no route lists them again.
+#[derive(utoipa::IntoResponses)]
+pub enum BodyErrors {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 413)]
+    PayloadTooLarge(#[ref_response] PayloadTooLarge),
+    #[response(status = 415)]
+    UnsupportedMediaType(#[ref_response] UnsupportedMediaType),
+}
+
 /// Security schemes and the 500 answer every operation can give (a database failure or a caught
 /// panic), added in one place instead of in every annotation.
 struct Common;
@@ -288,10 +300,9 @@ fn enqueue() {}
 #[utoipa::path(patch, path = "/api/segments/{id}", tag = "segments", operation_id = "patch_segment",
     security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "The segment's id.")),
     request_body = crate::store::segments::SegmentInput,
-    responses((status = 200, description = "Changed.", body = api::shapes::Segment), (status = 400, response = BadRequest),
+    responses((status = 200, description = "Changed.", body = api::shapes::Segment), BodyErrors,
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 404, response = NotFound), (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable)))]
 #[allow(dead_code)] // documentation only: the route calls `campaigns::update_segment`
 fn patch_segment() {}
@@ -300,9 +311,8 @@ fn patch_segment() {}
 /// without the store's unsubscribe line. (The handler lives with the web pages, which call it.)
 #[utoipa::path(post, path = "/api/sms/analyze", tag = "campaigns", operation_id = "analyze_sms",
     security(("api_key" = []), ("session" = [])), request_body = api::shapes::AnalyzeText,
-    responses((status = 200, description = "The analysis.", body = api::shapes::Analysis), (status = 400, response = BadRequest),
+    responses((status = 200, description = "The analysis.", body = api::shapes::Analysis), BodyErrors,
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable)))]
 #[allow(dead_code)] // documentation only: the route calls `web::pages::analyze`
 fn analyze() {}
@@ -312,8 +322,7 @@ fn analyze() {}
 #[utoipa::path(post, path = "/api/audience/preview", tag = "campaigns", operation_id = "audience_preview",
     security(("api_key" = []), ("session" = [])), request_body = api::shapes::AudiencePreviewRequest,
     responses((status = 200, description = "The count and the samples.", body = api::shapes::AudiencePreview),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable)))]
+        BodyErrors, (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 422, response = Unprocessable)))]
 #[allow(dead_code)] // documentation only: the route calls `web::editor::audience`
 fn audience_preview() {}

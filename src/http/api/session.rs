@@ -31,10 +31,8 @@ pub struct Login {
     request_body = Login,
     responses(
         (status = 200, description = "Logged in; the session is in the `smscast_session` cookie (Set-Cookie).", body = crate::http::api::shapes::LoginOk),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable),
         (status = 429, response = crate::http::api::openapi::TooManyRequests),
         (status = 503, response = crate::http::api::openapi::Unavailable)

@@ -48,11 +48,9 @@ pub async fn get_store(State(state): State<Arc<AppState>>, Auth(p): Auth) -> Api
     request_body = crate::store::stores::StorePatch,
     responses(
         (status = 200, description = "OK", body = crate::store::stores::StoreJson),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -106,11 +104,9 @@ pub struct NewKey {
     request_body = NewKey,
     responses(
         (status = 201, description = "Created; the secret is in this answer only.", body = crate::http::api::shapes::CreatedKey),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 403, response = crate::http::api::openapi::Forbidden),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable),
         (status = 429, response = crate::http::api::openapi::TooManyRequests)
     )

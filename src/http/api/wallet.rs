@@ -75,12 +75,10 @@ pub struct TopUp {
     request_body = TopUp,
     responses(
         (status = 201, description = "Credited (or the first answer under this Idempotency-Key).", body = crate::http::api::shapes::TopUpResult),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
         (status = 404, response = crate::http::api::openapi::NotFound),
         (status = 409, response = crate::http::api::openapi::Conflict),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
@@ -182,10 +180,8 @@ pub fn check_rate_key(key: &str) -> Result<(), Error> {
     request_body = RateLimit,
     responses(
         (status = 200, description = "OK", body = crate::http::api::shapes::RateLimitJson),
-        (status = 400, response = crate::http::api::openapi::BadRequest),
+        crate::http::api::openapi::BodyErrors,
         (status = 401, response = crate::http::api::openapi::Unauthorized),
-        (status = 413, response = crate::http::api::openapi::PayloadTooLarge),
-        (status = 415, response = crate::http::api::openapi::UnsupportedMediaType),
         (status = 422, response = crate::http::api::openapi::Unprocessable)
     )
 )]
